@@ -1,0 +1,1 @@
+"""Experiments: one module each, runnable as ``corecast run NAME``."""

@@ -1,0 +1,1 @@
+"""Programs that run inside emulated hosts: ``python -m nodes.NAME --config FILE``."""

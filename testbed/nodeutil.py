@@ -1,0 +1,112 @@
+"""Small helpers every node program (``python -m nodes.NAME --config FILE``) shares.
+
+A node reads one JSON config written by the testbed, sets up logging to stderr
+(the testbed sends it to ``logs/NAME.log``), writes its ``ready_file`` once its
+sockets are bound, stops on SIGTERM/SIGINT, and writes its counters to its
+``status_file`` (periodically and at exit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A node or topology configuration is invalid; the message is one line for the user."""
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` via a temp file and rename (readers never see half a file)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2, sort_keys=True, default=str)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load_json_config(path: str) -> dict:
+    """Read a node's JSON config; raise ConfigError with a one-line reason."""
+    try:
+        with open(path) as fh:
+            cfg = json.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid JSON: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config {path} must hold a JSON object")
+    return cfg
+
+
+def require(cfg: dict, key: str, kind: type | tuple[type, ...]) -> Any:
+    """Return ``cfg[key]`` checked against ``kind``; raise ConfigError otherwise."""
+    if key not in cfg:
+        raise ConfigError(f"config lacks '{key}'")
+    value = cfg[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"config '{key}' has the wrong type ({type(value).__name__})")
+    return value
+
+
+def setup_logging(name: str, level: str = "info") -> logging.Logger:
+    """Log to stderr with timestamps; return the node's logger."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, str(level).upper(), logging.INFO),
+        format=f"%(asctime)s {name} %(levelname)s %(message)s",
+    )
+    return logging.getLogger(name)
+
+
+def mark_ready(cfg: dict, **info: Any) -> None:
+    """Tell the testbed this node is up: write ``cfg['ready_file']`` if configured."""
+    path = cfg.get("ready_file")
+    if path:
+        write_json_atomic(path, {"pid": os.getpid(), **info})
+
+
+class StopFlag:
+    """Set by SIGTERM or SIGINT; loops poll ``stop.is_set`` between short waits."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self.signum: int | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, _frame: object) -> None:
+        self._set = True
+        self.signum = signum
+
+    def is_set(self) -> bool:
+        """True once a stop signal arrived."""
+        return self._set
+
+
+def node_main(name: str, run) -> None:
+    """Parse ``--config FILE`` and call ``run(cfg)``; a ConfigError becomes one line and exit 2."""
+    parser = argparse.ArgumentParser(prog=f"python -m nodes.{name}")
+    parser.add_argument("--config", required=True, help="JSON config written by the testbed")
+    args = parser.parse_args()
+    try:
+        cfg = load_json_config(args.config)
+        code = run(cfg)
+    except ConfigError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code or 0)
