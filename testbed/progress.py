@@ -12,7 +12,7 @@ seconds of the stream of the current point::
                     s.update(elapsed)
             bar.advance()
 
-renders as ``gamma [######------] 3/10 points 0.02/s ETA 5m50s | k=40 stream 12/30 s``.
+renders as ``gamma [######------] 3/10 points 40s each ETA 5m50s | k=40 stream 12/30 s``.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ class Progress:
         if self._parent is None:
             rate = self.rate
             if rate is not None and self.done:
-                parts.append(f"{rate:.2g}/s" if rate < 1 else f"{rate:.1f}/s")
+                parts.append(f"{format_duration(1 / rate)} each" if rate < 1 else f"{rate:.1f}/s")
             if self.closed:
                 parts.append(f"in {format_duration(self.elapsed)}")
             else:
