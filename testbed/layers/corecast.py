@@ -1,0 +1,53 @@
+"""scapy layers for CoreCast messages (version 1): the 12-byte common header, DATA and REF.
+
+```
+| Ver=1 | Type  |     Flags     |            Reserved           |
+|                           Stream ID                           |
+|                        Sequence Number                        |
+```
+DATA (type 1) is followed by the chunk (``Raw``); REF (type 2) by
+:class:`CoreCastRef` (hash, source and destination EID, ports). Bound to UDP
+``CORECAST_PORT`` (source to ITR) and reached from :class:`~testbed.layers.lisp.LispData`
+when the C bit is set.
+"""
+
+from __future__ import annotations
+
+from scapy.fields import BitEnumField, BitField, ByteField, IntField, IPField, ShortField, XLongField
+from scapy.layers.inet import UDP
+from scapy.packet import Packet, Raw, bind_layers
+
+from testbed.wire.constants import CORECAST_PORT
+
+CORECAST_TYPES = {1: "DATA", 2: "REF"}
+
+
+class CoreCast(Packet):
+    """CoreCast common header."""
+
+    name = "CoreCast"
+    fields_desc = [BitField("version", 1, 4),
+                   BitEnumField("type", 1, 4, CORECAST_TYPES),
+                   ByteField("flags", 0),
+                   ShortField("reserved", 0),
+                   IntField("stream_id", 0),
+                   IntField("seq", 0)]
+
+    def guess_payload_class(self, payload: bytes) -> type[Packet]:
+        """REF body for type 2, the raw chunk otherwise."""
+        if self.type == 2:
+            return CoreCastRef
+        return Raw
+
+
+class CoreCastRef(Packet):
+    """Body of a REF: chunk hash (BLAKE2b-64), source/destination EID and UDP ports."""
+
+    name = "CoreCast REF"
+    fields_desc = [XLongField("chunk_hash", 0),
+                   IPField("src_eid", "0.0.0.0"), IPField("dst_eid", "0.0.0.0"),
+                   ShortField("sport", 0), ShortField("dport", 0)]
+
+
+bind_layers(CoreCast, CoreCastRef, type=2)
+bind_layers(UDP, CoreCast, dport=CORECAST_PORT)
