@@ -1,1 +1,28 @@
-"""Experiments: one module each, runnable as ``corecast run NAME``."""
+"""Experiments: one module each, runnable as ``corecast run NAME``.
+
+Each module has ``DESCRIPTION`` (one line), ``DEFAULTS`` (parameters and their
+defaults) and ``run(ctx)`` (see :mod:`testbed.experiment`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+NAMES = ["demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join", "topology"]
+
+
+class _Registry(dict):
+    """Experiment modules by name, imported on first use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in NAMES:
+            try:
+                self[name] = importlib.import_module(f"experiments.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"experiments.{name}":
+                    raise
+
+
+EXPERIMENTS: dict[str, ModuleType] = _Registry()

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install what the testbed needs, idempotently: Debian packages, then a
+# virtualenv (.venv) with the Python dependencies and the project (editable).
+# A second run installs nothing and says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+export DEBIAN_FRONTEND=noninteractive
+
+# command -> Debian package
+declare -A need=(
+  [mnexec]=mininet [tcpdump]=tcpdump [tshark]=tshark [ip]=iproute2 [brctl]=bridge-utils
+  [ping]=iputils-ping [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [sysctl]=procps [pkill]=procps
+  [nft]=nftables [unshare]=util-linux [git]=git
+)
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+PY=""
+for cand in python3.13 python3.12 python3.11 python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    PY=$(command -v "$cand"); break
+  fi
+done
+[[ -n $PY ]] || missing+=(python3 python3-venv)
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "setup: installing Debian packages: ${missing[*]}"
+  command -v apt-get >/dev/null || { echo "setup: no apt-get; install these by hand: ${missing[*]}" >&2; exit 1; }
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ -z $PY ]]; then PY=$(command -v python3); fi
+else
+  echo "setup: Debian packages already present"
+fi
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python 3.11 or newer is needed, found $("$PY" --version)" >&2; exit 1; }
+
+stamp="$VENV/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
+if [[ -f $stamp && -x $VENV/bin/corecast ]]; then
+  echo "setup: virtualenv $VENV already up to date"
+  exit 0
+fi
+echo "setup: creating virtualenv $VENV with $PY and installing the project"
+[[ -x $VENV/bin/python ]] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e .
+rm -f "$VENV"/.installed-*
+touch "$stamp"
+echo "setup: done"

@@ -1,0 +1,1 @@
+"""Network orchestration on Mininet: node classes, daemons, captures, checks, cleanup."""

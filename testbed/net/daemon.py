@@ -1,0 +1,174 @@
+"""One small class per program we run inside a host, IPMininet style.
+
+A :class:`Daemon` renders its JSON config into the run directory, checks it
+(dry run), starts ``python -m nodes.NAME --config FILE`` inside its Mininet
+node with output to ``logs/NAME.log``, waits for its ready file (no fixed
+sleeps), and stops it with SIGTERM then SIGKILL. A daemon that dies early is
+reported with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from testbed.nodeutil import write_json_atomic
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class DaemonError(RuntimeError):
+    """A daemon failed to start or died; the message names it and quotes its log."""
+
+
+def log_tail(path: str, lines: int = 12) -> str:
+    """Return the last ``lines`` lines of a log file (empty if missing)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Daemon:
+    """A node program (``nodes.<program>``) run inside a Mininet node."""
+
+    program = ""
+    """Module under ``nodes/`` (set by subclasses)."""
+
+    def __init__(self, node: Any, name: str, rundir: str, config: dict[str, Any]) -> None:
+        self.node = node
+        self.name = name
+        self.rundir = rundir
+        self.config = dict(config)
+        self.config.setdefault("name", name)
+        self.config.setdefault("ready_file", os.path.join(rundir, "state", f"{name}.ready"))
+        self.config.setdefault("status_file", os.path.join(rundir, "state", f"{name}.status.json"))
+        self.config.setdefault("log_level", "info")
+        self.config_path = os.path.join(rundir, "config", f"{name}.json")
+        self.log_path = os.path.join(rundir, "logs", f"{name}.log")
+        self.proc: subprocess.Popen | None = None
+
+    def render(self) -> str:
+        """Write the config file into the run directory and return its path."""
+        for sub in ("config", "logs", "state"):
+            os.makedirs(os.path.join(self.rundir, sub), exist_ok=True)
+        write_json_atomic(self.config_path, self.config)
+        return self.config_path
+
+    def dry_run(self) -> None:
+        """Check the config without starting anything (subclasses validate their keys)."""
+
+    def command(self) -> list[str]:
+        """The command line run inside the node."""
+        return [sys.executable, "-m", f"nodes.{self.program}", "--config", self.config_path]
+
+    def start(self) -> None:
+        """Render, check and launch the program inside the node (does not wait)."""
+        self.render()
+        self.dry_run()
+        try:
+            os.unlink(self.config["ready_file"])
+        except FileNotFoundError:
+            pass
+        env = dict(os.environ)
+        env["PYTHONPATH"] = PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONUNBUFFERED"] = "1"
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = self.node.popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT, env=env)
+        finally:
+            log.close()
+
+    def alive(self) -> bool:
+        """True while the program runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def died_error(self) -> DaemonError:
+        """An error describing an early exit, with the log's tail."""
+        code = self.proc.poll() if self.proc else None
+        return DaemonError(f"{self.name} ({self.program}) exited with status {code}; "
+                           f"last lines of {self.log_path}:\n{log_tail(self.log_path)}")
+
+    def is_ready(self) -> bool:
+        """True once the program wrote its ready file; raises DaemonError if it died."""
+        if os.path.exists(self.config["ready_file"]):
+            return True
+        if not self.alive():
+            raise self.died_error()
+        return False
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Wait until ready, polling; raise DaemonError on death or timeout."""
+        wait_all_ready([self], timeout)
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL; return the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait for the program to end by itself; return its status or None on timeout."""
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def wait_all_ready(daemons: list[Daemon], timeout: float = 20.0) -> None:
+    """Wait for every daemon's ready file; raise DaemonError naming the first that died or lagged."""
+    deadline = time.monotonic() + timeout
+    pending = list(daemons)
+    delay = 0.005
+    while pending:
+        pending = [d for d in pending if not d.is_ready()]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            d = pending[0]
+            raise DaemonError(f"{d.name} ({d.program}) not ready after {timeout:.0f} s "
+                              f"({len(pending)} daemons pending); last lines of {d.log_path}:\n{log_tail(d.log_path)}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+class XtrDaemon(Daemon):
+    """The LISP xTR with the CoreCast extension (``nodes.xtr``)."""
+
+    program = "xtr"
+
+
+class MapServerDaemon(Daemon):
+    """The Map-Server/Map-Resolver (``nodes.mapserver``)."""
+
+    program = "mapserver"
+
+
+class SourceDaemon(Daemon):
+    """The live streaming source S (``nodes.source``)."""
+
+    program = "source"
+
+
+class ClientDaemon(Daemon):
+    """A receiver of the stream, one EID or many (``nodes.client``)."""
+
+    program = "client"

@@ -1,0 +1,175 @@
+"""``--set KEY=VALUE`` parsing and validation of topology parameters.
+
+Every error is a :class:`~testbed.nodeutil.ConfigError` with a one-line message;
+the CLI turns it into exit status 2.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from testbed.nodeutil import ConfigError
+
+MAX_ASES = 200
+MAX_CLIENTS_PER_AS = 10_000
+PER_CLIENT_HOST_LIMIT = 300
+"""Above this many clients in all, ``client_hosts=auto`` uses one receiver host per AS."""
+
+
+def parse_value(text: str) -> Any:
+    """Turn a ``--set`` value into int, float, bool, None or str (lists stay strings)."""
+    low = text.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """Parse ``["ases=4", "clients=10"]`` into a dict; ConfigError on a malformed item."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not key.replace("_", "").isalnum():
+            raise ConfigError(f"malformed --set '{item}': expected KEY=VALUE")
+        if value.strip() == "":
+            raise ConfigError(f"malformed --set '{item}': empty value")
+        out[key] = parse_value(value)
+    return out
+
+
+def _int_list(value: Any, what: str) -> list[int]:
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be a number or a comma-separated list of numbers")
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [p for p in str(value).split(",") if p.strip()]
+    try:
+        return [int(str(v).strip()) for v in items]
+    except ValueError:
+        raise ConfigError(f"{what} must be a number or a comma-separated list of numbers, got '{value}'") from None
+
+
+@dataclass
+class TopoParams:
+    """The validated parameters of the paper topology."""
+
+    ases: int = 4
+    clients_per_as: list[int] = field(default_factory=lambda: [10] * 4)
+    capable: list[bool] = field(default_factory=lambda: [True] * 4)
+    client_hosts: str = "per-client"  # or "per-as"
+    distribution: str = "fixed"
+    seed: int = 1
+
+    @property
+    def total_clients(self) -> int:
+        """k, the number of clients."""
+        return sum(self.clients_per_as)
+
+    @property
+    def active_ases(self) -> int:
+        """j, the number of client ASes with at least one client."""
+        return sum(1 for n in self.clients_per_as if n > 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly copy."""
+        return asdict(self)
+
+
+TOPO_KEYS = {"ases", "clients", "distribution", "total", "zipf_s", "seed", "capable", "client_hosts"}
+
+
+def zipf_counts(total: int, ases: int, exponent: float, seed: int) -> list[int]:
+    """Spread ``total`` clients over ``ases`` ASes, AS of rank r drawn with probability ~ 1/r^s (seeded)."""
+    weights = [1.0 / (rank ** exponent) for rank in range(1, ases + 1)]
+    rng = random.Random(seed)
+    counts = [0] * ases
+    for idx in rng.choices(range(ases), weights=weights, k=total):
+        counts[idx] += 1
+    return counts
+
+
+def uniform_counts(total: int, ases: int) -> list[int]:
+    """Spread ``total`` clients over ``ases`` ASes as evenly as possible."""
+    base, extra = divmod(total, ases)
+    return [base + (1 if i < extra else 0) for i in range(ases)]
+
+
+def _capable(value: Any, ases: int) -> list[bool]:
+    if value is True or value in ("all",):
+        return [True] * ases
+    if value is False or value in ("none",):
+        return [False] * ases
+    if isinstance(value, float):  # a fraction of the client ASes, the first ones
+        frac = value
+        if not 0.0 <= frac <= 1.0:
+            raise ConfigError(f"capable fraction must be within 0..1, got {value}")
+        n = round(frac * ases)
+        return [i < n for i in range(ases)]
+    listed = _int_list(value, "capable")
+    bad = [a for a in listed if not 1 <= a <= ases]
+    if bad:
+        raise ConfigError(f"capable lists AS {bad[0]}, but client ASes are numbered 1..{ases}")
+    return [i + 1 in listed for i in range(ases)]
+
+
+def topo_params(values: dict[str, Any]) -> TopoParams:
+    """Validate topology keys of ``values`` (others are ignored) into :class:`TopoParams`."""
+    ases = values.get("ases", 4)
+    if isinstance(ases, bool) or not isinstance(ases, int):
+        raise ConfigError(f"ases must be a whole number, got '{ases}'")
+    if not 1 <= ases <= MAX_ASES:
+        raise ConfigError(f"ases must be within 1..{MAX_ASES}, got {ases}")
+    dist = str(values.get("distribution", "fixed"))
+    seed = values.get("seed", 1)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be a whole number, got '{seed}'")
+    if dist == "fixed":
+        counts = _int_list(values.get("clients", 10), "clients")
+        if len(counts) == 1:
+            counts = counts * ases
+        if len(counts) != ases:
+            raise ConfigError(f"clients lists {len(counts)} numbers but there are {ases} ASes")
+    elif dist in ("uniform", "zipf"):
+        total = values.get("total", values.get("clients", 10 * ases))
+        if isinstance(total, bool) or not isinstance(total, int):
+            raise ConfigError(f"total (clients in all) must be a whole number, got '{total}'")
+        if total < 0:
+            raise ConfigError(f"total must not be negative, got {total}")
+        if dist == "uniform":
+            counts = uniform_counts(total, ases)
+        else:
+            s = values.get("zipf_s", 1.0)
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0:
+                raise ConfigError(f"zipf_s must be a positive number, got '{s}'")
+            counts = zipf_counts(total, ases, float(s), seed)
+    else:
+        raise ConfigError(f"unknown distribution '{dist}' (choose fixed, uniform or zipf)")
+    if any(n < 0 for n in counts):
+        raise ConfigError("clients must not be negative")
+    if any(n > MAX_CLIENTS_PER_AS for n in counts):
+        raise ConfigError(f"at most {MAX_CLIENTS_PER_AS} clients per AS")
+    capable = _capable(values.get("capable", "all"), ases)
+    hosts = str(values.get("client_hosts", "auto"))
+    if hosts == "auto":
+        hosts = "per-client" if sum(counts) <= PER_CLIENT_HOST_LIMIT else "per-as"
+    if hosts not in ("per-client", "per-as"):
+        raise ConfigError(f"client_hosts must be auto, per-client or per-as, got '{hosts}'")
+    if hosts == "per-client" and max(counts, default=0) > 250 * 100:
+        raise ConfigError("too many clients for one host per client")
+    return TopoParams(ases=ases, clients_per_as=counts, capable=capable, client_hosts=hosts,
+                      distribution=dist, seed=seed)

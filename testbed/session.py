@@ -1,0 +1,134 @@
+"""Bring a topology up for a user: ``corecast check``, ``corecast cli``, ``corecast stats``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from testbed.addressing import AddressPlan, make_plan
+from testbed.net.check import format_table, run_checks
+from testbed.net.network import Testbed
+from testbed.nodeutil import ConfigError
+from testbed.params import TOPO_KEYS, parse_sets, topo_params
+from testbed.results import RunDir
+
+LISP_KEYS = {"register_interval", "expiry"}
+
+
+def plan_from_sets(sets: list[str], allowed: set[str] = TOPO_KEYS | LISP_KEYS) -> tuple[dict[str, Any], AddressPlan]:
+    """Parse ``--set`` items, reject unknown keys, and compute the plan."""
+    values = parse_sets(sets)
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown parameter '{unknown[0]}' (known: {', '.join(sorted(allowed))})")
+    return values, make_plan(topo_params(values))
+
+
+def start_lisp(tb: Testbed, plan: AddressPlan, rundir: str, values: dict[str, Any]) -> list:
+    """Start the map-server and every xTR; return the daemons (ready: registered)."""
+    from testbed.net.lisp import lisp_daemons
+    interval = float(values.get("register_interval", 60.0))
+    expiry = values.get("expiry")
+    daemons = lisp_daemons(tb, plan, rundir, register_interval=interval,
+                           expiry_s=float(expiry) if expiry is not None else None)
+    tb.start_daemons(daemons[:1])
+    tb.start_daemons(daemons[1:], timeout=30.0 + 0.2 * len(daemons))
+    return daemons
+
+
+def core_capture_check(tb: Testbed, plan: AddressPlan, rundir: str) -> tuple[bool, str]:
+    """Capture x0's core interface during cross-AS pings: only UDP 4341/4342 between RLOCs may appear."""
+    from testbed.net.capture import Capture, iter_ip_packets
+    from testbed.net.check import ping_many
+    path = os.path.join(rundir, "pcap", "check-core.pcap")
+    cap = Capture(tb.node(plan.source_as.xtr), plan.source_as.core_if, path, bpf="ip", direction="inout")
+    cap.start()
+    try:
+        targets = [a.clients[-1][1] for a in plan.client_ases if a.clients]
+        ping_many(tb.node(plan.source_host), targets, wait=2.0, count=2)
+    finally:
+        cap.stop()
+    import ipaddress
+    rloc = ipaddress.ip_network(plan.rloc_block)
+    bad = total = 0
+    for src, dst, proto, sport, dport in iter_ip_packets(path):
+        total += 1
+        ok = (proto == 17 and (sport in (4341, 4342) or dport in (4341, 4342))
+              and ipaddress.ip_address(src) in rloc and ipaddress.ip_address(dst) in rloc)
+        bad += not ok
+    os.unlink(path)
+    return bad == 0 and total > 0, f"{total} packets on {plan.source_as.core_if}, {bad} not LISP between RLOCs"
+
+
+def check_topology(sets: list[str], lisp: bool = True, out: str | None = None) -> int:
+    """``corecast check``: up, verify, print, down. Returns 0 if every check passed."""
+    values, plan = plan_from_sets(sets)
+    run = RunDir.create("check", values, out=out)
+    with run:
+        t0 = time.monotonic()
+        with Testbed(plan, run.path) as tb:
+            t_up = time.monotonic() - t0
+            print(f"network up: {len(plan.client_ases)} client ASes, {plan.params.total_clients} clients, "
+                  f"{len(tb.net.hosts)} nodes in {t_up:.1f} s", flush=True)
+            if lisp:
+                t1 = time.monotonic()
+                start_lisp(tb, plan, run.path, values)
+                print(f"LISP up: map-server and {len(plan.all_ases)} xTRs registered in "
+                      f"{time.monotonic() - t1:.1f} s", flush=True)
+            rows = run_checks(tb, plan, lisp=lisp)
+            extra = ""
+            ok_core = True
+            if lisp:
+                ok_core, extra = core_capture_check(tb, plan, run.path)
+        print(format_table(plan, rows))
+        if lisp:
+            print(f"{'ok' if ok_core else 'FAIL':<4} {'core capture holds only LISP (UDP 4341/4342) between RLOCs':<62} {extra}")
+        passed = all(r.passed for r in rows) and ok_core
+        run.update(summary={"passed": passed, "up_s": round(t_up, 3),
+                            "rows": [{"what": r.what, "ok": r.ok, "total": r.total, "passed": r.passed} for r in rows]})
+        print(f"check {'passed' if passed else 'FAILED'}; total {time.monotonic() - t0:.1f} s; run directory {run.path}")
+    return 0 if passed else 1
+
+
+def interactive(sets: list[str], lisp: bool = True) -> int:
+    """``corecast cli``: the topology with its daemons, in Mininet's CLI."""
+    from mininet.cli import CLI
+    values, plan = plan_from_sets(sets)
+    run = RunDir.create("cli", values)
+    with run:
+        with Testbed(plan, run.path) as tb:
+            if lisp:
+                start_lisp(tb, plan, run.path, values)
+            print(f"run directory {run.path}; logs in logs/, counters: corecast stats NODE; "
+                  f"'corecast lig EID' works inside hosts (e.g. x1 corecast lig 10.0.0.10)")
+            CLI(tb.net)
+    return 0
+
+
+def _active_or_latest_run() -> str | None:
+    from testbed.net import registry
+    for entry in registry.entries():
+        if registry.pid_alive(int(entry.get("pid", 0))):
+            return entry.get("rundir")
+    candidates = []
+    for root, _dirs, files in os.walk("results"):
+        if "run.json" in files and os.path.isdir(os.path.join(root, "state")):
+            candidates.append((os.path.getmtime(os.path.join(root, "run.json")), root))
+    return max(candidates)[1] if candidates else None
+
+
+def show_stats(node: str, rundir: str | None) -> int:
+    """``corecast stats NODE``: print a daemon's counters (status file) of a run."""
+    rundir = rundir or _active_or_latest_run()
+    if not rundir:
+        raise ConfigError("no run found; give --run DIR")
+    path = os.path.join(rundir, "state", f"{node}.status.json")
+    try:
+        with open(path) as fh:
+            status = json.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"no status for '{node}' in {rundir}") from None
+    print(json.dumps(status, indent=2, sort_keys=True))
+    return 0
