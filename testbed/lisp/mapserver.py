@@ -138,6 +138,10 @@ class MapServer:
                 return site
         return None
 
+    def __len__(self) -> int:
+        """The number of registered prefixes."""
+        return len(self._reg)
+
     def next_deadline(self) -> float:
         """Return when the next registration expires (``inf`` if none)."""
         return self._heap[0][0] if self._heap else float("inf")
