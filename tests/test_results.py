@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 import re
 
 import pandas as pd
@@ -36,7 +37,7 @@ def test_create_layout_and_run_json(tmp_path):
     for sub in ("logs", "figures", "config"):
         assert os.path.isdir(os.path.join(run.path, sub))
     assert not os.path.exists(run.pcap)
-    info = json.load(open(run.run_json))
+    info = json.loads(Path(run.run_json).read_text())
     assert info["experiment"] == "demo"
     assert info["parameters"] == {"seconds": 30, "mode": ["unicast", "corecast"]}
     assert info["status"] == "running"

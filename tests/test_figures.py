@@ -1,0 +1,155 @@
+"""Figures from synthetic measurements: every experiment's plotter, the topology drawing, `corecast figures`."""
+
+import json
+import os
+from pathlib import Path
+import random
+
+import pandas as pd
+import pytest
+
+from testbed import figures
+from testbed.figures import PLOTTERS, FigureError, draw_topology, figures_command, paired_savings
+from testbed.model import ModelPoint
+from testbed.results import REQUIRED_COLUMNS, Measurements, RunDir
+
+
+def _row(exp, mode, clients, capable=None, chunks=100, noise=0.0, **extra):
+    mp = ModelPoint(mode, tuple(clients), tuple(capable or ()), 1316, chunks)
+    r = {c: None for c in REQUIRED_COLUMNS}
+    r.update(mp.row())
+    r.update(experiment=exp, core_bytes=int(mp.core_bytes * (1 + noise)), core_packets=mp.core_packets,
+             control_bytes=500, delivered_chunks=mp.chunks * mp.counts.k, corrupt_chunks=0)
+    r.update(extra)
+    return r
+
+
+def synthetic(name: str) -> pd.DataFrame:
+    rnd = random.Random(1)
+    both = ("unicast", "corecast")
+    if name == "demo":
+        rows = [_row(name, m, [10] * 4, chunks=2850) for m in both]
+    elif name == "gamma":
+        rows = [_row(name, m, [g] * 10, noise=rnd.uniform(-.002, .002)) for g in (1, 2, 10, 100) for m in both]
+    elif name == "clients":
+        rows = [_row(name, m, [k // 4] * 4) for k in (4, 40, 160) for m in both]
+    elif name == "deployment":
+        rows = [_row(name, "unicast", [10] * 4)] + \
+            [_row(name, "corecast", [10] * 4, [i < c for i in range(4)]) for c in range(5)]
+    elif name == "distribution":
+        rows = [_row(name, m, s, distribution=d) for d, s in (("uniform", [25] * 4), ("zipf", [60, 30, 10, 0]))
+                for m in both]
+    elif name == "load":
+        rows = [_row(name, m, [k // 10] * 10, sweep="clients", duration_s=10, itr_pps=k * 95, etr_pps=k * 9.5,
+                     cpu_itr_s=k * .002, cpu_etr_s=k * .0005, rss_itr_kb=30000, rss_etr_kb=28000)
+                for m in both for k in (10, 100)]
+        rows += [_row(name, m, [10] * 10, sweep="length", duration_s=s, itr_pps=950, etr_pps=95, cpu_itr_s=s * .01,
+                      cpu_etr_s=s * .002, rss_itr_kb=30000 + s, rss_etr_kb=28000) for m in both for s in (10, 60)]
+    elif name == "join":
+        rows = [_row(name, m, [10] * 4, cache=c, join_delay_s=(0.12 if c == "cold" else 0.02) + rnd.uniform(0, .03))
+                for m in both for c in ("cold", "warm") for _ in range(5)]
+    else:
+        raise KeyError(name)
+    return pd.DataFrame(rows)
+
+
+def _nonempty(paths):
+    assert [os.path.splitext(p)[1] for p in paths] == [".png", ".pdf"]
+    for p in paths:
+        assert os.path.getsize(p) > 1000, p
+    with open(paths[0], "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(paths[1], "rb") as fh:
+        assert fh.read(5) == b"%PDF-"
+
+
+@pytest.mark.parametrize("name", sorted(PLOTTERS))
+def test_each_plotter_writes_png_and_pdf(tmp_path, name):
+    paths = PLOTTERS[name](synthetic(name), {"experiment": name}, str(tmp_path / "figures"))
+    assert [os.path.basename(p) for p in paths] == [f"{name}.png", f"{name}.pdf"]
+    _nonempty(paths)
+
+
+def test_plotters_cover_the_issue_experiments():
+    assert {"demo", "gamma", "clients", "deployment", "distribution", "load", "join"} <= set(PLOTTERS)
+
+
+def test_paired_savings_matches_model():
+    df = synthetic("gamma")
+    s = paired_savings(df, ["gamma", "clients", "chunk_bytes"]).set_index("gamma")
+    assert s.loc[1.0, "model_savings"] == pytest.approx(1 - 1432 / 1380)
+    assert s.loc[10.0, "model_savings"] == pytest.approx(1 - 2044 / 13800)
+    assert (s["savings"] - s["model_savings"]).abs().max() < 0.01
+    d = paired_savings(synthetic("deployment"), ["clients", "ases", "chunk_bytes"], ("capable_ases",))
+    assert d.set_index("capable_ases")["model_savings"][0] == pytest.approx(0.0)
+
+
+def test_missing_column_is_a_figure_error(tmp_path):
+    with pytest.raises(FigureError, match="core_bytes"):
+        figures.plot_demo(synthetic("demo").drop(columns=["core_bytes"]), {}, str(tmp_path))
+    with pytest.raises(FigureError):
+        figures.plot_join(synthetic("demo"), {}, str(tmp_path))
+    with pytest.raises(FigureError, match="no measured points"):
+        figures.plot_clients(synthetic("clients").iloc[0:0], {}, str(tmp_path))
+
+
+def _graph(nas, k):
+    nodes = [{"name": "src", "kind": "source", "as": "AS0"}, {"name": "x0", "kind": "xtr", "as": "AS0"},
+             {"name": "c0", "kind": "core", "as": None}, {"name": "ms", "kind": "ms", "as": None}]
+    links = [["src", "x0"], ["x0", "c0"], ["ms", "c0"]]
+    for a in range(1, nas + 1):
+        nodes += [{"name": f"x{a}", "kind": "xtr", "as": f"AS{a}"}, {"name": f"s{a}", "kind": "switch", "as": f"AS{a}"}]
+        nodes += [{"name": f"h{a}_{i}", "kind": "client", "as": f"AS{a}"} for i in range(k)]
+        links += [[f"x{a}", "c0"], [f"s{a}", f"x{a}"]] + [[f"h{a}_{i}", f"s{a}"] for i in range(k)]
+    return {"nodes": nodes, "links": links, "capable": ["AS1"],
+            "paths": {"data": ["src", "x0", "c0", "x1", "s1", "h1_0"], "ref": [["src", "x0", "c0", "x1"], ["x1", "s1", "h1_9"]]}}
+
+
+@pytest.mark.parametrize("nas,k", [(4, 10), (20, 3), (1, 1)])
+def test_draw_topology(tmp_path, nas, k):
+    _nonempty(draw_topology(_graph(nas, k), str(tmp_path / "fig" / "topology")))
+
+
+def test_draw_topology_rejects_bad_graph(tmp_path):
+    with pytest.raises(ValueError):
+        draw_topology({"links": []}, str(tmp_path / "t"))
+
+
+def _store_run(root, name, df=None):
+    run = RunDir.create(name, {"synthetic": True}, root=str(root))
+    if df is not None:
+        Measurements(run.measurements_path).extend(df.to_dict("records"))
+    run.mark("complete")
+    return run
+
+
+def test_figures_command_on_tree(tmp_path, capsys):
+    runs = {name: _store_run(tmp_path, name, synthetic(name)) for name in ("demo", "gamma")}
+    _store_run(tmp_path, "topology", synthetic("demo"))  # no plotter here: skipped, not an error
+    assert figures_command(str(tmp_path)) == 0
+    out = capsys.readouterr().out.splitlines()
+    for name, run in runs.items():
+        for ext in ("png", "pdf"):
+            path = os.path.join(run.figures, f"{name}.{ext}")
+            assert path in out and os.path.getsize(path) > 1000
+    assert any(line.startswith("skipped") and "topology" in line for line in out)
+    assert len(out) == 5
+
+
+def test_figures_command_bad_run_returns_1(tmp_path, capsys):
+    _store_run(tmp_path, "demo")  # no measurements.csv
+    assert figures_command(str(tmp_path)) == 1
+    assert "no measurements.csv" in capsys.readouterr().out
+
+
+def test_figures_command_missing_dir(tmp_path, capsys):
+    assert figures_command(str(tmp_path / "nope")) == 2
+    err = capsys.readouterr().err
+    assert "no such directory" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_json_of_stored_run_is_valid(tmp_path):
+    run = _store_run(tmp_path, "demo", synthetic("demo"))
+    info = json.loads(Path(run.run_json).read_text())
+    assert info["status"] == "complete"
+    assert pd.read_csv(run.measurements_path)["core_bytes"].tolist() == synthetic("demo")["core_bytes"].tolist()
