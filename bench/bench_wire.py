@@ -1,0 +1,113 @@
+"""Encode/decode rates of CoreCast REF and DATA: fast codec vs scapy layers, in the same run.
+
+Run: python bench/bench_wire.py [--seconds S]. Prints one line per case and the
+fast/scapy ratios; targets: >= 500,000 REF decodes/s with the fast codec and
+>= 20x scapy. Results go to docs/bench-wire.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import sys
+import time
+import timeit
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from scapy.packet import Raw  # noqa: E402
+
+from testbed.layers import CoreCast, CoreCastRef  # noqa: E402
+from testbed.wire import corecast as cc  # noqa: E402
+
+CHUNK = bytes(range(256)) * 4 + bytes(176)  # 1200 bytes
+DIGEST = cc.chunk_hash(CHUNK)
+SRC, DST = socket.inet_aton("10.0.0.1"), socket.inet_aton("10.1.0.5")
+REF = cc.encode_ref(7, 41, DIGEST, SRC, DST, 5000, 6000)
+DATA = cc.encode_data(7, 41, CHUNK)
+
+
+def rate(fn, seconds: float) -> float:
+    """Calls per second of ``fn`` (timeit: best of 5 repeats of about ``seconds`` / 5 each)."""
+    timer = timeit.Timer(fn)
+    number, taken = timer.autorange()
+    number = max(1, int(number * (seconds / 5) / taken))
+    return number / min(timer.repeat(repeat=5, number=number))
+
+
+def fast_ref_decode() -> None:
+    cc.decode(REF)
+
+
+def fast_ref_unpack() -> None:  # what the ETR's hot path does
+    if cc.peek_type(REF) == cc.TYPE_REF:
+        cc.unpack_ref(REF)
+
+
+def fast_ref_encode() -> None:
+    cc.encode_ref(7, 41, DIGEST, SRC, DST, 5000, 6000)
+
+
+_BUF = bytearray(68)
+
+
+def fast_ref_pack_into() -> None:
+    cc.pack_ref_into(_BUF, 36, 7, 41, DIGEST, SRC, DST, 5000, 6000)
+
+
+def fast_data_decode() -> None:
+    cc.decode(DATA)
+
+
+def fast_data_encode() -> None:
+    cc.encode_data(7, 41, CHUNK)
+
+
+_HASH = int.from_bytes(DIGEST, "big")
+
+
+def scapy_ref_decode() -> None:
+    pkt = CoreCast(REF)
+    pkt[CoreCastRef].dst_eid  # noqa: B018  (touch a field)
+
+
+def scapy_ref_encode() -> None:
+    bytes(CoreCast(type=2, stream_id=7, seq=41) / CoreCastRef(chunk_hash=_HASH, src_eid="10.0.0.1",
+                                                              dst_eid="10.1.0.5", sport=5000, dport=6000))
+
+
+def scapy_data_decode() -> None:
+    pkt = CoreCast(DATA)
+    pkt[Raw].load  # noqa: B018
+
+
+def scapy_data_encode() -> None:
+    bytes(CoreCast(type=1, stream_id=7, seq=41) / Raw(CHUNK))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per case (default 3)")
+    args = parser.parse_args()
+    assert bytes(CoreCast(REF)) == REF and bytes(CoreCast(DATA)) == DATA
+    print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {platform.processor() or platform.machine()} "
+          f"cpus={os.cpu_count()} python={platform.python_version()}")
+    cases = [
+        ("REF decode", fast_ref_decode, scapy_ref_decode),
+        ("REF encode", fast_ref_encode, scapy_ref_encode),
+        ("DATA decode", fast_data_decode, scapy_data_decode),
+        ("DATA encode", fast_data_encode, scapy_data_encode),
+    ]
+    print(f"{'case':<14} {'fast/s':>12} {'scapy/s':>10} {'ratio':>7}")
+    for name, fast, slow in cases:
+        f, s = rate(fast, args.seconds), rate(slow, args.seconds)
+        print(f"{name:<14} {f:>12,.0f} {s:>10,.0f} {f / s:>6.0f}x")
+    for name, fn in (("REF peek+unpack (ETR path)", fast_ref_unpack), ("REF pack_into (ITR path)", fast_ref_pack_into)):
+        print(f"{name:<28} {rate(fn, args.seconds):>12,.0f}/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
