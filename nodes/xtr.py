@@ -1,0 +1,291 @@
+"""The LISP xTR (ITR + ETR) with the CoreCast extension: ``python -m nodes.xtr --config FILE``.
+
+A thin I/O loop around the sans-I/O cores of :mod:`testbed.lisp`:
+
+* EID side: a TUN device; routes for the EID block point into it (the AS's own
+  /16 stays on the LAN, being more specific). Packets read from it go to the
+  ITR; packets the ETR decapsulates (or rebuilds from CoreCast REFs) are written
+  to it and delivered by the kernel.
+* RLOC side: a UDP socket on 4341 (LISP data in), a raw IP socket (LISP data
+  out, so the outer UDP source port can follow the inner flow), a UDP socket on
+  4342 (control), and in the source AS the CoreCast service socket.
+
+Config keys: see :func:`load`. Counters go to ``status_file`` every second and
+at exit; the process is ready (``ready_file``) once its first Map-Register has
+been acknowledged by a Map-Notify.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import socket
+import struct
+import subprocess
+import time
+from typing import Any
+
+from testbed.lisp.corecast_etr import CoreCastEtr
+from testbed.lisp.corecast_itr import CoreCastItr
+from testbed.lisp.dataplane import RESOLVE, SEND_RAW, WRITE_TUN, Encapsulator, Etr, Itr
+from testbed.lisp.mapcache import MapCache
+from testbed.lisp.xtrcontrol import XtrControl
+from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, require, setup_logging, write_json_atomic
+from testbed.wire.constants import CORECAST_PORT, LISP_CONTROL_PORT, LISP_DATA_PORT
+
+TUNSETIFF = 0x400454CA
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+BATCH = 64  # packets drained from one socket before looking at the others
+TUN_MTU = 1464  # 1500 - 36 bytes of encapsulation: the kernel sends Frag-Needed for larger DF packets
+
+
+def load(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Validate the xTR config (raises ConfigError with a one-line reason)."""
+    for key in ("rloc", "map_server", "map_resolver", "key", "tun", "eid_block"):
+        require(cfg, key, str)
+    require(cfg, "eid_prefixes", list)
+    for addr in (cfg["rloc"], cfg["map_server"], cfg["map_resolver"]):
+        try:
+            socket.inet_aton(addr)
+        except OSError:
+            raise ConfigError(f"'{addr}' is not an IPv4 address") from None
+    if len(cfg["tun"]) > 15:
+        raise ConfigError(f"tun name '{cfg['tun']}' longer than 15 characters")
+    svc = cfg.get("corecast_service")
+    if svc is not None and not (isinstance(svc, dict) and "addr" in svc):
+        raise ConfigError("corecast_service must be an object with 'addr'")
+    return cfg
+
+
+def open_tun(name: str) -> int:
+    """Create TUN device ``name`` (no packet info header); return its non-blocking fd."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
+    return fd
+
+
+def sh(*args: str) -> None:
+    """Run an ``ip`` command; raise ConfigError with its message on failure."""
+    res = subprocess.run(list(args), capture_output=True, text=True)
+    if res.returncode:
+        raise ConfigError(f"'{' '.join(args)}' failed: {res.stderr.strip()}")
+
+
+def udp_socket(addr: str, port: int, rcvbuf: int = 8 << 20) -> socket.socket:
+    """A non-blocking UDP socket bound to (addr, port) with a large receive buffer."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
+    s.bind((addr, port))
+    s.setblocking(False)
+    return s
+
+
+class XtrNode:
+    """The running xTR: sockets, TUN and the cores, driven by :meth:`run`."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.log = setup_logging(cfg.get("name", "xtr"), cfg.get("log_level", "info"))
+        rloc = cfg["rloc"]
+        self.map_cache = MapCache()
+        self.ctl = XtrControl(
+            rloc=rloc, eid_prefixes=cfg["eid_prefixes"], map_server=cfg["map_server"],
+            map_resolver=cfg["map_resolver"], key=cfg["key"].encode(), map_cache=self.map_cache,
+            alg_id=int(cfg.get("alg_id", 2)), corecast=bool(cfg.get("corecast", False)),
+            register_interval=float(cfg.get("register_interval_s", 60.0)),
+            request_timeout=float(cfg.get("request_timeout_s", 1.0)),
+            request_tries=int(cfg.get("request_tries", 3)))
+        encap = Encapsulator(rloc, int(cfg.get("outer_mtu", 1500)))
+        self.itr = Itr(rloc, self.map_cache, queue_limit=int(cfg.get("queue_limit", 64)), encap=encap)
+        cc_etr = CoreCastEtr(cfg["eid_prefixes"]) if cfg.get("corecast") else None
+        self.cc_etr = cc_etr
+        self.etr = Etr(cfg["eid_prefixes"], corecast=cc_etr)
+        svc = cfg.get("corecast_service")
+        self.cc_itr = (CoreCastItr(rloc, self.map_cache, svc.get("allowed_sources", []),
+                                   int(cfg.get("queue_limit", 64)), encap=encap) if svc else None)
+        self.io = {"tun-read": 0, "tun-write": 0, "tun-write-error": 0, "raw-sent": 0, "raw-send-error": 0,
+                   "lisp-in": 0, "control-in": 0, "control-out": 0, "service-in": 0}
+        self.started = time.time()
+
+    # -------------------------------------------------------------- set-up
+    def setup(self) -> None:
+        """Create the TUN device and routes, and bind every socket."""
+        cfg = self.cfg
+        tun = cfg["tun"]
+        self.tun = open_tun(tun)
+        sh("ip", "link", "set", "dev", tun, "up", "mtu", str(cfg.get("tun_mtu", TUN_MTU)), "txqueuelen", "10000")
+        sh("ip", "route", "replace", cfg["eid_block"], "dev", tun)
+        for extra in cfg.get("tun_routes", []):
+            sh("ip", "route", "replace", extra, "dev", tun)
+        rloc = cfg["rloc"]
+        self.data = udp_socket(rloc, LISP_DATA_PORT)
+        self.control = udp_socket(rloc, int(cfg.get("control_port", LISP_CONTROL_PORT)))
+        self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+        self.service = None
+        svc = cfg.get("corecast_service")
+        if svc:
+            self.service_addr = svc["addr"]
+            sh("ip", "addr", "replace", f"{svc['addr']}/32", "dev", cfg["lan_if"])
+            self.service = udp_socket(svc["addr"], int(svc.get("port", CORECAST_PORT)), 32 << 20)
+
+    def teardown(self) -> None:
+        """Remove what :meth:`setup` added outside the process (the TUN goes with its fd)."""
+        svc = self.cfg.get("corecast_service")
+        if svc:
+            subprocess.run(["ip", "addr", "del", f"{svc['addr']}/32", "dev", self.cfg["lan_if"]],
+                           capture_output=True)
+
+    # -------------------------------------------------------------- actions
+    def do(self, actions: list[tuple], now: float) -> None:
+        """Carry out data-plane actions."""
+        for act in actions:
+            kind = act[0]
+            if kind == SEND_RAW:
+                try:
+                    self.raw.sendto(act[2], (act[1], 0))
+                    self.io["raw-sent"] += 1
+                except OSError:
+                    self.io["raw-send-error"] += 1
+            elif kind == WRITE_TUN:
+                try:
+                    os.write(self.tun, act[1])
+                    self.io["tun-write"] += 1
+                except OSError:
+                    self.io["tun-write-error"] += 1
+            elif kind == RESOLVE:
+                self.send_control(self.ctl.request(act[1], now))
+
+    def send_control(self, sends: list[tuple[bytes, str, int]]) -> None:
+        """Send control messages from the control socket."""
+        for payload, dst, port in sends:
+            try:
+                self.control.sendto(payload, (dst, port))
+                self.io["control-out"] += 1
+            except OSError as exc:
+                self.log.warning("control send to %s:%s failed: %s", dst, port, exc)
+
+    def resolved(self, items: list, now: float) -> None:
+        """Flush (or drop) the packets waiting for resolved EIDs, in both ITRs."""
+        for eid, entry in items:
+            self.do(self.itr.on_resolved(eid, entry, now), now)
+            if self.cc_itr is not None:
+                self.do(self.cc_itr.on_resolved(eid, entry, now), now)
+
+    # -------------------------------------------------------------- loop
+    def status(self) -> dict[str, Any]:
+        """All counters, for the status file."""
+        out = {"name": self.cfg.get("name"), "time": time.time(), "uptime_s": time.time() - self.started,
+               "registered": self.ctl.registered, "map_cache_entries": len(self.map_cache),
+               "io": self.io, "control": self.ctl.counters, "itr": self.itr.counters, "etr": self.etr.counters}
+        if self.cc_itr is not None:
+            out["corecast_itr"] = self.cc_itr.counters
+        if self.cc_etr is not None:
+            out["corecast_etr"] = self.cc_etr.counters
+        return out
+
+    def run(self, stop: StopFlag) -> None:
+        """Serve until a stop signal."""
+        tun, data, control, service = self.tun, self.data.fileno(), self.control.fileno(), self.service
+        poller = select.epoll()
+        poller.register(tun, select.EPOLLIN)
+        poller.register(data, select.EPOLLIN)
+        poller.register(control, select.EPOLLIN)
+        if service is not None:
+            poller.register(service.fileno(), select.EPOLLIN)
+        now = time.monotonic()
+        self.send_control(self.ctl.start(now))
+        ready = False
+        next_status = now
+        buf = bytearray(65536)
+        view = memoryview(buf)
+        itr_in, etr_in = self.itr.on_tun_packet, self.etr.on_lisp_packet
+        cc_in = self.cc_itr.on_service_message if self.cc_itr is not None else None
+        status_file = self.cfg.get("status_file")
+        while not stop.is_set():
+            now = time.monotonic()
+            deadline = min(self.ctl.next_deadline(), next_status)
+            timeout = max(0.0, min(deadline - now, 0.5))
+            try:
+                events = poller.poll(timeout)
+            except InterruptedError:
+                continue
+            now = time.monotonic()
+            for fd, _ev in events:
+                if fd == tun:
+                    for _ in range(BATCH):
+                        try:
+                            pkt = os.read(tun, 65536)
+                        except BlockingIOError:
+                            break
+                        self.io["tun-read"] += 1
+                        self.do(itr_in(pkt, now), now)
+                elif fd == data:
+                    recv = self.data.recvfrom_into
+                    for _ in range(BATCH):
+                        try:
+                            n, addr = recv(buf)
+                        except BlockingIOError:
+                            break
+                        self.io["lisp-in"] += 1
+                        self.do(etr_in(view[:n], addr[0], now), now)
+                elif fd == control:
+                    for _ in range(BATCH):
+                        try:
+                            msg, addr = self.control.recvfrom(65536)
+                        except BlockingIOError:
+                            break
+                        self.io["control-in"] += 1
+                        sends, done = self.ctl.on_control(msg, addr[0], addr[1], now)
+                        self.send_control(sends)
+                        self.resolved(done, now)
+                elif service is not None and cc_in is not None:
+                    recv = service.recvfrom_into
+                    for _ in range(BATCH):
+                        try:
+                            n, addr = recv(buf)
+                        except BlockingIOError:
+                            break
+                        self.io["service-in"] += 1
+                        self.do(cc_in(view[:n], socket.inet_aton(addr[0]), now), now)
+            if now >= self.ctl.next_deadline():
+                sends, done = self.ctl.on_timer(now)
+                self.send_control(sends)
+                self.resolved(done, now)
+            if not ready and self.ctl.registered:
+                ready = True
+                self.log.info("registered %s with RLOC %s at map-server %s", self.cfg["eid_prefixes"],
+                              self.cfg["rloc"], self.cfg["map_server"])
+                mark_ready(self.cfg, rloc=self.cfg["rloc"])
+            if now >= next_status:
+                next_status = now + 1.0
+                self.itr.expire(now)
+                if self.cc_itr is not None:
+                    self.cc_itr.expire(now)
+                self.map_cache.remove_expired(now)
+                if status_file:
+                    write_json_atomic(status_file, self.status())
+        if status_file:
+            write_json_atomic(status_file, self.status())
+
+
+def run(cfg: dict[str, Any]) -> int:
+    """Set up, serve until SIGTERM, tear down."""
+    load(cfg)
+    stop = StopFlag()
+    node = XtrNode(cfg)
+    try:
+        node.setup()
+        node.run(stop)
+    finally:
+        node.teardown()
+    node.log.info("stopped: %s", {k: v for k, v in node.io.items() if v})
+    return 0
+
+
+if __name__ == "__main__":
+    node_main("xtr", run)

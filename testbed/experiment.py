@@ -1,0 +1,385 @@
+"""The measurement engine behind ``corecast run``.
+
+An experiment module calls :meth:`Context.network` for each topology it needs;
+inside, :meth:`Network.stream` runs one stream in one mode and returns the
+measured row: the capture on the source ITR's core-facing interface counted by
+message type, the model's prediction, the clients' delivery checked digest by
+digest against the source, interface counters and CPU times.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from testbed import model
+from testbed.addressing import AddressPlan, make_plan
+from testbed.net.capture import Capture, read_counters
+from testbed.net.daemon import ClientDaemon, Daemon, SourceDaemon, wait_all_ready
+from testbed.net.network import Testbed
+from testbed.nodeutil import ConfigError
+from testbed.params import TOPO_KEYS, parse_sets, topo_params
+from testbed.progress import Progress
+from testbed.results import Measurements, RunDir
+
+CLIENT_PORT = 6000
+SOURCE_PORT = 5000
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process in KiB (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _json(path: str) -> dict:
+    import json
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+@dataclass
+class StreamSpec:
+    """One stream to measure."""
+
+    mode: str
+    chunks: int
+    chunk_bytes: int = 1316
+    bitrate: int = 1_000_000
+    speed: float = 1.0
+    content: str = "ffmpeg"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Network:
+    """A topology up with LISP running, ready to carry streams."""
+
+    def __init__(self, ctx: "Context", values: dict[str, Any], label: str) -> None:
+        self.ctx = ctx
+        self.values = values
+        self.label = label
+        self.plan: AddressPlan = make_plan(topo_params(values))
+        self.tb = Testbed(self.plan, ctx.run.path)
+        self.lisp: list[Daemon] = []
+        self.streams = 0
+
+    def __enter__(self) -> "Network":
+        from testbed.session import start_lisp
+        self.tb.__enter__()
+        try:
+            self.lisp = start_lisp(self.tb, self.plan, self.ctx.run.path, self.values)
+            self.warm_up()
+        except BaseException:
+            self.tb.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.tb.stop()
+
+    def xtr(self, as_number: int) -> Daemon:
+        """The xTR daemon of an AS."""
+        return next(d for d in self.lisp if d.name == f"x{as_number}")
+
+    def warm_up(self) -> None:
+        """Resolve every client AS at the source ITR (one ping each), so streams start on a warm map-cache."""
+        from testbed.net.check import ping_many
+        targets = [a.clients[0][1] for a in self.plan.client_ases if a.clients]
+        res = ping_many(self.tb.node(self.plan.source_host), targets, wait=2.0, count=2)
+        missing = [t for t, ok in res.items() if not ok]
+        if missing:
+            raise RuntimeError(f"warm-up: {len(missing)} client ASes unreachable through LISP, e.g. {missing[0]}")
+
+    def client_daemons(self, tag: str, port: int) -> list[ClientDaemon]:
+        """Receiver daemons for every client: one per host (a host may serve many EIDs)."""
+        by_host: dict[str, list[str]] = {}
+        for _as, host, eid in self.plan.clients():
+            by_host.setdefault(host, []).append(eid)
+        rec_dir = os.path.join(self.ctx.run.path, "records", tag)
+        os.makedirs(rec_dir, exist_ok=True)
+        return [ClientDaemon(self.tb.node(host), f"{tag}-{host}", self.ctx.run.path,
+                             {"port": port, "bind": "0.0.0.0", "eids": eids,
+                              "record_file": os.path.join(rec_dir, f"{host}.bin")})
+                for host, eids in by_host.items()]
+
+    def stream(self, spec: StreamSpec) -> dict[str, Any]:
+        """Run one stream in ``spec.mode`` and return its measured row."""
+        self.streams += 1
+        tag = f"{self.label}-{spec.mode}"
+        run = self.ctx.run
+        plan = self.plan
+        clients = self.client_daemons(tag, CLIENT_PORT)
+        self.tb.start_daemons(clients, timeout=30 + 0.1 * len(clients))
+        cap = None
+        try:
+            pcap = os.path.join(run.path, "pcap", f"{tag}-x0-core.pcap")
+            cap = Capture(self.tb.node(plan.source_as.xtr), plan.source_as.core_if, pcap,
+                          bpf="udp port 4341 or udp port 4342", direction="out")
+            cap.start()
+            self.tb.captures.append(cap)
+            x0 = self.xtr(0)
+            etrs = [self.xtr(a.number) for a in plan.client_ases if a.clients]
+            cpu0 = {d.name: cpu_seconds(d.proc.pid) for d in [x0, *etrs]}
+            ctr0 = read_counters(self.tb.node(plan.source_as.xtr), plan.source_as.core_if)
+            source = self._source(tag, spec)
+            t0 = time.monotonic()
+            self.tb.start_daemons([source])
+            self._wait_source(source, spec)
+            stream_s = time.monotonic() - t0
+            self._drain(clients, spec)
+            ctr1 = read_counters(self.tb.node(plan.source_as.xtr), plan.source_as.core_if)
+            cpu1 = {d.name: cpu_seconds(d.proc.pid) for d in [x0, *etrs]}
+            rss = {d.name: rss_kib(d.proc.pid) for d in [x0, *etrs]}
+        finally:
+            self.tb.stop_daemons(clients)
+            if cap is not None:
+                cap.stop()
+                if cap in self.tb.captures:
+                    self.tb.captures.remove(cap)
+        return self._row(spec, tag, source, cap, ctr0, ctr1, cpu0, cpu1, rss, stream_s, x0, etrs)
+
+    def _source(self, tag: str, spec: StreamSpec) -> SourceDaemon:
+        plan = self.plan
+        cfg = {
+            "mode": spec.mode, "eid": plan.source_eid, "src_port": SOURCE_PORT, "stream_id": 1,
+            "chunk_bytes": spec.chunk_bytes, "bitrate": spec.bitrate, "speed": spec.speed, "chunks": spec.chunks,
+            "content": spec.content, "service": {"addr": plan.service_addr, "port": 4340},
+            "clients": [[eid, CLIENT_PORT] for _a, _h, eid in plan.clients()],
+            "record_file": os.path.join(self.ctx.run.path, "records", tag, "source.csv"),
+            "control": {"addr": "127.0.0.1", "port": 0},
+        }
+        cfg.update(spec.extra.get("source", {}))
+        return SourceDaemon(self.tb.node(plan.source_host), f"{tag}-src", self.ctx.run.path, cfg)
+
+    def _wait_source(self, source: SourceDaemon, spec: StreamSpec) -> None:
+        seconds = spec.chunks * spec.chunk_bytes * 8 / (spec.bitrate * spec.speed)
+        deadline = time.monotonic() + seconds * 3 + 30
+        with self.ctx.sub_progress(spec.chunks, f"{spec.mode} stream", unit="chunks") as bar:
+            while True:
+                code = source.wait_exit(0.25)
+                status = _json(source.config["status_file"])
+                bar.update(status.get("chunks", status.get("chunks_sent", 0)) or 0)
+                if code is not None:
+                    if code != 0:
+                        raise source.died_error()
+                    bar.update(spec.chunks)
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"source did not finish {spec.chunks} chunks within {seconds * 3 + 30:.0f} s")
+
+    def _drain(self, clients: list[ClientDaemon], spec: StreamSpec, quiet: float = 0.5, limit: float = 10.0) -> None:
+        """Wait until the clients stop receiving (all expected datagrams in, or quiet for ``quiet`` s)."""
+        expected = spec.chunks * len(self.plan.clients())
+        last, last_change = -1, time.monotonic()
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            got = sum(int(_json(c.config["status_file"]).get("received", 0)) for c in clients)
+            now = time.monotonic()
+            if got >= expected:
+                return
+            if got != last:
+                last, last_change = got, now
+            elif now - last_change > quiet:
+                return
+            time.sleep(0.1)
+
+    def _row(self, spec: StreamSpec, tag: str, source: SourceDaemon, cap: Capture, ctr0, ctr1,
+             cpu0: dict, cpu1: dict, rss: dict, stream_s: float, x0: Daemon, etrs: list[Daemon]) -> dict[str, Any]:
+        from testbed.decode import count_capture
+        from testbed.stream.records import read_client_records, read_source_record, verify
+        plan, params = self.plan, self.plan.params
+        totals = count_capture(cap.path)
+        rec_dir = os.path.join(self.ctx.run.path, "records", tag)
+        src_rec = read_source_record(source.config["record_file"])
+        receipts = read_client_records([os.path.join(rec_dir, f) for f in sorted(os.listdir(rec_dir))
+                                        if f.endswith(".bin")])
+        report = verify(src_rec, receipts, [eid for _a, _h, eid in plan.clients()], port=CLIENT_PORT)
+        counts = params.clients_per_as
+        k, j = params.total_clients, params.active_ases
+        chunks_sent = len(src_rec)
+        model_bytes = model.core_bytes_per_chunk(spec.mode, counts, params.capable, spec.chunk_bytes) * chunks_sent
+        t = totals.as_dict() if hasattr(totals, "as_dict") else dict(totals)
+        data_b = t.get("lisp-unicast", {}).get("bytes", 0) + t.get("corecast-data", {}).get("bytes", 0) \
+            + t.get("corecast-ref", {}).get("bytes", 0)
+        data_p = t.get("lisp-unicast", {}).get("packets", 0) + t.get("corecast-data", {}).get("packets", 0) \
+            + t.get("corecast-ref", {}).get("packets", 0)
+        ctl = t.get("lisp-control", {})
+        if_bytes = (ctr1.tx_bytes - ctr0.tx_bytes) - 14 * (ctr1.tx_packets - ctr0.tx_packets)
+        itr_status = _json(x0.config["status_file"])
+        row: dict[str, Any] = {
+            "experiment": self.ctx.experiment, "mode": spec.mode, "ases": len(plan.client_ases),
+            "capable_ases": sum(1 for c, n in zip(params.capable, counts) if c and n),
+            "clients": k, "gamma": round(k / j, 4) if j else 0.0, "chunk_bytes": spec.chunk_bytes,
+            "chunks": chunks_sent, "core_bytes": data_b, "core_packets": data_p,
+            "control_bytes": ctl.get("bytes", 0), "model_core_bytes": model_bytes,
+            "delivered_chunks": report.delivered_chunks, "expected_chunks": report.expected_chunks,
+            "corrupt_chunks": report.corrupt_chunks,
+            "point": self.label, "active_ases": j, "distribution": params.distribution,
+            "clients_per_as": " ".join(map(str, counts)),
+            "unicast_packets": t.get("lisp-unicast", {}).get("packets", 0),
+            "data_packets": t.get("corecast-data", {}).get("packets", 0),
+            "ref_packets": t.get("corecast-ref", {}).get("packets", 0),
+            "control_packets": ctl.get("packets", 0),
+            "iface_ip_bytes": if_bytes, "capture_dropped": cap.dropped,
+            "all_exact": report.all_exact, "stream_s": round(stream_s, 3),
+            "itr_cpu_s": round(cpu1[x0.name] - cpu0[x0.name], 3),
+            "etr_cpu_s": round(sum(cpu1[d.name] - cpu0[d.name] for d in etrs), 3),
+            "itr_rss_kib": rss[x0.name], "etr_rss_kib_max": max((rss[d.name] for d in etrs), default=0),
+            "itr_drops": sum(v for k2, v in itr_status.get("counters", itr_status).items()
+                             if isinstance(v, int) and "drop" in k2),
+        }
+        if not self.ctx.keep_pcap:
+            os.unlink(cap.path)
+        shutil.rmtree(rec_dir, ignore_errors=not self.ctx.keep_records)
+        return row
+
+
+class Context:
+    """What an experiment's ``run(ctx)`` gets: parameters, the run directory, measurements, progress."""
+
+    def __init__(self, experiment: str, params: dict[str, Any], run: RunDir, keep_pcap: bool) -> None:
+        self.experiment = experiment
+        self.params = params
+        self.run = run
+        self.keep_pcap = keep_pcap
+        self.keep_records = bool(params.get("keep_records", False))
+        self.measurements = Measurements(run.measurements_path)
+        self._bar: Progress | None = None
+
+    def topo_values(self, **values: Any) -> dict[str, Any]:
+        """Topology values: the experiment's topology parameters overridden by ``values``."""
+        out = {k: v for k, v in self.params.items() if k in TOPO_KEYS}
+        out.update(values)
+        for key in ("register_interval", "expiry"):
+            if key in self.params:
+                out.setdefault(key, self.params[key])
+        return out
+
+    def network(self, label: str, **values: Any) -> Network:
+        """A network for one point (use as a context manager)."""
+        return Network(self, self.topo_values(**values), label)
+
+    def spec(self, mode: str, **over: Any) -> StreamSpec:
+        """A stream spec from the experiment's parameters."""
+        p = {**self.params, **over}
+        return StreamSpec(mode=mode, chunks=int(p["chunks"]), chunk_bytes=int(p.get("chunk_bytes", 1316)),
+                          bitrate=int(p.get("bitrate", 1_000_000)), speed=float(p.get("speed", 1.0)),
+                          content=self.content(p), extra=p.get("extra", {}))
+
+    def content(self, p: dict[str, Any]) -> str:
+        """The source's content: live ffmpeg, or one TS file generated once per run (content=file)."""
+        content = str(p.get("content", "ffmpeg"))
+        if content != "file":
+            return content
+        path = os.path.join(self.run.path, "content.ts")
+        if not os.path.exists(path):
+            from testbed.stream.content import generate_ts_file
+            seconds = int(p["chunks"]) * int(p.get("chunk_bytes", 1316)) * 8 / int(p.get("bitrate", 1_000_000)) + 2
+            generate_ts_file(path, seconds, int(p.get("bitrate", 1_000_000)))
+        return f"file:{path}"
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Append a measured row to measurements.csv (atomically)."""
+        self.measurements.append(row)
+
+    def points(self, items: list, label: str = "points") -> Iterator:
+        """Iterate over a sweep with a progress bar."""
+        with Progress(len(items), f"{self.experiment} {label}", unit="points") as bar:
+            self._bar = bar
+            for i, item in enumerate(items):
+                yield item
+                bar.update(i + 1)
+            self._bar = None
+
+    def sub_progress(self, total: float, label: str, unit: str = "") -> Progress:
+        """A progress bar for the seconds/chunks of one stream (nested under the sweep's if any)."""
+        if self._bar is not None and hasattr(self._bar, "child_bar"):
+            return self._bar.child_bar(total, label, unit=unit)
+        return Progress(total, label, unit=unit)
+
+
+def parse_experiment_params(module: Any, sets: list[str]) -> dict[str, Any]:
+    """The experiment's DEFAULTS overridden by ``--set``, type-checked; unknown keys rejected."""
+    values = parse_sets(sets)
+    defaults: dict[str, Any] = dict(module.DEFAULTS)
+    allowed = set(defaults) | TOPO_KEYS | {"register_interval", "expiry", "keep_records"}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown parameter '{unknown[0]}' for this experiment (known: {', '.join(sorted(allowed))})")
+    params = {**defaults, **values}
+    topo_params({k: v for k, v in params.items() if k in TOPO_KEYS})  # one-line errors for topology keys
+    for key, default in defaults.items():
+        if key in TOPO_KEYS:
+            continue
+        value = params[key]
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got '{value}'")
+        if isinstance(default, int) and not isinstance(default, bool) and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{key} must be a whole number, got '{value}'")
+        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"{key} must be a number, got '{value}'")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"{key} must not be negative, got {value}")
+    if hasattr(module, "validate"):
+        module.validate(params)
+    return params
+
+
+def run_experiment(name: str, sets: list[str], out: str | None = None, keep_pcap: bool = False) -> int:
+    """``corecast run NAME``: parameters, run directory, the experiment, figures, a summary."""
+    from experiments import EXPERIMENTS
+    module = EXPERIMENTS[name]
+    params = parse_experiment_params(module, sets)
+    run = RunDir.create(name, params, out=out, pcap=True)
+    print(f"corecast run {name}: run directory {run.path}", flush=True)
+    ctx = Context(name, params, run, keep_pcap)
+    code = 0
+    try:
+        with run:
+            code = module.run(ctx) or 0
+            if code:
+                run.mark("failed", error="the experiment's checks failed")
+    except KeyboardInterrupt:
+        print(f"corecast: interrupted; {len(ctx.measurements)} finished points kept in {run.measurements_path}; "
+              "run marked incomplete", flush=True)
+        raise
+    finally:
+        if not keep_pcap:
+            shutil.rmtree(run.pcap, ignore_errors=True)
+        if len(ctx.measurements):
+            _figures(run)
+    return code
+
+
+def _figures(run: RunDir) -> None:
+    try:
+        from testbed.figures import render_run
+    except ImportError:
+        return
+    try:
+        for path in render_run(run.path):
+            print(f"figure: {path}")
+    except Exception as exc:  # a plotting problem must not lose the measurements
+        print(f"corecast: figures not drawn: {exc}")
