@@ -10,6 +10,7 @@ global state. Columns each plotter reads are listed in docs/results.md.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -26,6 +27,8 @@ from testbed.topodraw import draw_topology  # re-exported: figures.draw_topology
 COLORS = {"unicast": "#c0392b", "corecast": "#2471a3"}
 MODE_ORDER = ("unicast", "corecast")
 DEFAULT_RESULTS = os.path.join("results", "reference")
+TOPOLOGY_JSON = "topology.json"
+"""A run directory file holding a :func:`draw_topology` graph; drawn by :func:`plot_run`."""
 
 
 class FigureError(ValueError):
@@ -340,11 +343,29 @@ PLOTTERS: dict[str, Callable[[pd.DataFrame, dict, str], list[str]]] = {
 
 
 def plot_run(path: str) -> list[str]:
-    """Regenerate the figures of one run directory; FigureError if it cannot."""
+    """Regenerate the figures of one run directory; FigureError if it cannot.
+
+    A ``topology.json`` in the run directory (a :func:`draw_topology` graph, as the
+    topology experiment or any other may store) is drawn to figures/topology.*;
+    then the experiment's plotter, if any, draws measurements.csv.
+    """
     run = RunDir.open(path)
     exp = str(run.info.get("experiment", ""))
+    written: list[str] = []
+    topo = os.path.join(path, TOPOLOGY_JSON)
+    if os.path.isfile(topo):
+        try:
+            with open(topo) as fh:
+                graph = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise FigureError(f"unreadable {TOPOLOGY_JSON}: {exc}") from None
+        if not isinstance(graph, dict):
+            raise FigureError(f"{TOPOLOGY_JSON} must hold a JSON object")
+        written += draw_topology(graph, os.path.join(run.figures, "topology"))
     plotter = PLOTTERS.get(exp)
     if plotter is None:
+        if written:
+            return written
         raise FigureError(f"no plot function for experiment {exp!r}")
     csv_path = os.path.join(path, MEASUREMENTS_CSV)
     if not os.path.isfile(csv_path):
@@ -353,7 +374,7 @@ def plot_run(path: str) -> list[str]:
         df = pd.read_csv(csv_path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise FigureError(f"unreadable measurements.csv: {exc}") from None
-    return plotter(df, run.info, run.figures)
+    return written + plotter(df, run.info, run.figures)
 
 
 def figures_command(results_dir: str | None = None) -> int:

@@ -153,3 +153,13 @@ def test_run_json_of_stored_run_is_valid(tmp_path):
     info = json.loads(Path(run.run_json).read_text())
     assert info["status"] == "complete"
     assert pd.read_csv(run.measurements_path)["core_bytes"].tolist() == synthetic("demo")["core_bytes"].tolist()
+
+
+def test_figures_command_draws_stored_topology(tmp_path, capsys):
+    run = _store_run(tmp_path, "topology")  # the topology experiment: a graph, no measurements
+    Path(run.path, "topology.json").write_text(json.dumps(_graph(3, 4)))
+    assert figures_command(str(tmp_path)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [os.path.join(run.figures, "topology.png"), os.path.join(run.figures, "topology.pdf")]
+    Path(run.path, "topology.json").write_text("{broken")
+    assert figures_command(str(tmp_path)) == 1
