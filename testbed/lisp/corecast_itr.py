@@ -1,0 +1,232 @@
+"""CoreCast in the ITR, sans-I/O: DATA once per ETR, one REF per client (DESIGN section 3).
+
+The streaming source S sends CoreCast messages as UDP to the ITR's service
+address; the node program hands each UDP payload to
+:meth:`CoreCastItr.on_service_message` with S's address.
+
+* DATA from an allowed source: hash the chunk, cache it as the current chunk of
+  (S, stream), replacing the previous one; forward nothing.
+* REF: the hash must be the current chunk's ('no-chunk', 'stale-ref' otherwise);
+  the destination EID is resolved through the map-cache (miss: RESOLVE and a
+  bounded queue, as in :class:`testbed.lisp.dataplane.Itr`). A CoreCast-capable
+  site gets, behind a LISP header with the N and C bits, the DATA first if its
+  ETR does not hold this chunk yet (48+P bytes on the core), then the REF as
+  received (68 bytes). A non-capable site gets the unicast packet the source
+  would have sent, LISP-encapsulated like any unicast traffic (64+P bytes).
+
+Which chunk each ETR holds is tracked per stream as ``{rloc: chunk generation}``:
+that is the "set of ETRs that have the current chunk", reset implicitly when a new
+chunk arrives, and it stays right when a queued REF of an older chunk is flushed
+late (the old DATA is resent first, and the current one again on the next REF).
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+
+from testbed.lisp.corecast_etr import unicast_packet
+from testbed.lisp.dataplane import RESOLVE, SEND_RAW, Encapsulator, PendingQueues, sum16
+from testbed.lisp.lpm import mask, parse_prefix
+from testbed.lisp.mapcache import MapCache, MapEntry
+from testbed.wire.constants import (CORECAST_HEADER, CORECAST_REF, ENCAP_OVERHEAD, IPV4_HEADER, LISP_FLAG_C,
+                                    LISP_FLAG_N, UDP_HEADER)
+from testbed.wire.corecast import TYPE_DATA, TYPE_REF, VERSION, chunk_hash, peek_type
+from testbed.wire.errors import DecodeError
+from testbed.wire.ipv4 import PROTO_UDP
+
+_REF = struct.Struct("!BBHII8sIIHH")  # testbed.wire.corecast's REF, EIDs as integers
+_DATA_HDR = struct.Struct("!BBHI")
+_REF_FIRST = (VERSION << 4) | TYPE_REF
+_DATA_FIRST = (VERSION << 4) | TYPE_DATA
+_CC_FLAGS = LISP_FLAG_N | LISP_FLAG_C
+_UNICAST_EXTRA = ENCAP_OVERHEAD + IPV4_HEADER + UDP_HEADER  # 64: a chunk sent as encapsulated unicast
+
+
+class _Chunk:
+    """One chunk of a stream as received: generation, DATA message, hash, content, checksum sum."""
+
+    __slots__ = ("gen", "msg", "digest", "chunk", "csum")
+
+    def __init__(self, gen: int, msg: bytes, digest: bytes, chunk: bytes, csum: int) -> None:
+        self.gen, self.msg, self.digest, self.chunk, self.csum = gen, msg, digest, chunk, csum
+
+
+class _Stream:
+    """A stream of one source: its current chunk, flow hash, and which chunk each ETR holds."""
+
+    __slots__ = ("cur", "hash", "held")
+
+    def __init__(self, cur: _Chunk, flow: int) -> None:
+        self.cur = cur
+        self.hash = flow
+        self.held: dict[str, int] = {}
+
+
+class CoreCastItr:
+    """The CoreCast half of an ITR (see the module docstring).
+
+    ``allowed_sources``: prefixes whose hosts may use the service; a REF's Source
+    EID must be the sender or inside them too. ``max_streams`` bounds the cached
+    streams (a new one evicts the oldest, 'stream-evicted'). A DATA whose chunk
+    could not cross the core in either form (64 + P > ``outer_mtu``) is dropped.
+    """
+
+    def __init__(self, own_rloc: str, map_cache: MapCache, allowed_sources: list[str], queue_limit: int = 64, *,
+                 outer_mtu: int = 1500, max_pending: int = 1024, pending_timeout: float = 5.0,
+                 max_streams: int = 1024, encap: Encapsulator | None = None) -> None:
+        self.map_cache = map_cache
+        self.encap = encap if encap is not None else Encapsulator(own_rloc, outer_mtu)
+        self.allowed = tuple((net, mask(plen)) for net, plen in map(parse_prefix, allowed_sources))
+        self.max_streams = max_streams
+        self.counters: dict[str, int] = dict.fromkeys((
+            "data-in", "ref-in", "source-not-allowed", "ref-src-not-allowed", "chunk-too-big", "no-chunk",
+            "stale-ref", "cache-hit", "cache-miss", "flushed", "negative", "no-rloc", "data-sent", "ref-sent",
+            "unicast-sent", "stream-evicted", "decode-truncated", "decode-bad-version", "decode-bad-length",
+            "decode-unknown-type"), 0)
+        self.pending = PendingQueues(self.counters, queue_limit, max_pending, pending_timeout)
+        self._streams: dict[tuple[bytes, int], _Stream] = {}
+        self._source_ok: dict[bytes, bool] = {}
+        self._gen = itertools.count(1)
+
+    def _allowed(self, addr: int) -> bool:
+        """True if ``addr`` is inside an allowed source prefix."""
+        for net, m in self.allowed:
+            if addr & m == net:
+                return True
+        return False
+
+    def on_service_message(self, msg: bytes | memoryview, src_ip_bytes4: bytes, now: float) -> list[tuple]:
+        """Handle one UDP payload received on the service address from ``src_ip_bytes4``."""
+        ok = self._source_ok.get(src_ip_bytes4)
+        if ok is None:
+            if len(self._source_ok) >= 4096:
+                self._source_ok.clear()
+            ok = self._source_ok[bytes(src_ip_bytes4)] = (
+                len(src_ip_bytes4) == 4 and self._allowed(int.from_bytes(src_ip_bytes4, "big")))
+        if not ok:
+            self.counters["source-not-allowed"] += 1
+            return []
+        n = len(msg)
+        if n == CORECAST_REF and msg[0] == _REF_FIRST:
+            return self._ref(msg, src_ip_bytes4, now)
+        if n >= CORECAST_HEADER and msg[0] == _DATA_FIRST:
+            self._data(msg, src_ip_bytes4)
+            return []
+        try:
+            peek_type(msg)
+            reason = "unknown-type"  # not reached: everything peek_type accepts is handled above
+        except DecodeError as exc:
+            reason = exc.reason
+        key = "decode-" + reason
+        self.counters[key] = self.counters.get(key, 0) + 1
+        return []
+
+    def _data(self, msg: bytes | memoryview, src4: bytes) -> None:
+        """A DATA: make its chunk the current one of (source, stream)."""
+        counters = self.counters
+        counters["data-in"] += 1
+        msg = bytes(msg)
+        chunk = msg[CORECAST_HEADER:]
+        if len(chunk) + _UNICAST_EXTRA > self.encap.outer_mtu:
+            counters["chunk-too-big"] += 1
+            return
+        stream_id = _DATA_HDR.unpack_from(msg, 0)[3]
+        cur = _Chunk(next(self._gen), msg, chunk_hash(chunk), chunk, sum16(chunk))
+        key = (bytes(src4), stream_id)
+        stream = self._streams.get(key)
+        if stream is not None:
+            stream.cur = cur
+            return
+        if len(self._streams) >= self.max_streams:
+            del self._streams[next(iter(self._streams))]
+            counters["stream-evicted"] += 1
+        self._streams[key] = _Stream(cur, hash((int.from_bytes(src4, "big"), stream_id)) & 0x7FFFFFFF)
+
+    def _ref(self, msg: bytes | memoryview, src4: bytes, now: float) -> list[tuple]:
+        """A REF: check it against the current chunk, resolve the client's site, send."""
+        counters = self.counters
+        counters["ref-in"] += 1
+        _f, _fl, _r, stream_id, _seq, digest, src, dst, sport, dport = _REF.unpack_from(msg, 0)
+        stream = self._streams.get((src4, stream_id))
+        if stream is None:
+            counters["no-chunk"] += 1
+            return []
+        cur = stream.cur
+        if cur.digest != digest:
+            counters["stale-ref"] += 1
+            return []
+        if src != int.from_bytes(src4, "big") and not self._allowed(src):
+            counters["ref-src-not-allowed"] += 1
+            return []
+        entry = self.map_cache.lookup(dst, now)
+        if entry is None:
+            counters["cache-miss"] += 1
+            if self.pending.add(dst, (stream, cur, bytes(msg), src, sport, dport), now):
+                return [(RESOLVE, dst)]
+            return []
+        counters["cache-hit"] += 1
+        return self._send(entry, stream, cur, msg, src, dst, sport, dport)
+
+    def _send(self, entry: MapEntry, stream: _Stream, cur: _Chunk, msg: bytes | memoryview, src: int, dst: int,
+              sport: int, dport: int) -> list[tuple]:
+        """Forward one checked REF along ``entry``: CoreCast to a capable site, unicast otherwise."""
+        counters = self.counters
+        if entry.negative:
+            counters["negative"] += 1
+            return []
+        encap = self.encap
+        if entry.corecast:
+            rloc = entry.choose(stream.hash)
+            if rloc is None:
+                counters["no-rloc"] += 1
+                return []
+            osport = 0xC000 | (stream.hash & 0x3FFF)
+            ref = (SEND_RAW, rloc, encap.header(rloc, CORECAST_REF, osport, 0, 64, _CC_FLAGS) + msg)
+            counters["ref-sent"] += 1
+            held = stream.held
+            if held.get(rloc) == cur.gen:
+                return [ref]
+            if len(held) >= 4096:
+                held.clear()
+            held[rloc] = cur.gen
+            counters["data-sent"] += 1
+            return [(SEND_RAW, rloc, encap.header(rloc, len(cur.msg), osport, 0, 64, _CC_FLAGS) + cur.msg), ref]
+        # not capable: exactly what the Itr would make of the source's unicast datagram
+        h = hash((src, dst, PROTO_UDP, (sport << 16) | dport)) & 0x7FFFFFFF
+        rloc = entry.choose(h)
+        if rloc is None:
+            counters["no-rloc"] += 1
+            return []
+        inner = unicast_packet(src, dst, sport, dport, cur.chunk, cur.csum)
+        counters["unicast-sent"] += 1
+        return [(SEND_RAW, rloc, encap.header(rloc, len(inner), 0xC000 | (h & 0x3FFF), 0, 64) + inner)]
+
+    def on_resolved(self, eid: int, entry: MapEntry | None, now: float) -> list[tuple]:
+        """Send the REFs queued for ``eid`` (and other pending EIDs ``entry`` covers), or drop them.
+
+        A queued REF keeps its chunk, so it is delivered even if newer chunks came meanwhile.
+        """
+        usable = entry is not None and not entry.negative
+        eids = [eid]
+        if usable:
+            eids += [e for e in self.pending.covered(entry.prefix, entry.plen) if e != eid]
+        actions: list[tuple] = []
+        for one in eids:
+            queue = self.pending.pop(one)
+            if queue is None:
+                continue
+            if not usable:
+                self.counters["unresolved"] += len(queue)
+                continue
+            for stream, cur, msg, src, sport, dport in queue:
+                self.counters["flushed"] += 1
+                actions += self._send(entry, stream, cur, msg, src, one, sport, dport)
+        return actions
+
+    def expire(self, now: float) -> int:
+        """Drop queued REFs waiting too long for a resolution; return how many."""
+        return self.pending.expire(now)
+
+    def __len__(self) -> int:
+        return len(self._streams)
