@@ -1,0 +1,310 @@
+"""An unmodified stream receiver: ``python -m nodes.client --config FILE``.
+
+One plain UDP socket on ``bind:port`` serves one EID (a host per client) or
+many (a host to which a block of client EIDs is routed as local): IP_PKTINFO
+tells each datagram's destination EID, SO_TIMESTAMPNS its kernel arrival time,
+SO_RXQ_OVFL the socket's drop count. Every datagram is appended to the binary
+record file (:mod:`testbed.stream.records`); per-EID counters go to the status
+file every second and at exit (SIGTERM).
+
+Player mode (``player: true``): ffmpeg records the stream as a real player
+would. ``player_mode`` "udp" (default): ffmpeg itself receives the datagrams
+from the client's bound UDP socket (passed as ``-i pipe:FD``; at exit a
+``shutdown(SHUT_RD)`` gives ffmpeg a clean end of input), no per-datagram
+record; "pipe": this process receives and records as usual and pipes the
+payloads into ffmpeg's stdin. Either way ffmpeg remuxes
+(``-c copy``) to ``player_file`` and, at exit, ``ffprobe`` counts its frames.
+See docs/streaming.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import struct
+import subprocess
+import time
+from dataclasses import dataclass
+
+from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, require, setup_logging, write_json_atomic
+from testbed.stream.content import count_frames
+from testbed.stream.records import ClientRecordWriter
+
+IP_PKTINFO = 8          # Linux, <linux/in.h>; socket.IP_PKTINFO only exists from Python 3.12
+SO_TIMESTAMPNS = 35     # Linux, <asm-generic/socket.h> (SCM_TIMESTAMPNS has the same value)
+SO_RXQ_OVFL = 40
+SO_RCVBUFFORCE = 33
+RCVBUF = 8 << 20
+_TIMESPEC = struct.Struct("@qq")
+_U32 = struct.Struct("@I")
+_ANC_SIZE = socket.CMSG_SPACE(12) + socket.CMSG_SPACE(16) + socket.CMSG_SPACE(4)
+
+
+@dataclass
+class ClientConfig:
+    """A checked client configuration."""
+
+    name: str
+    port: int
+    bind: str
+    eids: list[str]
+    record_file: str | None
+    status_file: str | None
+    player: bool
+    player_mode: str
+    player_file: str | None
+    count_frames: bool
+    rcvbuf: int
+
+
+def parse_config(cfg: dict) -> ClientConfig:
+    """Check a client config dict; raise ConfigError with a one-line reason."""
+    name = require(cfg, "name", str)
+    port = cfg.get("port", 6000)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError("config 'port' must be 1..65535")
+    bind = cfg.get("bind", "0.0.0.0")
+    eids = cfg.get("eids", [])
+    if not isinstance(eids, list):
+        raise ConfigError("config 'eids' must be a list of IPv4 addresses")
+    for addr in [bind, *eids]:
+        try:
+            if not isinstance(addr, str) or addr.count(".") != 3:
+                raise OSError
+            socket.inet_aton(addr)
+        except OSError:
+            raise ConfigError(f"config: {addr!r} is not an IPv4 address") from None
+    player = cfg.get("player", False)
+    if not isinstance(player, bool):
+        raise ConfigError("config 'player' must be true or false")
+    mode = cfg.get("player_mode", "udp")
+    if mode not in ("udp", "pipe"):
+        raise ConfigError("config 'player_mode' must be 'udp' or 'pipe'")
+    player_file = cfg.get("player_file")
+    if player:
+        if not isinstance(player_file, str):
+            raise ConfigError("config: player mode needs 'player_file' (the recorded .ts)")
+        if len(eids) > 1:
+            raise ConfigError("config: player mode serves one EID")
+    rcvbuf = cfg.get("rcvbuf", RCVBUF)
+    if isinstance(rcvbuf, bool) or not isinstance(rcvbuf, int) or rcvbuf <= 0:
+        raise ConfigError("config 'rcvbuf' must be a positive integer")
+    for key in ("record_file", "status_file"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            raise ConfigError(f"config '{key}' must be a path")
+    return ClientConfig(name, port, bind, list(eids), cfg.get("record_file"), cfg.get("status_file"), player,
+                        mode, player_file, bool(cfg.get("count_frames", True)), rcvbuf)
+
+
+def player_command(source: str, out: str) -> list[str]:
+    """Return the ffmpeg argv that records the MPEG-TS read from ``source`` (``pipe:N``) to ``out``."""
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
+    if source != "pipe:0":
+        cmd.append("-nostdin")
+    return cmd + ["-f", "mpegts", "-i", source, "-map", "0", "-c", "copy", "-f", "mpegts", out]
+
+
+class ClientNode:
+    """The receive loop, the per-EID counters and the optional ffmpeg player."""
+
+    def __init__(self, conf: ClientConfig, log: logging.Logger, stop: StopFlag) -> None:
+        self.conf = conf
+        self.log = log
+        self.stop = stop
+        self.sock: socket.socket | None = None
+        self.writer: ClientRecordWriter | None = None
+        self.player: subprocess.Popen | None = None
+        self.per_eid: dict[bytes, list] = {socket.inet_aton(e): [0, 0, None, None] for e in conf.eids}
+        self.others: dict[bytes, list] = {}
+        self.received = 0
+        self.bytes = 0
+        self.socket_drops = 0
+        self.rcvbuf = 0
+        self.state = "starting"
+        self.frames: int | None = None
+        self.error = ""
+
+    def open(self) -> dict:
+        """Bind the socket, start the player if any; return ready-file info."""
+        conf = self.conf
+        info: dict = {"port": conf.port, "bind": conf.bind, "eids": len(conf.eids)}
+        sock = self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, conf.rcvbuf)
+        except OSError:  # not root: capped by net.core.rmem_max
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, conf.rcvbuf)
+        self.rcvbuf = info["rcvbuf"] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        try:
+            sock.bind((conf.bind, conf.port))
+        except OSError as exc:
+            raise ConfigError(f"cannot bind {conf.bind}:{conf.port}: {exc.strerror}") from None
+        if conf.player and conf.player_mode == "udp":
+            # ffmpeg reads the datagrams from this very socket (pipe:FD); close() wakes it with
+            # shutdown(SHUT_RD), which ffmpeg sees as the end of the input and finishes the file.
+            fd = sock.fileno()
+            self.player = self._spawn(player_command(f"pipe:{fd}", conf.player_file), subprocess.DEVNULL, (fd,))
+            info["player"] = "udp"
+            return info
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", 0, 200_000))
+        if conf.record_file:
+            self.writer = ClientRecordWriter(conf.record_file, {"name": conf.name, "port": conf.port,
+                                                                "bind": conf.bind, "eids": conf.eids})
+        if conf.player:
+            self.player = self._spawn(player_command("pipe:0", conf.player_file), subprocess.PIPE, ())
+            info["player"] = "pipe"
+        return info
+
+    def _spawn(self, cmd: list[str], stdin, fds: tuple[int, ...]) -> subprocess.Popen:
+        try:
+            return subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, pass_fds=fds)
+        except OSError as exc:
+            raise ConfigError(f"cannot run ffmpeg: {exc.strerror}") from None
+
+    def status(self) -> dict:
+        """Return the status-file contents."""
+        def row(v: list) -> dict:
+            return {"received": v[0], "bytes": v[1], "first": v[2], "last": v[3]}
+        st = {"name": self.conf.name, "state": self.state, "time": time.time(), "received": self.received,
+              "bytes": self.bytes, "socket_drops": self.socket_drops, "rcvbuf": self.rcvbuf,
+              "eids": {socket.inet_ntoa(k): row(v) for k, v in self.per_eid.items()},
+              "other_eids": {socket.inet_ntoa(k): row(v) for k, v in self.others.items()}, "error": self.error}
+        if self.conf.player:
+            path = self.conf.player_file
+            st["player_bytes"] = os.path.getsize(path) if os.path.exists(path) else 0
+            st["frames"] = self.frames
+        return st
+
+    def write_status(self) -> None:
+        """Write the status file if configured."""
+        if self.conf.status_file:
+            write_json_atomic(self.conf.status_file, self.status())
+
+    def run(self) -> int:
+        """Receive until SIGTERM; return the exit code."""
+        self.state = "receiving"
+        self.write_status()
+        next_status = time.time() + 1.0
+        if self.conf.player and self.conf.player_mode == "udp":  # ffmpeg receives
+            while not self.stop.is_set():
+                if self.player.poll() is not None:
+                    return self._fail(f"ffmpeg exited early with code {self.player.returncode}")
+                time.sleep(0.1)
+                if time.time() >= next_status:
+                    self.write_status()
+                    next_status = time.time() + 1.0
+            return 0
+        recvmsg = self.sock.recvmsg
+        blake2b = hashlib.blake2b
+        add = self.writer.add if self.writer else None
+        pipe = self.player.stdin if self.player else None
+        per_eid, others = self.per_eid, self.others
+        default_dst = socket.inet_aton(self.conf.bind)
+        while not self.stop.is_set():
+            try:
+                data, anc, _flags, _addr = recvmsg(65535, _ANC_SIZE)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            if data is not None:
+                t, dst = None, default_dst
+                for level, ctype, cdata in anc:
+                    if ctype == IP_PKTINFO and level == socket.IPPROTO_IP:
+                        dst = cdata[8:12]
+                    elif ctype == SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
+                        sec, nsec = _TIMESPEC.unpack_from(cdata)
+                        t = sec + nsec * 1e-9
+                    elif ctype == SO_RXQ_OVFL and level == socket.SOL_SOCKET:
+                        self.socket_drops = _U32.unpack_from(cdata)[0]
+                if t is None:
+                    t = time.time()
+                n = len(data)
+                if add:
+                    add(t, dst, n, blake2b(data, digest_size=8).digest())
+                row = per_eid.get(dst)
+                if row is None:
+                    row = others.get(dst)
+                    if row is None:
+                        row = others[dst] = [0, 0, None, None]
+                        self.log.warning("datagram for unexpected EID %s", socket.inet_ntoa(dst))
+                row[0] += 1
+                row[1] += n
+                if row[2] is None:
+                    row[2] = t
+                row[3] = t
+                self.received += 1
+                self.bytes += n
+                if pipe:
+                    try:
+                        pipe.write(data)
+                    except (BrokenPipeError, ValueError):
+                        return self._fail("ffmpeg player exited early")
+            now = time.time()
+            if now >= next_status:
+                self.write_status()
+                next_status = now + 1.0
+        return 0
+
+    def _fail(self, message: str) -> int:
+        self.state = "failed"
+        self.error = message
+        self.log.error("%s", message)
+        return 1
+
+    def close(self) -> None:
+        """Flush the record, stop the player and count its frames, write the final status."""
+        if self.writer:
+            self.writer.close()
+        if self.player:
+            self._stop_player()
+        if self.sock:
+            self.sock.close()
+        if self.player and self.conf.count_frames:
+            if self.conf.count_frames:
+                self.frames = count_frames(self.conf.player_file)
+        if self.state != "failed":
+            self.state = "stopped"
+        self.log.info("%s: %d datagrams, %d bytes, %d EIDs heard, socket drops %d%s", self.state, self.received,
+                      self.bytes, sum(1 for v in self.per_eid.values() if v[0]) + len(self.others),
+                      self.socket_drops, f", player frames {self.frames}" if self.frames is not None else "")
+        self.write_status()
+
+    def _stop_player(self) -> None:
+        proc = self.player
+        if proc.stdin:
+            try:
+                proc.stdin.close()   # EOF: ffmpeg finishes the file and exits
+            except OSError:
+                pass
+        else:
+            try:
+                self.sock.shutdown(socket.SHUT_RD)  # wakes ffmpeg's read() with EOF
+            except OSError:
+                pass  # ENOTCONN on an unconnected UDP socket, but the shutdown still applies
+        try:
+            proc.wait(10.0)
+        except subprocess.TimeoutExpired:
+            self.log.error("ffmpeg player did not finish within 10 s; killed")
+            proc.kill()
+            proc.wait()
+
+
+def run(cfg: dict) -> int:
+    """Run the client from a config dict; return the exit code."""
+    conf = parse_config(cfg)
+    log = setup_logging(conf.name, cfg.get("log_level", "info"))
+    stop = StopFlag()
+    node = ClientNode(conf, log, stop)
+    try:
+        info = node.open()
+        mark_ready(cfg, **info)
+        return node.run()
+    finally:
+        node.close()
+
+
+if __name__ == "__main__":
+    node_main("client", run)

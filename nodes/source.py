@@ -1,0 +1,474 @@
+"""The streaming source S: ``python -m nodes.source --config FILE``.
+
+Cuts live MPEG-TS (ffmpeg test pattern or a file) into chunks, paces them at
+the stream's rate with an absolute-deadline pacer, and sends each chunk to the
+current destination list in mode ``unicast`` or ``corecast``. Clients join
+and leave through a line protocol on a UDP or Unix socket
+(:mod:`testbed.stream.destinations`). Writes the record of every chunk and
+destination change at exit (also on SIGTERM). See docs/streaming.md.
+
+Also a control client: ``python -m nodes.source --control TARGET 'join 10.1.0.10 6000' ...``
+(TARGET is ``ADDR:PORT`` for UDP or a Unix socket path); prints the replies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, require, setup_logging, write_json_atomic
+from testbed.stream.content import ContentError, FfmpegProducer, Producer, make_producer
+from testbed.stream.destinations import ControlProtocol, DestinationError, Destinations, parse_destination
+from testbed.stream.pacer import Pacer, chunk_rate
+from testbed.stream.records import write_source_record
+from testbed.stream.sender import MODES, Sender
+from testbed.wire.constants import CORECAST_PORT
+from testbed.wire.corecast import chunk_hash
+
+SNDBUF = 8 << 20
+UDP_REPLY_MAX = 60000
+
+
+@dataclass
+class SourceConfig:
+    """A checked source configuration (see docs/streaming.md for the keys)."""
+
+    name: str
+    mode: str
+    eid: str
+    src_port: int
+    stream_id: int
+    chunk_bytes: int
+    bitrate: int
+    speed: float
+    chunks: int | None
+    content: str
+    service: tuple[str, int] | None
+    clients: list[tuple[str, int]]
+    control_udp: tuple[str, int] | None
+    control_socket: str | None
+    start_at: float | None
+    record_file: str | None
+    sent_file: str | None
+    status_file: str | None
+    stall_timeout: float
+
+
+def _number(cfg: dict, key: str, default, kind=(int, float)):
+    value = cfg.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"config '{key}' has the wrong type ({type(value).__name__})")
+    return value
+
+
+def parse_config(cfg: dict) -> SourceConfig:
+    """Check a source config dict; raise ConfigError with a one-line reason."""
+    name = require(cfg, "name", str)
+    mode = require(cfg, "mode", str)
+    if mode not in MODES:
+        raise ConfigError(f"config 'mode' must be one of {', '.join(MODES)}, not {mode!r}")
+    eid = require(cfg, "eid", str)
+    try:
+        socket.inet_aton(eid)
+        parse_destination(eid, 1)
+    except (OSError, DestinationError):
+        raise ConfigError(f"config 'eid' is not an IPv4 address: {eid!r}") from None
+    src_port = _number(cfg, "src_port", 5000, int)
+    if not 1 <= src_port <= 65535:
+        raise ConfigError("config 'src_port' must be 1..65535")
+    stream_id = _number(cfg, "stream_id", 1, int)
+    if not 0 <= stream_id <= 0xFFFFFFFF:
+        raise ConfigError("config 'stream_id' must fit 32 bits")
+    chunk_bytes = _number(cfg, "chunk_bytes", 1316, int)
+    if not 1200 <= chunk_bytes <= 1400:
+        raise ConfigError(f"config 'chunk_bytes' must be 1200..1400, not {chunk_bytes}")
+    bitrate = _number(cfg, "bitrate", 1_000_000, int)
+    speed = float(_number(cfg, "speed", 1.0))
+    if bitrate <= 0 or speed <= 0:
+        raise ConfigError("config 'bitrate' and 'speed' must be positive")
+    chunks = _number(cfg, "chunks", None, int)
+    duration = _number(cfg, "duration_s", None)
+    if chunks is not None and duration is not None:
+        raise ConfigError("config: give 'chunks' or 'duration_s', not both")
+    if duration is not None:
+        if duration <= 0:
+            raise ConfigError("config 'duration_s' must be positive")
+        chunks = max(1, round(duration * chunk_rate(bitrate, chunk_bytes)))
+    if chunks is not None and chunks < 1:
+        raise ConfigError("config 'chunks' must be >= 1")
+    content = cfg.get("content", "ffmpeg")
+    try:
+        make_producer(content if isinstance(content, str) else "", bitrate, chunk_bytes)
+    except ValueError as exc:
+        raise ConfigError(f"config 'content': {exc}") from None
+    if content.startswith("file:") and not os.path.isfile(content[5:]):
+        raise ConfigError(f"config 'content': no such file {content[5:]}")
+    service = None
+    if mode == "corecast":
+        svc = require(cfg, "service", dict)
+        try:
+            addr, _ = parse_destination(svc.get("addr"), svc.get("port", CORECAST_PORT))
+        except DestinationError as exc:
+            raise ConfigError(f"config 'service': {exc}") from None
+        service = (addr, int(svc.get("port", CORECAST_PORT)))
+    clients = []
+    raw_clients = cfg.get("clients", [])
+    if not isinstance(raw_clients, list):
+        raise ConfigError("config 'clients' must be a list of [eid, port]")
+    for item in raw_clients:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise ConfigError(f"config 'clients': entry {item!r} is not [eid, port]")
+        try:
+            clients.append(parse_destination(item[0], item[1]))
+        except DestinationError as exc:
+            raise ConfigError(f"config 'clients': {exc}") from None
+    if len(set(clients)) != len(clients):
+        raise ConfigError("config 'clients' lists a destination twice")
+    control_udp = None
+    if cfg.get("control") is not None:
+        ctl = require(cfg, "control", dict)
+        port = ctl.get("port")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigError("config 'control.port' must be 0..65535")
+        try:
+            socket.inet_aton(str(ctl.get("addr", "127.0.0.1")))
+        except OSError:
+            raise ConfigError("config 'control.addr' is not an IPv4 address") from None
+        control_udp = (str(ctl.get("addr", "127.0.0.1")), port)
+    control_socket = cfg.get("control_socket")
+    if control_socket is not None and not isinstance(control_socket, str):
+        raise ConfigError("config 'control_socket' must be a path")
+    start_at = _number(cfg, "start_at", None)
+    stall = float(_number(cfg, "stall_timeout_s", 5.0))
+    for key in ("record_file", "sent_file", "status_file"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            raise ConfigError(f"config '{key}' must be a path")
+    return SourceConfig(name, mode, eid, src_port, stream_id, chunk_bytes, bitrate, speed, chunks, content,
+                        service, clients, control_udp, control_socket, start_at, cfg.get("record_file"),
+                        cfg.get("sent_file"), cfg.get("status_file"), stall)
+
+
+class ControlServer:
+    """The I/O half of the control protocol: a UDP socket and/or a Unix stream socket."""
+
+    def __init__(self, protocol: ControlProtocol, log: logging.Logger) -> None:
+        self.protocol = protocol
+        self.log = log
+        self.sel = selectors.DefaultSelector()
+        self.udp: socket.socket | None = None
+        self.unix: socket.socket | None = None
+        self.unix_path: str | None = None
+        self._buffers: dict[socket.socket, bytes] = {}
+
+    def open_udp(self, addr: str, port: int) -> int:
+        """Bind the UDP control socket; return its port."""
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind((addr, port))
+        self.sel.register(self.udp, selectors.EVENT_READ, "udp")
+        return self.udp.getsockname()[1]
+
+    def open_unix(self, path: str) -> None:
+        """Listen on a Unix stream socket at ``path`` (a stale file there is replaced)."""
+        if os.path.exists(path):
+            os.unlink(path)
+        self.unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.unix.bind(path)
+        self.unix.listen(16)
+        self.unix_path = path
+        self.sel.register(self.unix, selectors.EVENT_READ, "listen")
+
+    def poll(self, timeout: float) -> None:
+        """Serve control traffic for up to ``timeout`` seconds (returns on the first batch)."""
+        if not self.sel.get_map():
+            if timeout > 0:
+                time.sleep(timeout)
+            return
+        for key, _ in self.sel.select(max(timeout, 0.0)):
+            try:
+                self._serve(key)
+            except OSError as exc:
+                self.log.warning("control socket error: %s", exc)
+
+    def _handle(self, data: bytes) -> list[str]:
+        text = data.decode("utf-8", "replace")
+        replies = self.protocol.handle_text(text, time.time())
+        for reply in replies:
+            self.log.info("control: %s", reply[:200])
+        return replies
+
+    def _serve(self, key: selectors.SelectorKey) -> None:
+        sock = key.fileobj
+        if key.data == "udp":
+            data, peer = sock.recvfrom(65535)
+            replies = self._handle(data)
+            if replies:
+                out = "\n".join(replies).encode()
+                if len(out) > UDP_REPLY_MAX:
+                    out = out[:UDP_REPLY_MAX].rsplit(b" ", 1)[0] + b" ..."
+                sock.sendto(out + b"\n", peer)
+        elif key.data == "listen":
+            conn, _ = sock.accept()
+            conn.settimeout(1.0)
+            self._buffers[conn] = b""
+            self.sel.register(conn, selectors.EVENT_READ, "conn")
+        else:
+            data = sock.recv(65536)
+            buf = self._buffers[sock] + data
+            if data:
+                complete, _, rest = buf.rpartition(b"\n")
+                self._buffers[sock] = rest
+            else:
+                complete, rest = buf, b""
+            replies = self._handle(complete) if complete else []
+            if replies:
+                sock.sendall(("\n".join(replies) + "\n").encode())
+            if not data:
+                self.sel.unregister(sock)
+                del self._buffers[sock]
+                sock.close()
+
+    def close(self) -> None:
+        """Close every control socket and remove the Unix socket file."""
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()
+        self.sel.close()
+        if self.unix_path and os.path.exists(self.unix_path):
+            os.unlink(self.unix_path)
+
+
+class SourceNode:
+    """The source's socket loop around the sans-I/O pieces."""
+
+    def __init__(self, conf: SourceConfig, log: logging.Logger, stop: StopFlag) -> None:
+        self.conf = conf
+        self.log = log
+        self.stop = stop
+        self.rate = chunk_rate(conf.bitrate, conf.chunk_bytes, conf.speed)
+        self.destinations = Destinations()
+        self.sender = Sender(conf.mode, src_eid=conf.eid, src_port=conf.src_port, stream_id=conf.stream_id,
+                             service=conf.service)
+        self.pacer: Pacer | None = None
+        self.protocol = ControlProtocol(self.destinations, self.next_seq)
+        self.control = ControlServer(self.protocol, log)
+        self.sock: socket.socket | None = None
+        self.producer: Producer | None = None
+        self.chunks: list[tuple[int, float, int, bytes]] = []
+        self.state = "starting"
+        self.error = ""
+        self.send_errors: dict[str, int] = {}
+        self.started: float | None = None
+        self._sent_fh = None
+
+    def next_seq(self) -> int:
+        """Sequence number of the next chunk to be sent."""
+        return self.pacer.index if self.pacer else 0
+
+    def open(self) -> dict:
+        """Bind every socket; return ready-file info. Raise ConfigError if an address is unusable."""
+        conf = self.conf
+        try:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
+            self.sock.bind((conf.eid, conf.src_port))
+            info: dict = {"eid": conf.eid, "src_port": conf.src_port}
+            if conf.control_udp:
+                info["control_port"] = self.control.open_udp(*conf.control_udp)
+                info["control_addr"] = conf.control_udp[0]
+            if conf.control_socket:
+                self.control.open_unix(conf.control_socket)
+                info["control_socket"] = conf.control_socket
+        except OSError as exc:
+            raise ConfigError(f"cannot bind: {exc.strerror or exc}") from None
+        if conf.sent_file:
+            self._sent_fh = open(conf.sent_file, "wb")
+        info["chunk_rate"] = self.rate
+        info["chunks"] = conf.chunks
+        return info
+
+    def status(self) -> dict:
+        """Return the status-file contents."""
+        c = self.sender.counters.as_dict()
+        pacer = self.pacer
+        c.update(name=self.conf.name, mode=self.conf.mode, state=self.state, error=self.error,
+                 time=time.time(), started=self.started, chunk_rate=self.rate, target_chunks=self.conf.chunks,
+                 destinations=len(self.destinations), content=self.producer.description if self.producer else "",
+                 late_chunks=pacer.late if pacer else 0, max_late_s=round(pacer.max_late, 6) if pacer else 0.0,
+                 send_errors=dict(self.send_errors), control=dict(self.protocol.counters))
+        return c
+
+    def write_status(self) -> None:
+        """Write the status file if configured."""
+        if self.conf.status_file:
+            write_json_atomic(self.conf.status_file, self.status())
+
+    def _send_chunk(self, seq: int, chunk: bytes) -> None:
+        digest = chunk_hash(chunk)
+        grams = self.sender.datagrams(seq, chunk, self.destinations.items(), digest)
+        sendto = self.sock.sendto
+        now = time.time()
+        for payload, addr, port in grams:
+            try:
+                sendto(payload, (addr, port))
+            except OSError as exc:
+                key = os.strerror(exc.errno) if exc.errno else str(exc)
+                self.send_errors[key] = self.send_errors.get(key, 0) + 1
+        self.pacer.sent(now)
+        self.chunks.append((seq, now, len(chunk), digest))
+        if self._sent_fh:
+            self._sent_fh.write(chunk)
+
+    def run(self) -> int:
+        """Stream until the last chunk, a stop signal, or a content failure; return the exit code."""
+        conf, log = self.conf, self.log
+        self.producer = make_producer(conf.content, conf.bitrate, conf.chunk_bytes)
+        try:
+            self.producer.start()
+            first = self.producer.read_chunk(conf.stall_timeout + 5.0)  # ffmpeg start-up
+        except ContentError as exc:
+            return self._content_failed("content-stalled", str(exc))
+        if not first:
+            return self._content_failed("content-ended", "content is empty" + self._exit_info())
+        now = time.time()
+        start = now
+        if conf.start_at is not None:
+            if conf.start_at < now - 0.1:
+                log.warning("start_at is %.3f s in the past; starting now", now - conf.start_at)
+            start = max(conf.start_at, now)
+        self.pacer = Pacer(self.rate, start)
+        for eid, port in conf.clients:
+            self.destinations.join(eid, port, start, 0)
+        self.state = "waiting" if start > now else "streaming"
+        log.info("streaming %s, %s mode, %d clients, %.2f chunks/s, %s chunks, start in %.3f s",
+                 self.producer.description, conf.mode, len(conf.clients), self.rate,
+                 conf.chunks if conf.chunks is not None else "unlimited", start - now)
+        next_status = now
+        pending: bytes | None = first
+        code = 0
+        while True:
+            now = time.time()
+            if now >= next_status:
+                self.write_status()
+                next_status = now + 1.0
+            if self.stop.is_set():
+                self.state = "stopped"
+                log.info("stop signal: stopping after %d chunks", self.pacer.index)
+                break
+            if conf.chunks is not None and self.pacer.index >= conf.chunks:
+                self.state = "done"
+                break
+            delay = self.pacer.delay(now)
+            if delay > 0:
+                self.control.poll(min(delay, 0.1, max(next_status - now, 0.0)))
+                continue
+            self.control.poll(0)
+            if self.started is None:
+                self.started = now
+                self.state = "streaming"
+            if pending is None:
+                try:
+                    pending = self.producer.read_chunk(conf.stall_timeout)
+                except ContentError as exc:
+                    return self._content_failed("content-stalled", str(exc))
+            if not pending:
+                if conf.chunks is None and conf.content.startswith("file:"):
+                    self.state = "done"
+                    log.info("end of %s after %d chunks", conf.content, self.pacer.index)
+                    break
+                return self._content_failed(
+                    "content-ended", f"content ended after {self.pacer.index} chunks" + self._exit_info())
+            self._send_chunk(self.pacer.index, pending)
+            pending = None
+        log.info("%s: %d chunks, %d datagrams, %d bytes, %d late (max %.3f s), send errors %s",
+                 self.state, self.sender.counters.chunks, self.sender.counters.datagrams,
+                 self.sender.counters.bytes, self.pacer.late, self.pacer.max_late, self.send_errors or "none")
+        return code
+
+    def _exit_info(self) -> str:
+        if isinstance(self.producer, FfmpegProducer):
+            return f" ({self.producer.exit_info()})"
+        return ""
+
+    def _content_failed(self, state: str, message: str) -> int:
+        self.state = state
+        self.error = message
+        self.log.error("%s: %s", state, message)
+        return 1
+
+    def close(self) -> None:
+        """Stop the producer, write the record and final status, close sockets."""
+        if self.producer is not None:
+            self.producer.close()
+        if self._sent_fh:
+            self._sent_fh.close()
+        conf = self.conf
+        if conf.record_file:
+            meta = {"name": conf.name, "mode": conf.mode, "stream_id": conf.stream_id, "eid": conf.eid,
+                    "src_port": conf.src_port, "chunk_bytes": conf.chunk_bytes, "bitrate": conf.bitrate,
+                    "speed": conf.speed, "content": conf.content, "state": self.state}
+            write_source_record(conf.record_file, meta, self.chunks, self.destinations.events)
+        self.write_status()
+        self.control.close()
+        if self.sock:
+            self.sock.close()
+
+
+def run(cfg: dict) -> int:
+    """Run the source from a config dict; return the exit code."""
+    conf = parse_config(cfg)
+    log = setup_logging(conf.name, cfg.get("log_level", "info"))
+    stop = StopFlag()
+    node = SourceNode(conf, log, stop)
+    try:
+        info = node.open()
+        mark_ready(cfg, **info)
+        return node.run()
+    finally:
+        node.close()
+
+
+def control_request(target: str, lines: list[str], timeout: float = 2.0) -> list[str]:
+    """Send control ``lines`` to a source at ``target`` (``ADDR:PORT`` or a Unix path); return the replies."""
+    text = "".join(line.rstrip("\n") + "\n" for line in lines).encode()
+    if "/" in target:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(target)
+            sock.sendall(text)
+            sock.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+    else:
+        addr, _, port = target.rpartition(":")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout)
+            sock.sendto(text, (addr, int(port)))
+            data, _ = sock.recvfrom(65535)
+    return data.decode("utf-8", "replace").splitlines()
+
+
+def main() -> None:
+    """Entry point: run the source, or act as a control client with ``--control``."""
+    if len(sys.argv) >= 2 and sys.argv[1] == "--control":
+        if len(sys.argv) < 4:
+            print("usage: python -m nodes.source --control ADDR:PORT|PATH COMMAND...", file=sys.stderr)
+            sys.exit(2)
+        try:
+            replies = control_request(sys.argv[2], sys.argv[3:])
+        except (OSError, ValueError) as exc:
+            print(f"source control: {exc}", file=sys.stderr)
+            sys.exit(1)
+        print("\n".join(replies))
+        sys.exit(0 if all(r.startswith("ok") for r in replies) else 1)
+    node_main("source", run)
+
+
+if __name__ == "__main__":
+    main()

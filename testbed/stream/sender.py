@@ -1,0 +1,105 @@
+"""Per chunk, the datagrams the source sends, in mode ``unicast`` or ``corecast`` (sans-I/O).
+
+* unicast: one UDP datagram per destination, payload = the chunk
+  (IP total length 28 + P on the wire).
+* corecast: one DATA message (12-byte header + chunk, 40 + P on the wire) to the
+  ITR's CoreCast service address, then one 32-byte REF per destination
+  (60 bytes on the wire) naming the chunk hash, the source EID/port and the
+  client EID/port, also to the service address.
+
+All datagrams of a chunk are returned in the order they must go out.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from testbed.wire.constants import CORECAST_PORT, IPV4_HEADER, UDP_HEADER
+from testbed.wire.corecast import chunk_hash, encode_data, encode_ref
+
+MODES = ("unicast", "corecast")
+Datagram = tuple[bytes, str, int]
+"""(UDP payload, destination IP, destination UDP port)."""
+
+
+@dataclass
+class SenderCounters:
+    """What a :class:`Sender` produced, by kind (``bytes`` are UDP payload bytes, ``ip_bytes`` IP total lengths)."""
+
+    chunks: int = 0
+    datagrams: int = 0
+    bytes: int = 0
+    ip_bytes: int = 0
+    by_kind: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, kind: str, payload_len: int) -> None:
+        """Count one datagram of ``kind`` with a UDP payload of ``payload_len`` bytes."""
+        self.datagrams += 1
+        self.bytes += payload_len
+        self.ip_bytes += payload_len + IPV4_HEADER + UDP_HEADER
+        row = self.by_kind.setdefault(kind, [0, 0])
+        row[0] += 1
+        row[1] += payload_len
+
+    def as_dict(self) -> dict:
+        """Return the counters as plain JSON-able data."""
+        return {"chunks": self.chunks, "datagrams": self.datagrams, "bytes": self.bytes,
+                "ip_bytes": self.ip_bytes,
+                "by_kind": {k: {"datagrams": v[0], "bytes": v[1]} for k, v in self.by_kind.items()}}
+
+
+class Sender:
+    """Build the datagrams of each chunk for one stream."""
+
+    def __init__(self, mode: str, *, src_eid: str, src_port: int, stream_id: int = 1,
+                 service: tuple[str, int] | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if mode == "corecast" and service is None:
+            raise ValueError("corecast mode needs the ITR's service address")
+        self.mode = mode
+        self.stream_id = stream_id
+        self.src_eid = src_eid
+        self.src_port = src_port
+        self._src_raw = socket.inet_aton(src_eid)
+        self.service = (service[0], int(service[1] or CORECAST_PORT)) if service else None
+        self.counters = SenderCounters()
+        self._raw_cache: dict[str, bytes] = {}
+
+    def datagrams(self, seq: int, chunk: bytes, destinations: Sequence[tuple[str, int]],
+                  digest: bytes | None = None) -> list[Datagram]:
+        """Return the datagrams for chunk ``seq`` to ``destinations`` and count them.
+
+        ``digest`` may pass a precomputed :func:`chunk_hash` of ``chunk``.
+        """
+        self.counters.chunks += 1
+        if self.mode == "unicast":
+            out = [(chunk, eid, port) for eid, port in destinations]
+            for _ in out:
+                self.counters.add("unicast", len(chunk))
+            return out
+        wire_seq = seq & 0xFFFFFFFF
+        digest = digest if digest is not None else chunk_hash(chunk)
+        addr, port = self.service
+        data = encode_data(self.stream_id, wire_seq, chunk)
+        out = [(data, addr, port)]
+        self.counters.add("data", len(data))
+        cache = self._raw_cache
+        for eid, dport in destinations:
+            raw = cache.get(eid)
+            if raw is None:
+                raw = cache[eid] = socket.inet_aton(eid)
+            ref = encode_ref(self.stream_id, wire_seq, digest, self._src_raw, raw, self.src_port, dport)
+            out.append((ref, addr, port))
+        if destinations:
+            c = self.counters
+            row = c.by_kind.setdefault("ref", [0, 0])
+            n = len(destinations)
+            row[0] += n
+            row[1] += 32 * n
+            c.datagrams += n
+            c.bytes += 32 * n
+            c.ip_bytes += (32 + IPV4_HEADER + UDP_HEADER) * n
+        return out
