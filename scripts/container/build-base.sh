@@ -51,6 +51,7 @@ rm -f "$dir.log"
 # Slim it like the official image: no apt lists, no caches.
 rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb
 echo "build-base: importing as $TAG with $ENGINE"
+quiet=(); [[ $ENGINE == podman ]] && quiet=(--quiet)
 tar -C "$dir" --numeric-owner -c . \
-  | $ENGINE import --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' - "$TAG" >/dev/null
+  | $ENGINE import "${quiet[@]}" --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' - "$TAG" >/dev/null
 echo "build-base: done: $TAG"

@@ -60,7 +60,7 @@ class Capture:
     def start(self, timeout: float = 10.0) -> None:
         """Start tcpdump and wait until it is listening."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        cmd = ["tcpdump", "-n", "-U", "-Z", "root", "-B", "32768", "-s", str(self.snaplen), "-i", self.intf,
+        cmd = ["tcpdump", "-n", "-U", "--immediate-mode", "-Z", "root", "-B", "32768", "-s", str(self.snaplen), "-i", self.intf,
                "-Q", self.direction, "-w", self.path, self.bpf]
         with open(self.errpath, "wb") as err:
             self.proc = self.node.popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
@@ -85,11 +85,28 @@ class Capture:
         except OSError:
             return ""
 
+    def settle(self, quiet: float = 0.3, limit: float = 5.0) -> None:
+        """Wait until the pcap file has stopped growing for ``quiet`` seconds (at most ``limit``)."""
+        deadline = time.monotonic() + limit
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            try:
+                size = os.path.getsize(self.path)
+            except OSError:
+                size = 0
+            now = time.monotonic()
+            if size != last:
+                last, since = size, now
+            elif now - since >= quiet:
+                return
+            time.sleep(0.05)
+
     def stop(self) -> None:
-        """Stop tcpdump (SIGINT so it flushes) and read its captured/dropped counts."""
+        """Let the capture catch up, stop tcpdump (SIGINT so it flushes), read its captured/dropped counts."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            self.settle()
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(10)
