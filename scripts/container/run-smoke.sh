@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Build the CoreCast image and run `make smoke` (or COMMAND) in a container,
+# with the flags this host needs. See docs/container.md.
+#
+# Usage: scripts/container/run-smoke.sh [options] [-- COMMAND ...]
+#   --engine podman|docker  container engine (default: podman if installed, else docker)
+#   --base IMAGE            base image; "local" builds one with build-base.sh
+#                           (default: local on a restricted VM, else debian:bookworm)
+#   --tag TAG               project image tag (default: localhost/corecast:smoke)
+#   --no-build              run the existing image, do not build
+#   --privileges full|none|no-tun
+#                           full (default): what the testbed needs; none: the
+#                           engine's defaults; no-tun: everything but /dev/net/tun
+#                           (the last two show the preflight's one-line error)
+# Env: CORECAST_CONTAINER_PROFILE=auto|vm|plain (default auto: "vm" when this
+#      root lacks CAP_SYS_RESOURCE, as on the project's VMs, where --privileged
+#      alone fails). PIP_CERT, when set on the host, is mounted for pip during
+#      the build (podman only).
+# The container always gets its own network namespace with no way out
+# (--network none): the emulated networks never touch the host's.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+die() { echo "run-smoke: $*" >&2; exit 2; }
+
+ENGINE="" BASE="" TAG=localhost/corecast:smoke BUILD=1 PRIV=full
+while (($#)); do
+  case $1 in
+    --engine) ENGINE=${2:?}; shift 2 ;;
+    --base) BASE=${2:?}; shift 2 ;;
+    --tag) TAG=${2:?}; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    --privileges) PRIV=${2:?}; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    --) shift; break ;;
+    *) die "unknown option: $1 (see --help)" ;;
+  esac
+done
+[[ $PRIV =~ ^(full|none|no-tun)$ ]] || die "--privileges must be full, none or no-tun"
+if [[ -z $ENGINE ]]; then
+  if command -v podman >/dev/null; then ENGINE=podman
+  elif command -v docker >/dev/null; then ENGINE=docker
+  else die "neither podman nor docker is installed"; fi
+fi
+[[ $ENGINE =~ ^(podman|docker)$ ]] || die "--engine must be podman or docker"
+command -v "$ENGINE" >/dev/null || die "$ENGINE is not installed"
+
+# A restricted VM: root without CAP_SYS_RESOURCE (bit 24) in its bounding set.
+profile=${CORECAST_CONTAINER_PROFILE:-auto}
+if [[ $profile == auto ]]; then
+  capbnd=$(awk '/^CapBnd:/ {print $2}' /proc/self/status)
+  if (( (16#$capbnd >> 24) & 1 )); then profile=plain; else profile=vm; fi
+fi
+[[ $profile =~ ^(vm|plain)$ ]] || die "CORECAST_CONTAINER_PROFILE must be auto, vm or plain"
+if [[ $ENGINE == podman && $profile == vm ]]; then
+  export CONTAINERS_CONF="$here/containers.conf"   # runc + ulimits within the host's
+fi
+BASE=${BASE:-$([[ $profile == vm ]] && echo local || echo debian:bookworm)}
+echo "run-smoke: engine $ENGINE, profile $profile, privileges $PRIV, base $BASE"
+
+# Podman build steps get a private network namespace reaching out through
+# slirp4netns (user-mode NAT): no bridge, veth or NAT rule on the host.
+nspid="" slpid=""
+cleanup() {
+  local pid
+  for pid in $slpid $nspid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  slpid="" nspid=""
+  if [[ -n ${pipconf:-} ]]; then rm -f "$pipconf"; fi
+  return 0
+}
+trap cleanup EXIT
+private_build_net() {
+  command -v slirp4netns >/dev/null || die "slirp4netns is missing (apt-get install slirp4netns)"
+  local self i
+  self=$(readlink /proc/self/ns/net)
+  unshare -n sleep infinity &
+  nspid=$!
+  for i in $(seq 50); do
+    [[ $(readlink "/proc/$nspid/ns/net" 2>/dev/null) != "$self" ]] && break
+    sleep 0.1
+  done
+  [[ $(readlink "/proc/$nspid/ns/net") != "$self" ]] || die "could not make a network namespace for the build"
+  slirp4netns --configure --mtu=65520 --disable-host-loopback "$nspid" tap0 >/dev/null 2>&1 &
+  slpid=$!
+  for i in $(seq 50); do
+    nsenter -t "$nspid" -n ip -4 route show default 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  die "slirp4netns did not come up"
+}
+
+if ((BUILD)); then
+  t0=$SECONDS
+  if [[ $BASE == local ]]; then
+    BASE=localhost/corecast-base:bookworm
+    ENGINE=$ENGINE "$here/build-base.sh" "$BASE"
+  fi
+  build=("$ENGINE" build --build-arg "BASE_IMAGE=$BASE" -t "$TAG" -f "$repo/Dockerfile")
+  if [[ $ENGINE == podman ]]; then
+    if [[ $BASE == localhost/* ]]; then build+=(--pull=never); fi   # local base: no registry
+    if [[ $profile == vm ]]; then
+      private_build_net
+      build+=(--network "ns:/proc/$nspid/ns/net")
+    fi
+    if [[ -n ${PIP_CERT:-} && -r ${PIP_CERT:-} ]]; then
+      pipconf=$(mktemp /tmp/corecast-pip.XXXXXX.conf)
+      printf '[global]\ncert = /etc/corecast-host-ca.crt\n' >"$pipconf"
+      chmod 644 "$pipconf"
+      build+=(-v "$PIP_CERT:/etc/corecast-host-ca.crt:ro" -v "$pipconf:/etc/pip.conf:ro")
+    fi
+  elif [[ -n ${PIP_CERT:-} ]]; then
+    echo "run-smoke: note: docker build cannot mount PIP_CERT; pip fails if this host intercepts TLS" >&2
+  fi
+  echo "run-smoke: building $TAG"
+  "${build[@]}" "$repo"
+  cleanup
+  echo "run-smoke: image built in $((SECONDS - t0)) s"
+fi
+
+# Privileges. "full" is --privileged where the host allows it (podman, with
+# containers.conf, also on a restricted VM). Docker on a restricted VM cannot
+# grant SYS_RESOURCE, so everything --privileged gives is spelled out instead:
+# all other capabilities, no seccomp/AppArmor filter, writable /proc/sys and
+# /sys (systempaths=unconfined: routers need net.ipv4.ip_forward) and the TUN
+# device. "no-tun" is the same minus the device.
+unconfined=(--security-opt seccomp=unconfined)
+if [[ $ENGINE == docker ]]; then
+  unconfined+=(--security-opt apparmor=unconfined --security-opt systempaths=unconfined)
+else
+  unconfined+=(--security-opt unmask=ALL)
+fi
+caps=(--cap-add ALL)
+if [[ $profile == vm ]]; then caps+=(--cap-drop SYS_RESOURCE); fi
+run=("$ENGINE" run --rm --network none -v "$repo/results:/opt/corecast/results")
+case $PRIV/$ENGINE/$profile in
+  full/podman/*|full/docker/plain) run+=(--privileged) ;;
+  full/docker/vm) run+=("${caps[@]}" "${unconfined[@]}" --device /dev/net/tun) ;;
+  no-tun/*) run+=("${caps[@]}" "${unconfined[@]}") ;;
+  none/*) ;;
+esac
+run+=("$TAG" "$@")
+mkdir -p "$repo/results"
+echo "run-smoke: ${run[*]}"
+t0=$SECONDS
+set +e
+"${run[@]}"
+rc=$?
+set -e
+echo "run-smoke: exit status $rc after $((SECONDS - t0)) s"
+exit "$rc"
