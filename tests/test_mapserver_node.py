@@ -125,3 +125,44 @@ def test_bad_config_is_one_line_exit_2(tmp_path):
                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True)
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "10.1.0.1/16" in res.stderr
+
+
+def test_lig_against_the_node(node, capsys, monkeypatch):
+    from testbed import lig
+    proc, port, cfg, _tmp = node
+    monkeypatch.setattr(lig, "LISP_CONTROL_PORT", port)  # the node listens on an ephemeral port here
+    cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cli.bind(("127.0.0.1", 0))
+    cli.settimeout(5.0)
+    rec = lc.EidRecord("10.1.0.0/16", ttl=1440, locators=[
+        lc.Locator("192.0.2.1", 1, 100, corecast=True), lc.Locator("192.0.2.2", 2, 100, reachable=False)])
+    exchange(cli, lc.MapRegister(7, [rec]).encode(KEY.encode()), port)
+
+    assert lig.lig_command("10.1.0.10", "127.0.0.1", timeout=5.0, count=2) == 0
+    out = capsys.readouterr().out
+    assert out.count("Received map-reply from 127.0.0.1") == 2 and " ms" in out
+    assert "10.1.0.0/16, via map-reply, record ttl: 1440, not auth, CoreCast-capable: yes" in out
+    assert "192.0.2.1        up     1/100            yes" in out
+    assert "192.0.2.2        down   2/100            no" in out
+
+    assert lig.lig_command("192.168.7.7", "127.0.0.1", source="127.0.0.1", timeout=5.0) == 0
+    out = capsys.readouterr().out
+    assert "Negative cache entry, action: natively-forward" in out and "record ttl: 15" in out
+    assert proc.poll() is None
+
+
+def test_lig_timeout_and_bad_arguments(capsys, monkeypatch):
+    from testbed import lig
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))  # bound but never answers
+    monkeypatch.setattr(lig, "LISP_CONTROL_PORT", silent.getsockname()[1])
+    try:
+        assert lig.lig_command("10.1.0.10", "127.0.0.1", timeout=0.2) == 1
+        assert "No map-reply received" in capsys.readouterr().out
+    finally:
+        silent.close()
+    assert lig.lig_command("not-an-eid", "127.0.0.1") == 2
+    assert lig.lig_command("10.1.0.10", "1.2.3") == 2
+    assert lig.lig_command("10.1.0.10", "127.0.0.1", count=0) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 3 and all(line.startswith("lig: ") for line in err.splitlines())
