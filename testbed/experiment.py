@@ -252,7 +252,8 @@ class Network:
         }
         if not self.ctx.keep_pcap:
             os.unlink(cap.path)
-        shutil.rmtree(rec_dir, ignore_errors=not self.ctx.keep_records)
+        if not self.ctx.keep_records:
+            shutil.rmtree(rec_dir, ignore_errors=True)
         return row
 
 
