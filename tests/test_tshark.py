@@ -179,3 +179,14 @@ def test_map_register_and_notify_fields(dissected):
         assert fields["lisp.mapping.eid.ipv4"] == ["10.1.0.0"] and fields["lisp.loc.locator"] == [ETR]
         assert fields["lisp.loc.flags"] == ["0x8001"]
     assert n["lisp.type"] == ["4"] and n["lisp.nonce"] == [_nonce(notify.nonce)] and n["lisp.keyid"] == ["0x0002"]
+
+
+def test_missing_tshark_fails_in_ci(monkeypatch):
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    monkeypatch.setattr(shutil, "which", lambda *a, **k: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        _tshark()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        _tshark()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from scapy.fields import (BitEnumField, BitField, BitFieldLenField, ByteField, ConditionalField,
                           FieldLenField, FlagsField, IntField, IPField, PacketField, PacketListField,
-                          ShortField, StrLenField, X3BytesField, XLongField)
+                          StrLenField, X3BytesField, XLongField)
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Packet, Raw, bind_bottom_up, bind_layers
 
