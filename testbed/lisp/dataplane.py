@@ -80,7 +80,7 @@ class Encapsulator:
 
     def __init__(self, own_rloc: str, outer_mtu: int = 1500, seed: bytes | None = None) -> None:
         self.own_rloc = own_rloc
-        self.own_int, plen = parse_prefix(own_rloc + "/32")
+        self.own_int = parse_prefix(own_rloc + "/32")[0]
         if not ENCAP_OVERHEAD + 68 <= outer_mtu <= 0xFFFF:
             raise ValueError(f"outer MTU {outer_mtu} out of range")
         self.outer_mtu = outer_mtu
