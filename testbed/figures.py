@@ -88,7 +88,7 @@ def _point_keys(df: pd.DataFrame, *candidates: str) -> list[str]:
 
 
 def plot_demo(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
-    """Bar chart: core MB measured vs model for each mode, savings annotated."""
+    """Bar chart: core MB measured vs model for each mode, savings annotated (``<experiment>.png``, also for smoke)."""
     _need(df, "mode", "core_bytes", "model_core_bytes")
     modes = _modes(df)
     meas = [pd.to_numeric(df[df["mode"] == m]["core_bytes"]).sum() / 1e6 for m in modes]
@@ -111,9 +111,10 @@ def plot_demo(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
                     transform=ax.transAxes, ha="right", va="top",
                     bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})
     row = df.iloc[0]
-    ax.set_title(f"demo: k={row.get('clients', '?')} clients in j={row.get('ases', '?')} ASes")
+    stem = str(run.get("experiment") or "demo")
+    ax.set_title(f"{stem}: k={row.get('clients', '?')} clients in j={row.get('ases', '?')} ASes")
     ax.legend(loc="upper right")
-    return _save(fig, outdir, "demo")
+    return _save(fig, outdir, stem)
 
 
 def plot_gamma(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
@@ -250,25 +251,51 @@ def plot_distribution(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
     return _save(fig, outdir, "distribution")
 
 
+def _load_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, str | None, list[str], list[str], list[str]]:
+    """The load figure's inputs: (frame with derived rates, duration column, rate, CPU and memory columns).
+
+    Rates are the ``*_pps`` columns, or else derived from the stream duration
+    (``duration_s`` or ``stream_s``): ITR to core = core_packets / s, ETRs to
+    clients = delivered_chunks / s. CPU: columns with ``cpu`` ending in ``_s``
+    (``cpu_itr_s``, ``itr_cpu_s``...). Memory: columns with ``rss`` (KiB).
+    """
+    dur = next((c for c in ("duration_s", "stream_s") if c in df.columns), None)
+    pps = [c for c in df.columns if c.endswith("_pps")]
+    d = df
+    if not pps and dur is not None:
+        secs = pd.to_numeric(df[dur], errors="coerce").where(lambda x: x > 0)
+        d = df.assign(**{"ITR to core pps": pd.to_numeric(df["core_packets"], errors="coerce") / secs,
+                         "ETRs to clients pps": pd.to_numeric(df["delivered_chunks"], errors="coerce") / secs})
+        pps = ["ITR to core pps", "ETRs to clients pps"]
+    cpu = [c for c in df.columns if "cpu" in c and c.endswith("_s")]
+    rss = [c for c in df.columns if "rss" in c]
+    return d, dur, pps, cpu, rss
+
+
 def plot_load(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
-    """Router load: packets/s (``*_pps``) and CPU (``cpu_*_s``) against k; memory (``rss_*_kb``) against stream length."""
+    """Router load: packets/s and CPU against k; resident memory against stream length.
+
+    Rows with ``sweep == "length"`` feed the memory panel only, other rows the k
+    panels (without a ``sweep`` column all rows feed all panels).
+    """
     _need(df, "mode", "clients")
-    if "sweep" in df.columns:
-        by_k = df[df["sweep"].astype(str) != "length"]
-        by_len = df[df["sweep"].astype(str) == "length"]
+    d, dur, pps, cpu, rss = _load_columns(df)
+    if "sweep" in d.columns:
+        by_k = d[d["sweep"].astype(str) != "length"]
+        by_len = d[d["sweep"].astype(str) == "length"]
     else:
-        by_k = by_len = df
+        by_k = by_len = d
     fig = Figure(figsize=(15, 4.2))
     axes = fig.subplots(1, 3)
-    styles = ["-o", "--s", ":^", "-.v"]
+    styles = ["-o", "--s", ":^", "-.v", "-x", "--d"]
 
     def series(ax, data, xcol, cols, scale, ylabel, title):
         drawn = False
-        for mode in _modes(data) if not data.empty else []:
+        for mode in _modes(data) if not data.empty and xcol in data.columns else []:
             pts = data[data["mode"] == mode]
             for st, col in zip(styles, cols):
-                g = pts.groupby(xcol)[col].mean() * (scale(pts.groupby(xcol)) if callable(scale) else scale)
-                g = g.dropna()
+                g = pd.to_numeric(pts[col], errors="coerce").groupby(pts[xcol]).mean()
+                g = (g * (scale(pts) if callable(scale) else scale)).dropna()
                 if not g.empty:
                     ax.plot(g.index, g.to_numpy(), st, color=COLORS.get(mode, "gray"), mfc="none",
                             label=f"{mode}: {col}")
@@ -281,20 +308,18 @@ def plot_load(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
 
-    pps = [c for c in df.columns if c.endswith("_pps")]
     series(axes[0], by_k, "clients", pps, 1.0, "packets per second", "router packet rate")
-    cpu = [c for c in df.columns if c.startswith("cpu_") and c.endswith("_s")]
-    if "duration_s" in df.columns:
-        series(axes[1], by_k, "clients", cpu, lambda g: 100.0 / g["duration_s"].mean(), "CPU (% of one core)",
-               "CPU time / stream time")
+    if dur is not None:
+        def cpu_pct(pts: pd.DataFrame) -> pd.Series:
+            return 100.0 / pd.to_numeric(pts[dur], errors="coerce").groupby(pts["clients"]).mean()
+        series(axes[1], by_k, "clients", cpu, cpu_pct, "CPU (% of one core)", "CPU time / stream time")
     else:
         series(axes[1], by_k, "clients", cpu, 1.0, "CPU seconds", "CPU time")
     for a in axes[:2]:
         a.set_xlabel("clients k")
-    rss = [c for c in df.columns if c.startswith("rss_") and c.endswith("_kb")]
-    xlen = "duration_s" if "duration_s" in df.columns else "chunks"
-    series(axes[2], by_len, xlen, rss, 1 / 1024, "resident memory (MB)", "memory against stream length")
-    axes[2].set_xlabel("stream length (s)" if xlen == "duration_s" else "chunks")
+    xlen = dur or "chunks"
+    series(axes[2], by_len, xlen, rss, 1 / 1024, "resident memory (MiB)", "memory against stream length")
+    axes[2].set_xlabel("stream length (s)" if dur else "chunks")
     axes[2].set_ylim(bottom=0)
     return _save(fig, outdir, "load")
 
@@ -332,6 +357,7 @@ def plot_join(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
 
 PLOTTERS: dict[str, Callable[[pd.DataFrame, dict, str], list[str]]] = {
     "demo": plot_demo,
+    "smoke": plot_demo,
     "gamma": plot_gamma,
     "clients": plot_clients,
     "deployment": plot_deployment,
@@ -375,6 +401,10 @@ def plot_run(path: str) -> list[str]:
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise FigureError(f"unreadable measurements.csv: {exc}") from None
     return written + plotter(df, run.info, run.figures)
+
+
+render_run = plot_run
+"""Alias of :func:`plot_run` (the name the experiment engine uses)."""
 
 
 def figures_command(results_dir: str | None = None) -> int:

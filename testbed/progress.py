@@ -117,14 +117,22 @@ class Progress:
         return max(0.0, (self.total - self.fraction * self.total) / rate)
 
     # -- nesting ---------------------------------------------------------------
-    def stream_seconds(self, seconds: float, label: str = "stream", note: str = "") -> "Progress":
-        """A nested progress over the seconds of the current point's stream, shown on the same line."""
-        child = Progress(seconds, label, unit="s", stream=self.stream, interval=self.interval, tty=self.tty,
+    def child_bar(self, total: float, label: str, unit: str = "", note: str = "") -> "Progress":
+        """A nested progress (seconds or chunks of the current point), shown on the same line.
+
+        Its share of the current unit counts in the parent's ETA. Close it (or use it
+        as a context manager) when the point ends.
+        """
+        child = Progress(total, label, unit=unit, stream=self.stream, interval=self.interval, tty=self.tty,
                          enabled=self.enabled, clock=self.clock, _parent=self)
         child.note = note
         self.child = child
         self._changed()
         return child
+
+    def stream_seconds(self, seconds: float, label: str = "stream", note: str = "") -> "Progress":
+        """A nested progress over the seconds of the current point's stream: ``child_bar(seconds, label, "s")``."""
+        return self.child_bar(seconds, label, unit="s", note=note)
 
     # -- rendering -------------------------------------------------------------
     def _text(self) -> str:

@@ -27,7 +27,7 @@ def _row(exp, mode, clients, capable=None, chunks=100, noise=0.0, **extra):
 def synthetic(name: str) -> pd.DataFrame:
     rnd = random.Random(1)
     both = ("unicast", "corecast")
-    if name == "demo":
+    if name in ("demo", "smoke"):
         rows = [_row(name, m, [10] * 4, chunks=2850) for m in both]
     elif name == "gamma":
         rows = [_row(name, m, [g] * 10, noise=rnd.uniform(-.002, .002)) for g in (1, 2, 10, 100) for m in both]
@@ -163,3 +163,18 @@ def test_figures_command_draws_stored_topology(tmp_path, capsys):
     assert out == [os.path.join(run.figures, "topology.png"), os.path.join(run.figures, "topology.pdf")]
     Path(run.path, "topology.json").write_text("{broken")
     assert figures_command(str(tmp_path)) == 1
+
+
+def test_load_with_engine_column_names(tmp_path):
+    """The engine's names: stream_s, itr_cpu_s, etr_cpu_s, itr_rss_kib; rates derived from packets."""
+    rows = [_row("load", m, [k] * 4, chunks=100, stream_s=10.0, itr_cpu_s=0.01 * k, etr_cpu_s=0.002 * k,
+                 itr_rss_kib=30000, etr_rss_kib_max=28000) for m in ("unicast", "corecast") for k in (1, 10)]
+    df = pd.DataFrame(rows)
+    d, dur, pps, cpu, rss = figures._load_columns(df)
+    assert dur == "stream_s"
+    assert cpu == ["itr_cpu_s", "etr_cpu_s"] and rss == ["itr_rss_kib", "etr_rss_kib_max"]
+    uni40 = d[(d["mode"] == "unicast") & (d["clients"] == 40)].iloc[0]
+    assert uni40[pps[0]] == pytest.approx(4000 / 10)       # 100 chunks x 40 clients in 10 s
+    cc40 = d[(d["mode"] == "corecast") & (d["clients"] == 40)].iloc[0]
+    assert cc40[pps[0]] == pytest.approx(4400 / 10)        # 4 DATA + 40 REF per chunk
+    _nonempty(figures.plot_load(df, {"experiment": "load"}, str(tmp_path)))

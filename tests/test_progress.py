@@ -104,3 +104,14 @@ def test_disabled_and_broken_stream():
     with Progress(2, stream=broken, tty=True) as p:
         p.advance()  # must not raise
     assert p.done == 1
+
+
+def test_child_bar_chunks():
+    clock = Clock()
+    out = io.StringIO()
+    bar = Progress(3, "smoke", unit="points", stream=out, clock=clock, interval=1)
+    with bar.child_bar(300, "corecast stream", unit="chunks") as c:
+        clock.t += 2
+        c.update(150)
+    assert "corecast stream 150/300 chunks" in out.getvalue()
+    assert bar.child is None
