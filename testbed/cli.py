@@ -183,6 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"corecast: {exc}", file=sys.stderr)
         code = 2
+    except (RuntimeError, OSError) as exc:  # DaemonError, CaptureError, Busy, failed commands
+        text = str(exc) or type(exc).__name__
+        print(f"corecast: {text}", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
         print("corecast: interrupted; everything started was torn down", file=sys.stderr)
         code = 130

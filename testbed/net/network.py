@@ -63,6 +63,7 @@ class Testbed:
     def start(self) -> None:
         """Build and start the network, and write the plan into the run directory."""
         os.makedirs(self.rundir, exist_ok=True)
+        registry.acquire_lock()
         registry.register(self.rundir)
         write_json_atomic(os.path.join(self.rundir, "plan.json"), self.plan.to_dict())
         setLogLevel(os.environ.get("CORECAST_MININET_LOG", "error"))
@@ -112,3 +113,4 @@ class Testbed:
                     net.stop()
             finally:
                 registry.unregister()
+                registry.release_lock()
