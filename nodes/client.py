@@ -265,8 +265,10 @@ class ClientNode:
         if self.player and self.conf.count_frames:
             if self.conf.count_frames:
                 self.frames = count_frames(self.conf.player_file)
-        if self.state != "failed":
-            self.state = "stopped"
+        if self.state == "failed":
+            self.write_status()
+            return
+        self.state = "stopped"
         self.log.info("%s: %d datagrams, %d bytes, %d EIDs heard, socket drops %d%s", self.state, self.received,
                       self.bytes, sum(1 for v in self.per_eid.values() if v[0]) + len(self.others),
                       self.socket_drops, f", player frames {self.frames}" if self.frames is not None else "")
@@ -299,7 +301,11 @@ def run(cfg: dict) -> int:
     stop = StopFlag()
     node = ClientNode(conf, log, stop)
     try:
-        info = node.open()
+        try:
+            info = node.open()
+        except ConfigError as exc:
+            node.state, node.error = "failed", str(exc)
+            raise
         mark_ready(cfg, **info)
         return node.run()
     finally:

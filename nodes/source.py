@@ -426,7 +426,11 @@ def run(cfg: dict) -> int:
     stop = StopFlag()
     node = SourceNode(conf, log, stop)
     try:
-        info = node.open()
+        try:
+            info = node.open()
+        except ConfigError as exc:
+            node.state, node.error = "failed", str(exc)
+            raise
         mark_ready(cfg, **info)
         return node.run()
     finally:

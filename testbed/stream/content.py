@@ -150,6 +150,7 @@ class FfmpegProducer:
         self._queue: queue.Queue[bytes] = queue.Queue(self.QUEUE_CHUNKS)
         self._stderr: collections.deque[str] = collections.deque(maxlen=5)
         self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
         self._ended = False
 
     def start(self) -> None:
@@ -159,8 +160,10 @@ class FfmpegProducer:
                                           stderr=subprocess.PIPE, bufsize=0)
         except OSError as exc:
             raise ContentError(f"cannot run ffmpeg: {exc.strerror}") from None
-        threading.Thread(target=self._read_stdout, name="ffmpeg-stdout", daemon=True).start()
-        threading.Thread(target=self._read_stderr, name="ffmpeg-stderr", daemon=True).start()
+        self._threads = [threading.Thread(target=self._read_stdout, name="ffmpeg-stdout", daemon=True),
+                         threading.Thread(target=self._read_stderr, name="ffmpeg-stderr", daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
     def _read_stdout(self) -> None:
         out = self._proc.stdout
@@ -224,6 +227,8 @@ class FfmpegProducer:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        for thread in self._threads:  # both end at EOF of their pipe, now that ffmpeg is gone
+            thread.join(2.0)
         for stream in (proc.stdout, proc.stderr):
             try:
                 stream.close()

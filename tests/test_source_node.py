@@ -1,0 +1,215 @@
+"""The source node on loopback: unicast and corecast datagrams, join/leave over the control socket,
+SIGTERM, content that ends early, bad configs. Every stream is short and sped up."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nodes.source import control_request
+from testbed.stream.content import generate_ts_file
+from testbed.stream.records import read_client_records, read_source_record, verify
+from testbed.wire import corecast
+from testbed.wire.corecast import chunk_hash
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/ffmpeg") and not os.path.exists("/usr/local/bin/ffmpeg"),
+                                reason="ffmpeg not installed")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(kind: str, cfg: dict, tmp_path) -> subprocess.Popen:
+    """Write the config, start ``python -m nodes.KIND``, wait for its ready file."""
+    name = cfg["name"]
+    cfg.setdefault("ready_file", str(tmp_path / f"{name}.ready"))
+    cfg.setdefault("status_file", str(tmp_path / f"{name}.status"))
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(cfg))
+    err = open(tmp_path / f"{name}.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", f"nodes.{kind}", "--config", str(path)], cwd=ROOT,
+                            stderr=err)
+    deadline = time.monotonic() + 15
+    while not os.path.exists(cfg["ready_file"]):
+        if proc.poll() is not None:
+            return proc
+        assert time.monotonic() < deadline, f"{name} not ready"
+        time.sleep(0.02)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(20)
+
+
+def status(tmp_path, name: str) -> dict:
+    return json.loads((tmp_path / f"{name}.status").read_text())
+
+
+@pytest.fixture(scope="module")
+def ts_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("content") / "two.ts"
+    generate_ts_file(str(path), 2, 1_000_000)        # 2 s, 190 chunks of 1316 bytes
+    return str(path)
+
+
+def client_cfg(tmp_path, name, port, eids, bind="127.0.0.1"):
+    return {"name": name, "port": port, "bind": bind, "eids": eids, "record_file": str(tmp_path / f"{name}.rec")}
+
+
+def source_cfg(tmp_path, **kw):
+    cfg = {"name": "src", "mode": "unicast", "eid": "127.0.0.1", "src_port": free_port(), "speed": 20,
+           "record_file": str(tmp_path / "src.rec")}
+    cfg.update(kw)
+    return cfg
+
+
+@pytest.mark.parametrize("content", ["file", "ffmpeg"])
+def test_unicast_client_gets_the_sources_digest_sequence(tmp_path, ts_file, content):
+    port = free_port()
+    client = start("client", client_cfg(tmp_path, "cl", port, ["127.0.0.1"]), tmp_path)
+    spec = f"file:{ts_file}" if content == "file" else "ffmpeg"
+    src = start("source", source_cfg(tmp_path, content=spec, chunks=120, clients=[["127.0.0.1", port]]), tmp_path)
+    assert src.wait(30) == 0
+    assert stop(client) == 0
+    st = status(tmp_path, "src")
+    assert (st["state"], st["chunks"], st["datagrams"], st["bytes"]) == ("done", 120, 120, 120 * 1316)
+    assert st["ip_bytes"] == 120 * (28 + 1316)
+    record = read_source_record(str(tmp_path / "src.rec"))
+    assert len(record) == 120 and record.lengths.tolist() == [1316] * 120
+    report = verify(record, read_client_records(str(tmp_path / "cl.rec")), ["127.0.0.1"])
+    assert report.all_exact
+    assert report.delivered_chunks == report.expected_chunks == 120
+
+
+def test_corecast_data_then_refs_to_the_service(tmp_path, ts_file):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as svc:
+        svc.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        svc.bind(("127.0.0.1", 0))
+        svc.settimeout(10)
+        clients = [["127.0.0.5", 6000], ["127.0.0.6", 6001], ["127.0.0.7", 6000]]
+        cfg = source_cfg(tmp_path, mode="corecast", content=f"file:{ts_file}", chunks=25, stream_id=9,
+                         service={"addr": "127.0.0.1", "port": svc.getsockname()[1]}, clients=clients)
+        src = start("source", cfg, tmp_path)
+        assert src.wait(30) == 0
+        grams = [svc.recvfrom(65535) for _ in range(25 * 4)]
+    record = read_source_record(str(tmp_path / "src.rec"))
+    for seq in range(25):
+        data, peer = grams[seq * 4]
+        assert peer == ("127.0.0.1", cfg["src_port"])
+        msg = corecast.decode(data)
+        assert isinstance(msg, corecast.CoreCastData) and (msg.stream_id, msg.seq) == (9, seq)
+        assert len(data) + 28 == 40 + 1316
+        assert int.from_bytes(chunk_hash(msg.chunk), "big") == record.digests[seq]
+        for (ref_bytes, _), (eid, port) in zip(grams[seq * 4 + 1: seq * 4 + 4], clients):
+            assert len(ref_bytes) + 28 == 60
+            ref = corecast.decode(ref_bytes)
+            assert ref == corecast.CoreCastRef(9, seq, chunk_hash(msg.chunk), socket.inet_aton("127.0.0.1"),
+                                               socket.inet_aton(eid), cfg["src_port"], port)
+    st = status(tmp_path, "src")
+    assert st["by_kind"] == {"data": {"datagrams": 25, "bytes": 25 * 1328}, "ref": {"datagrams": 75, "bytes": 75 * 32}}
+    assert st["ip_bytes"] == 25 * (40 + 1316) + 75 * 60
+
+
+def wait_seq(target: str, at_least: int) -> int:
+    """Poll the source's status command until its next seq reaches ``at_least``."""
+    deadline = time.monotonic() + 20
+    while True:
+        reply = control_request(target, ["status"])[0]
+        seq = int(reply.split("seq=")[1].split()[0])
+        if seq >= at_least:
+            return seq
+        assert time.monotonic() < deadline, reply
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("control", ["udp", "unix"])
+def test_join_leave_mid_stream_then_sigterm(tmp_path, ts_file, control):
+    port = free_port()
+    a, b = "127.0.0.1", "127.0.0.2"
+    client = start("client", client_cfg(tmp_path, "cl", port, [a, b], bind="0.0.0.0"), tmp_path)
+    if control == "udp":
+        ctl_port = free_port()
+        extra = {"control": {"addr": "127.0.0.1", "port": ctl_port}}
+        target = f"127.0.0.1:{ctl_port}"
+    else:
+        target = str(tmp_path / "src.ctl")
+        extra = {"control_socket": target}
+    src = start("source", source_cfg(tmp_path, content=f"file:{ts_file}", speed=1, clients=[[a, port]], **extra),
+                tmp_path)
+    wait_seq(target, 5)
+    replies = control_request(target, [f"join {b} {port}", f"join {b} {port}", "list"])
+    assert replies[0].startswith(f"ok join {b} {port} seq=")
+    join_seq = int(replies[0].split("seq=")[1])
+    assert replies[1] == f"err already-joined {b} {port}"
+    assert replies[2] == f"ok list 2 {a}:{port} {b}:{port}"
+    wait_seq(target, join_seq + 10)
+    reply = control_request(target, [f"leave {a} {port}"])[0]
+    leave_seq = int(reply.split("seq=")[1])
+    wait_seq(target, leave_seq + 10)
+    assert stop(src) == 0                              # SIGTERM mid-stream: clean stop, record written
+    assert stop(client) == 0
+    st = status(tmp_path, "src")
+    assert st["state"] == "stopped" and st["control"]["joins"] == 1 and st["control"]["leaves"] == 1
+    record = read_source_record(str(tmp_path / "src.rec"))
+    assert record.meta["state"] == "stopped"
+    assert [(e.kind, e.eid, e.seq) for e in record.events] == [("join", a, 0), ("join", b, join_seq),
+                                                                ("leave", a, leave_seq)]
+    total = len(record)
+    assert leave_seq + 10 <= total < 190
+    report = verify(record, read_client_records(str(tmp_path / "cl.rec")), [a, b], port=port)
+    assert report.all_exact
+    assert report.eids[a].expected == leave_seq
+    assert report.eids[b].expected == total - join_seq
+    join_time, first = report.eids[b].join_delays[0]
+    assert 0 <= first - join_time < 0.5               # next chunk within a chunk period or so
+    if control == "unix":
+        assert not os.path.exists(target)             # socket file removed at exit
+
+
+def test_content_that_ends_early_exits_nonzero(tmp_path, ts_file):
+    src = start("source", source_cfg(tmp_path, content=f"file:{ts_file}", chunks=500, speed=50,
+                                     clients=[["127.0.0.1", free_port()]]), tmp_path)
+    assert src.wait(30) == 1
+    st = status(tmp_path, "src")
+    assert st["state"] == "content-ended" and "after 190 chunks" in st["error"]
+    assert len(read_source_record(str(tmp_path / "src.rec"))) == 190
+    assert "content-ended" in (tmp_path / "src.log").read_text()
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"mode": "multicast"}, "mode"),
+    ({"chunk_bytes": 1000}, "chunk_bytes"),
+    ({"eid": "not-an-ip"}, "eid"),
+    ({"mode": "corecast"}, "service"),
+    ({"content": "file:/nonexistent.ts"}, "no such file"),
+    ({"clients": [["10.1.0.10", 70000]]}, "bad-port"),
+    ({"chunks": 5, "duration_s": 1}, "not both"),
+    ({"eid": "192.0.2.1"}, "cannot bind"),
+])
+def test_bad_config_is_one_line_and_exit_2(tmp_path, change, words):
+    cfg = source_cfg(tmp_path, content="ffmpeg", chunks=5)
+    cfg.update(change)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    proc = subprocess.run([sys.executable, "-m", "nodes.source", "--config", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("source: ") and words in lines[0]
+
+
+def test_control_client_cli_reports_errors(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "nodes.source", "--control", str(tmp_path / "nothing.sock"),
+                           "list"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and proc.stderr.startswith("source control:")
