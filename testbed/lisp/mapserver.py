@@ -43,7 +43,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from testbed.lisp.lpm import PrefixTrie, format_prefix, mask, parse_prefix
-from testbed.wire.constants import LISP_CONTROL_PORT
 from testbed.wire.errors import DecodeError
 from testbed.wire.lispctrl import (ACTION_NATIVE_FORWARD, ALG_SHA1_96, ALG_SHA256_128, Ecm, EidRecord, Locator,
                                    MapNotify, MapRegister, MapReply, MapRequest, decode_control, verify_auth)
