@@ -259,6 +259,7 @@ class SourceNode:
         self.control = ControlServer(self.protocol, log)
         self.sock: socket.socket | None = None
         self.producer: Producer | None = None
+        self._first = b""
         self.chunks: list[tuple[int, float, int, bytes]] = []
         self.state = "starting"
         self.error = ""
@@ -324,17 +325,23 @@ class SourceNode:
         if self._sent_fh:
             self._sent_fh.write(chunk)
 
-    def run(self) -> int:
-        """Stream until the last chunk, a stop signal, or a content failure; return the exit code."""
-        conf, log = self.conf, self.log
+    def prepare(self) -> int:
+        """Start the content and wait for its first chunk (before the ready file); 0 or an exit code."""
+        conf = self.conf
         self.producer = make_producer(conf.content, conf.bitrate, conf.chunk_bytes)
         try:
             self.producer.start()
-            first = self.producer.read_chunk(conf.stall_timeout + 5.0)  # ffmpeg start-up
+            self._first = self.producer.read_chunk(conf.stall_timeout + 5.0)  # ffmpeg start-up
         except ContentError as exc:
             return self._content_failed("content-stalled", str(exc))
-        if not first:
+        if not self._first:
             return self._content_failed("content-ended", "content is empty" + self._exit_info())
+        return 0
+
+    def run(self) -> int:
+        """Stream until the last chunk, a stop signal, or a content failure; return the exit code."""
+        conf, log = self.conf, self.log
+        first = self._first
         now = time.time()
         start = now
         if conf.start_at is not None:
@@ -350,7 +357,6 @@ class SourceNode:
                  conf.chunks if conf.chunks is not None else "unlimited", start - now)
         next_status = now
         pending: bytes | None = first
-        code = 0
         while True:
             now = time.time()
             if now >= next_status:
@@ -388,7 +394,7 @@ class SourceNode:
         log.info("%s: %d chunks, %d datagrams, %d bytes, %d late (max %.3f s), send errors %s",
                  self.state, self.sender.counters.chunks, self.sender.counters.datagrams,
                  self.sender.counters.bytes, self.pacer.late, self.pacer.max_late, self.send_errors or "none")
-        return code
+        return 0
 
     def _exit_info(self) -> str:
         if isinstance(self.producer, FfmpegProducer):
@@ -431,6 +437,9 @@ def run(cfg: dict) -> int:
         except ConfigError as exc:
             node.state, node.error = "failed", str(exc)
             raise
+        code = node.prepare()
+        if code:
+            return code
         mark_ready(cfg, **info)
         return node.run()
     finally:

@@ -177,6 +177,16 @@ def test_join_leave_mid_stream_then_sigterm(tmp_path, ts_file, control):
         assert not os.path.exists(target)             # socket file removed at exit
 
 
+def test_start_at_delays_the_first_chunk(tmp_path, ts_file):
+    start_at = time.time() + 0.7
+    src = start("source", source_cfg(tmp_path, content=f"file:{ts_file}", chunks=10, start_at=start_at,
+                                     clients=[["127.0.0.1", free_port()]]), tmp_path)
+    assert src.wait(30) == 0
+    record = read_source_record(str(tmp_path / "src.rec"))
+    assert record.times[0] >= start_at
+    assert record.events[0].time == pytest.approx(start_at)     # initial clients join at the start
+
+
 def test_content_that_ends_early_exits_nonzero(tmp_path, ts_file):
     src = start("source", source_cfg(tmp_path, content=f"file:{ts_file}", chunks=500, speed=50,
                                      clients=[["127.0.0.1", free_port()]]), tmp_path)

@@ -37,6 +37,28 @@ def test_generated_file_is_cbr_and_counts_frames(ts_file):
     assert count_frames_bytes(data) == 50
 
 
+def pcr_points(data: bytes) -> list[tuple[int, float]]:
+    """(byte offset, PCR seconds) of every TS packet carrying a PCR."""
+    out = []
+    for off in range(0, len(data) - 187, 188):
+        p = data[off:off + 188]
+        if (p[3] >> 4) & 2 and p[4] > 0 and p[5] & 0x10:
+            base = (p[6] << 25) | (p[7] << 17) | (p[8] << 9) | (p[9] << 1) | (p[10] >> 7)
+            out.append((off, (base * 300 + (((p[10] & 1) << 8) | p[11])) / 27e6))
+    return out
+
+
+@needs_ffmpeg
+def test_generated_file_pcr_advances_at_the_bitrate(ts_file):
+    """CBR for real: bytes between any two PCRs / PCR time difference = the mux rate."""
+    points = pcr_points(ts_file.read_bytes())
+    assert len(points) > 20
+    (o0, t0), (o1, t1) = points[0], points[-1]
+    assert (o1 - o0) * 8 / (t1 - t0) == pytest.approx(1_000_000, rel=1e-4)
+    for (oa, ta), (ob, tb) in zip(points, points[1:]):
+        assert (ob - oa) * 8 / (tb - ta) == pytest.approx(1_000_000, rel=1e-3)
+
+
 def test_command_is_cbr():
     cmd = ffmpeg_command(2_000_000)
     assert cmd[cmd.index("-muxrate") + 1] == "2000000"

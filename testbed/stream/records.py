@@ -117,12 +117,22 @@ class SourceRecord:
     def __len__(self) -> int:
         return len(self.seqs)
 
+    def events_of(self, eid: str) -> list[Event]:
+        """Return the events of ``eid`` in order (indexed once, so 10,000 EIDs stay cheap)."""
+        index = self.__dict__.get("_by_eid")
+        if index is None:
+            index = {}
+            for ev in self.events:
+                index.setdefault(ev.eid, []).append(ev)
+            self.__dict__["_by_eid"] = index
+        return index.get(eid, [])
+
     def expected_mask(self, eid: str, port: int | None = None) -> np.ndarray:
         """Return a boolean mask of the chunks sent to ``eid`` (and ``port`` if given)."""
         mask = np.zeros(len(self.seqs), dtype=bool)
         open_at: dict[int, int] = {}
-        for ev in self.events:
-            if ev.eid != eid or (port is not None and ev.port != port):
+        for ev in self.events_of(eid):
+            if port is not None and ev.port != port:
                 continue
             if ev.kind == "join":
                 open_at[ev.port] = ev.seq
@@ -134,8 +144,7 @@ class SourceRecord:
 
     def join_times(self, eid: str, port: int | None = None) -> list[float]:
         """Return the times ``eid`` joined (the initial clients at the stream start)."""
-        return [ev.time for ev in self.events
-                if ev.kind == "join" and ev.eid == eid and (port is None or ev.port == port)]
+        return [ev.time for ev in self.events_of(eid) if ev.kind == "join" and (port is None or ev.port == port)]
 
     def destinations(self) -> list[tuple[str, int]]:
         """Return every (EID, port) that ever joined, in first-join order."""
