@@ -34,8 +34,11 @@ find_mirror() {
     awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/ && $i !~ /security/) { print $i; exit } }' "$f"
   done
 }
-MIRROR=${MIRROR:-$(find_mirror | head -n1)}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+if [[ -z ${MIRROR:-} ]]; then
+  mirrors=$(find_mirror || true)
+  MIRROR=${mirrors%%$'\n'*}
+fi
+[[ -n $MIRROR ]] || die "no Debian mirror found in apt's sources; set MIRROR=URL"
 
 if [[ ${FORCE:-0} != 1 ]] && $ENGINE image inspect "$TAG" >/dev/null 2>&1; then
   echo "build-base: $TAG already exists (FORCE=1 to rebuild)"

@@ -8,6 +8,8 @@
 #                           (default: local on a restricted VM, else debian:bookworm)
 #   --tag TAG               project image tag (default: localhost/corecast:smoke)
 #   --no-build              run the existing image, do not build
+#   --results DIR           host directory mounted as the image's results/
+#                           (default: the repo's results/)
 #   --privileges full|none|no-tun
 #                           full (default): what the testbed needs; none: the
 #                           engine's defaults; no-tun: everything but /dev/net/tun
@@ -23,13 +25,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 die() { echo "run-smoke: $*" >&2; exit 2; }
 
-ENGINE="" BASE="" TAG=localhost/corecast:smoke BUILD=1 PRIV=full
+ENGINE="" BASE="" TAG=localhost/corecast:smoke BUILD=1 PRIV=full RESULTS=$repo/results
 while (($#)); do
   case $1 in
     --engine) ENGINE=${2:?}; shift 2 ;;
     --base) BASE=${2:?}; shift 2 ;;
     --tag) TAG=${2:?}; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --results) RESULTS=${2:?}; shift 2 ;;
     --privileges) PRIV=${2:?}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     --) shift; break ;;
@@ -134,7 +137,9 @@ else
 fi
 caps=(--cap-add ALL)
 if [[ $profile == vm ]]; then caps+=(--cap-drop SYS_RESOURCE); fi
-run=("$ENGINE" run --rm --network none -v "$repo/results:/opt/corecast/results")
+mkdir -p "$RESULTS"
+RESULTS=$(cd "$RESULTS" && pwd)
+run=("$ENGINE" run --rm --network none -v "$RESULTS:/opt/corecast/results")
 case $PRIV/$ENGINE/$profile in
   full/podman/*|full/docker/plain) run+=(--privileged) ;;
   full/docker/vm) run+=("${caps[@]}" "${unconfined[@]}" --device /dev/net/tun) ;;
@@ -142,7 +147,6 @@ case $PRIV/$ENGINE/$profile in
   none/*) ;;
 esac
 run+=("$TAG" "$@")
-mkdir -p "$repo/results"
 echo "run-smoke: ${run[*]}"
 t0=$SECONDS
 set +e
