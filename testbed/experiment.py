@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from testbed import model
 from testbed.addressing import AddressPlan, make_plan
@@ -76,7 +77,8 @@ class StreamSpec:
 class Network:
     """A topology up with LISP running, ready to carry streams."""
 
-    def __init__(self, ctx: "Context", values: dict[str, Any], label: str) -> None:
+    def __init__(self, ctx: "Context", values: dict[str, Any], label: str,
+                 warm_ases: Iterable[int] | None = None) -> None:
         self.ctx = ctx
         self.values = values
         self.label = label
@@ -84,6 +86,12 @@ class Network:
         self.tb = Testbed(self.plan, ctx.run.path)
         self.lisp: list[Daemon] = []
         self.streams = 0
+        self.warm_ases = None if warm_ases is None else set(warm_ases)
+        """Client ASes resolved at the source ITR before the first stream (None: every client AS)."""
+        self.last_report = None
+        """The delivery report (testbed.stream.records.DeliveryReport) of the last stream."""
+        self.last_source_record = None
+        """The source record (testbed.stream.records.SourceRecord) of the last stream."""
 
     def __enter__(self) -> "Network":
         from testbed.session import start_lisp
@@ -104,9 +112,16 @@ class Network:
         return next(d for d in self.lisp if d.name == f"x{as_number}")
 
     def warm_up(self) -> None:
-        """Resolve every client AS at the source ITR (one ping each), so streams start on a warm map-cache."""
+        """Resolve the client ASes at the source ITR (one ping each), so streams start on a warm map-cache.
+
+        Only the ASes in ``warm_ases`` if it was given (the others stay cold: their first
+        packet waits for a Map-Request), else every client AS with clients.
+        """
         from testbed.net.check import ping_many
-        targets = [a.clients[0][1] for a in self.plan.client_ases if a.clients]
+        targets = [a.clients[0][1] for a in self.plan.client_ases
+                   if a.clients and (self.warm_ases is None or a.number in self.warm_ases)]
+        if not targets:
+            return
         res = ping_many(self.tb.node(self.plan.source_host), targets, wait=2.0, count=2)
         missing = [t for t, ok in res.items() if not ok]
         if missing:
@@ -124,8 +139,13 @@ class Network:
                               "record_file": os.path.join(rec_dir, f"{host}.bin")})
                 for host, eids in by_host.items()]
 
-    def stream(self, spec: StreamSpec) -> dict[str, Any]:
-        """Run one stream in ``spec.mode`` and return its measured row."""
+    def stream(self, spec: StreamSpec, during: Callable[[SourceDaemon], None] | None = None) -> dict[str, Any]:
+        """Run one stream in ``spec.mode`` and return its measured row.
+
+        ``during(source)``, if given, runs in a thread once the source is ready (e.g. to
+        join clients through its control socket); the stream waits for it, and an
+        exception it raises is raised here.
+        """
         self.streams += 1
         tag = f"{self.label}-{spec.mode}"
         run = self.ctx.run
@@ -146,7 +166,15 @@ class Network:
             source = self._source(tag, spec)
             t0 = time.monotonic()
             self.tb.start_daemons([source])
-            self._wait_source(source, spec)
+            helper = _Helper(during, source) if during is not None else None
+            try:
+                self._wait_source(source, spec)
+            except BaseException:
+                if helper is not None:
+                    helper.finish(timeout=1.0, reraise=False)
+                raise
+            if helper is not None:
+                helper.finish()
             stream_s = time.monotonic() - t0
             self._drain(clients, spec)
             ctr1 = read_counters(self.tb.node(plan.source_as.xtr), plan.source_as.core_if)
@@ -216,6 +244,7 @@ class Network:
         receipts = read_client_records([os.path.join(rec_dir, f) for f in sorted(os.listdir(rec_dir))
                                         if f.endswith(".bin")])
         report = verify(src_rec, receipts, [eid for _a, _h, eid in plan.clients()], port=CLIENT_PORT)
+        self.last_report, self.last_source_record = report, src_rec
         counts = params.clients_per_as
         k, j = params.total_clients, params.active_ases
         chunks_sent = len(src_rec)
@@ -257,6 +286,30 @@ class Network:
         return row
 
 
+class _Helper:
+    """A function run in a thread beside a stream; :meth:`finish` joins it and re-raises its error."""
+
+    def __init__(self, func: Callable[[SourceDaemon], None], source: SourceDaemon) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(func, source), daemon=True,
+                                       name="stream-helper")
+        self.thread.start()
+
+    def _run(self, func: Callable[[SourceDaemon], None], source: SourceDaemon) -> None:
+        try:
+            func(source)
+        except BaseException as exc:  # handed to the main thread by finish()
+            self.error = exc
+
+    def finish(self, timeout: float = 30.0, reraise: bool = True) -> None:
+        """Wait for the function (at most ``timeout`` s) and raise what it raised (if ``reraise``)."""
+        self.thread.join(timeout)
+        if self.thread.is_alive() and reraise:
+            raise RuntimeError(f"the stream helper did not finish within {timeout:.0f} s of the stream's end")
+        if self.error is not None and reraise:
+            raise self.error
+
+
 class Context:
     """What an experiment's ``run(ctx)`` gets: parameters, the run directory, measurements, progress."""
 
@@ -278,9 +331,9 @@ class Context:
                 out.setdefault(key, self.params[key])
         return out
 
-    def network(self, label: str, **values: Any) -> Network:
-        """A network for one point (use as a context manager)."""
-        return Network(self, self.topo_values(**values), label)
+    def network(self, label: str, warm_ases: Iterable[int] | None = None, **values: Any) -> Network:
+        """A network for one point (use as a context manager); ``warm_ases``: see :class:`Network`."""
+        return Network(self, self.topo_values(**values), label, warm_ases=warm_ases)
 
     def spec(self, mode: str, **over: Any) -> StreamSpec:
         """A stream spec from the experiment's parameters."""
@@ -295,9 +348,10 @@ class Context:
         if content != "file":
             return content
         path = os.path.join(self.run.path, "content.ts")
-        if not os.path.exists(path):
+        need = int(p["chunks"]) * int(p.get("chunk_bytes", 1316))
+        if not os.path.exists(path) or os.path.getsize(path) < need:  # regenerated longer if a stream needs it
             from testbed.stream.content import generate_ts_file
-            seconds = int(p["chunks"]) * int(p.get("chunk_bytes", 1316)) * 8 / int(p.get("bitrate", 1_000_000)) + 2
+            seconds = need * 8 / int(p.get("bitrate", 1_000_000)) + 2
             generate_ts_file(path, seconds, int(p.get("bitrate", 1_000_000)))
         return f"file:{path}"
 
