@@ -9,6 +9,7 @@ from experiments.common import report, run_modes
 DESCRIPTION = "4 ASes x 10 clients, both modes, 30 s of a live 1 Mb/s channel: the core-traffic table"
 DEFAULTS: dict[str, Any] = {
     "ases": 4, "clients": 10, "seconds": 30.0, "bitrate": 1_000_000, "chunk_bytes": 1316, "speed": 1.0,
+    "player": True,
     "content": "ffmpeg",
 }
 

@@ -117,6 +117,8 @@ class XtrNode:
         cfg = self.cfg
         tun = cfg["tun"]
         self.tun = open_tun(tun)
+        # IPv4 only: no IPv6 router solicitations or MLD reports from the kernel into the TUN
+        subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{tun}.disable_ipv6=1"], capture_output=True)
         sh("ip", "link", "set", "dev", tun, "up", "mtu", str(cfg.get("tun_mtu", TUN_MTU)), "txqueuelen", "10000")
         sh("ip", "route", "replace", cfg["eid_block"], "dev", tun)
         for extra in cfg.get("tun_routes", []):

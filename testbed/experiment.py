@@ -86,6 +86,7 @@ class Network:
         self.tb = Testbed(self.plan, ctx.run.path)
         self.lisp: list[Daemon] = []
         self.streams = 0
+        self._clients: list[ClientDaemon] = []
         self.warm_ases = None if warm_ases is None else set(warm_ases)
         """Client ASes resolved at the source ITR before the first stream (None: every client AS)."""
         self.last_report = None
@@ -127,17 +128,26 @@ class Network:
         if missing:
             raise RuntimeError(f"warm-up: {len(missing)} client ASes unreachable through LISP, e.g. {missing[0]}")
 
-    def client_daemons(self, tag: str, port: int) -> list[ClientDaemon]:
-        """Receiver daemons for every client: one per host (a host may serve many EIDs)."""
+    def client_daemons(self, tag: str, port: int, player: bool = False) -> list[ClientDaemon]:
+        """Receiver daemons for every client: one per host (a host may serve many EIDs).
+
+        With ``player``, the first host serving a single EID also plays the stream
+        through ffmpeg (its decodable frames are counted at the end).
+        """
         by_host: dict[str, list[str]] = {}
         for _as, host, eid in self.plan.clients():
             by_host.setdefault(host, []).append(eid)
         rec_dir = os.path.join(self.ctx.run.path, "records", tag)
         os.makedirs(rec_dir, exist_ok=True)
-        return [ClientDaemon(self.tb.node(host), f"{tag}-{host}", self.ctx.run.path,
-                             {"port": port, "bind": "0.0.0.0", "eids": eids,
-                              "record_file": os.path.join(rec_dir, f"{host}.bin")})
-                for host, eids in by_host.items()]
+        daemons = []
+        for host, eids in by_host.items():
+            cfg: dict[str, Any] = {"port": port, "bind": "0.0.0.0", "eids": eids,
+                                   "record_file": os.path.join(rec_dir, f"{host}.bin")}
+            if player and len(eids) == 1:
+                cfg.update(player=True, player_mode="pipe", player_file=os.path.join(rec_dir, f"{host}-player.ts"))
+                player = False
+            daemons.append(ClientDaemon(self.tb.node(host), f"{tag}-{host}", self.ctx.run.path, cfg))
+        return daemons
 
     def stream(self, spec: StreamSpec, during: Callable[[SourceDaemon], None] | None = None) -> dict[str, Any]:
         """Run one stream in ``spec.mode`` and return its measured row.
@@ -150,7 +160,7 @@ class Network:
         tag = f"{self.label}-{spec.mode}"
         run = self.ctx.run
         plan = self.plan
-        clients = self.client_daemons(tag, CLIENT_PORT)
+        clients = self._clients = self.client_daemons(tag, CLIENT_PORT, player=bool(spec.extra.get("player")))
         self.tb.start_daemons(clients, timeout=30 + 0.1 * len(clients))
         cap = None
         try:
@@ -188,6 +198,14 @@ class Network:
                     self.tb.captures.remove(cap)
         return self._row(spec, tag, source, cap, ctr0, ctr1, cpu0, cpu1, rss, stream_s, x0, etrs)
 
+    def _player_frames(self, tag: str, source: SourceDaemon) -> dict[str, Any]:
+        """Decodable frames the player client recorded, and those in what the source sent (ffprobe)."""
+        from testbed.stream.content import count_frames
+        players = [c for c in self._clients if c.config.get("player")]
+        frames = _json(players[0].config["status_file"]).get("frames") if players else None
+        return {"player_frames": frames if frames is not None else -1,
+                "source_frames": count_frames(source.config["sent_file"])}
+
     def _source(self, tag: str, spec: StreamSpec) -> SourceDaemon:
         plan = self.plan
         cfg = {
@@ -198,6 +216,8 @@ class Network:
             "record_file": os.path.join(self.ctx.run.path, "records", tag, "source.csv"),
             "control": {"addr": "127.0.0.1", "port": 0},
         }
+        if spec.extra.get("player"):
+            cfg["sent_file"] = os.path.join(self.ctx.run.path, "records", tag, "sent.ts")
         cfg.update(spec.extra.get("source", {}))
         return SourceDaemon(self.tb.node(plan.source_host), f"{tag}-src", self.ctx.run.path, cfg)
 
@@ -276,9 +296,11 @@ class Network:
             "itr_cpu_s": round(cpu1[x0.name] - cpu0[x0.name], 3),
             "etr_cpu_s": round(sum(cpu1[d.name] - cpu0[d.name] for d in etrs), 3),
             "itr_rss_kib": rss[x0.name], "etr_rss_kib_max": max((rss[d.name] for d in etrs), default=0),
-            "itr_drops": sum(v for k2, v in itr_status.get("counters", itr_status).items()
-                             if isinstance(v, int) and "drop" in k2),
+            "itr_drops": count_drops(itr_status),
+            "etr_drops": sum(count_drops(_json(d.config["status_file"])) for d in etrs),
         }
+        if spec.extra.get("player"):
+            row.update(self._player_frames(tag, source))
         if not self.ctx.keep_pcap:
             os.unlink(cap.path)
         if not self.ctx.keep_records:
@@ -308,6 +330,19 @@ class _Helper:
             raise RuntimeError(f"the stream helper did not finish within {timeout:.0f} s of the stream's end")
         if self.error is not None and reraise:
             raise self.error
+
+
+DROP_COUNTERS = frozenset((
+    "queue-overflow", "negative", "no-rloc", "unresolved", "bad-packet", "not-ipv4", "too-big-df", "stale-ref",
+    "no-chunk", "hash-mismatch", "source-not-allowed", "ref-src-not-allowed", "chunk-too-big", "foreign-eid",
+    "bad-inner", "bad-lisp", "corecast-not-capable", "raw-send-error", "tun-write-error"))
+"""Counter names (in any section of an xTR status file) that count dropped packets."""
+
+
+def count_drops(status: dict) -> int:
+    """Packets an xTR dropped, summed over the sections of its status file."""
+    return sum(v for section in status.values() if isinstance(section, dict)
+               for k, v in section.items() if k in DROP_COUNTERS and isinstance(v, int))
 
 
 class Context:
@@ -340,7 +375,8 @@ class Context:
         p = {**self.params, **over}
         return StreamSpec(mode=mode, chunks=int(p["chunks"]), chunk_bytes=int(p.get("chunk_bytes", 1316)),
                           bitrate=int(p.get("bitrate", 1_000_000)), speed=float(p.get("speed", 1.0)),
-                          content=self.content(p), extra=p.get("extra", {}))
+                          content=self.content(p),
+                          extra={**p.get("extra", {}), **({"player": True} if p.get("player") else {})})
 
     def content(self, p: dict[str, Any]) -> str:
         """The source's content: live ffmpeg, or one TS file generated once per run (content=file)."""
