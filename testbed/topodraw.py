@@ -6,14 +6,16 @@
      "nodes": [{"name": "x0", "kind": "xtr", "as": "AS0"}, ...],
      "links": [["src", "s0"], ["s0", "x0"], ...],
      "paths": {"data": ["src", "x0", "c0", "x1"],     # optional: one path (names) or a list of paths
-               "ref":  [["src", "x0", "c0", "x2"], ...]},
+               "ref":  [["src", "x0", "c0", "x2"], ...],
+               "unicast": [["x1", "h1_0"], ...]},             # optional: full chunks (ETR to client, fallback)
      "capable": ["AS1", "AS2"]}                         # optional: CoreCast-capable client ASes
 
 ``kind`` is one of source, client, xtr, core, ms, switch. The source AS is drawn on
 the left, the core and the mapping system in the middle, the client ASes stacked
 on the right; each AS is a shaded box with its xTRs on the core-facing edge.
 Large ASes show their first clients and "+N more"; beyond 8 client ASes the rest
-are summarised. DATA paths are thick solid arrows, REF paths thin dashed ones.
+are summarised. DATA paths are thick solid arrows, REF paths thin dashed ones,
+unicast paths (full chunks) thin green arrows.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ KIND_STYLE = {
 MAX_CLIENTS_SHOWN = 5
 MAX_CLIENTS_SHOWN_MANY = 2  # per AS, when more than 4 client ASes are drawn
 MAX_ASES_SHOWN = 8
-PATH_STYLE = {"data": ("#2471a3", 2.4, "-", 0.09, "DATA"), "ref": ("#e67e22", 1.2, "--", -0.09, "REF")}
+PATH_STYLE = {"data": ("#2471a3", 2.4, "-", 0.09, "DATA"), "ref": ("#e67e22", 1.2, "--", -0.09, "REF"),
+              "unicast": ("#27ae60", 1.2, "-", 0.0, "unicast (full chunk)")}
 
 
 def _paths(value: Any) -> list[list[str]]:
