@@ -1,8 +1,16 @@
-"""Pieces the experiments share: run both modes on one topology, print the table, check the rows."""
+"""Pieces the experiments share: run both modes on one topology, print the table, check the rows.
+
+Sweeps describe each point as a :class:`Point` (label, topology values, stream
+speed, extra row columns), run them with :func:`run_sweep` (a failed point is
+reported and the sweep goes on), and parse list parameters with :func:`parse_list`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from testbed.nodeutil import ConfigError
 
 MODES = ("unicast", "corecast")
 
@@ -58,10 +66,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def report(ctx: Any, rows: list[dict[str, Any]], tolerance: float = 0.001) -> int:
-    """Print the table and the verdict; return 0 if every row checks out, else 1."""
+def report(ctx: Any, rows: list[dict[str, Any]], tolerance: float = 0.001,
+           extra_problems: list[str] | None = None) -> int:
+    """Print the table and the verdict; return 0 if every row checks out, else 1.
+
+    ``extra_problems`` (e.g. failed points of a sweep) are reported and fail the run too.
+    """
     print(format_table(rows))
-    problems = check_rows(rows, tolerance)
+    problems = list(extra_problems or []) + check_rows(rows, tolerance)
     for p in problems:
         print(f"CHECK FAILED: {p}")
     if not problems:
@@ -69,3 +81,110 @@ def report(ctx: Any, rows: list[dict[str, Any]], tolerance: float = 0.001) -> in
               f"the model within {100 * tolerance:g} %")
     ctx.run.update(summary={"rows": len(rows), "problems": problems})
     return 1 if problems else 0
+
+
+@dataclass
+class Point:
+    """One point of a sweep: a network (``topo`` values) streamed in ``modes`` at ``speed``."""
+
+    label: str
+    topo: dict[str, Any]
+    speed: float
+    row: dict[str, Any] = field(default_factory=dict)
+    """Extra columns written into each of the point's rows."""
+    modes: tuple[str, ...] = MODES
+    chunks: int | None = None
+    """Chunks per stream (None: the experiment's ``chunks`` parameter)."""
+
+    @property
+    def clients(self) -> int:
+        """k at this point (from the topology values)."""
+        from testbed.params import topo_params
+        return topo_params(self.topo).total_clients
+
+
+def parse_list(value: Any, name: str, kind: type = float, low: float | None = None,
+               high: float | None = None) -> list:
+    """A comma-separated ``--set`` list (or a single number) as a list of ``kind``; one-line ConfigError.
+
+    Every item must lie within ``low``..``high`` (when given); the list must not be empty.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a comma-separated list of numbers, got '{value}'")
+    items = list(value) if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip()]
+    out = []
+    for item in items:
+        try:
+            num = float(str(item).strip())
+        except ValueError:
+            raise ConfigError(f"{name} must be a comma-separated list of numbers, got '{value}'") from None
+        if kind is int:
+            if num != int(num):
+                raise ConfigError(f"{name} must list whole numbers, got '{item}'")
+            num = int(num)
+        if (low is not None and num < low) or (high is not None and num > high):
+            raise ConfigError(f"{name}: {item} is outside {low:g}..{high:g}" if low is not None and high is not None
+                              else f"{name}: {item} is out of range")
+        out.append(num)
+    if not out:
+        raise ConfigError(f"{name} must list at least one value")
+    return out
+
+
+def reject_swept(params: dict[str, Any], defaults: dict[str, Any], keys: tuple[str, ...], hint: str) -> None:
+    """ConfigError if the user set a topology key that this experiment's sweep sets itself."""
+    for key in keys:
+        if key in params and key not in defaults:
+            raise ConfigError(f"{key} is set by this experiment's sweep; {hint}")
+
+
+def chunk_rate(params: dict[str, Any]) -> float:
+    """Chunks per second of the stream at speed 1 (bitrate / 8 / chunk_bytes)."""
+    return params["bitrate"] / (8.0 * params["chunk_bytes"])
+
+
+def stream_speed(params: dict[str, Any], datagrams_per_chunk: int) -> float:
+    """The speed multiplier for a point: ``speed``, lowered so the source sends at most ``max_pps`` datagrams/s.
+
+    ``datagrams_per_chunk`` is what the source sends per chunk (k for unicast, k + 1 for
+    CoreCast; experiments pass k + 1 so both modes stream at the same speed).
+    """
+    limit = params["max_pps"] / (max(1, datagrams_per_chunk) * chunk_rate(params))
+    return round(min(float(params["speed"]), limit), 4)
+
+
+def check_common(params: dict[str, Any]) -> None:
+    """Checks every sweep shares: positive stream numbers, chunk size within 1200..1400."""
+    for key in ("chunks", "bitrate", "max_pps"):
+        if key in params and params[key] <= 0:
+            raise ConfigError(f"{key} must be positive, got {params[key]}")
+    if "speed" in params and params["speed"] <= 0:
+        raise ConfigError(f"speed must be positive, got {params['speed']}")
+    if "chunk_bytes" in params and not 1200 <= params["chunk_bytes"] <= 1400:
+        raise ConfigError(f"chunk_bytes must be within 1200..1400, got {params['chunk_bytes']}")
+    if params.get("content", "file") not in ("file", "ffmpeg"):
+        raise ConfigError(f"content must be file or ffmpeg, got '{params['content']}'")
+
+
+def run_point(ctx: Any, point: Point) -> list[dict[str, Any]]:
+    """Bring the point's network up and stream once per mode (rows recorded as they come)."""
+    over: dict[str, Any] = {"speed": point.speed}
+    if point.chunks is not None:
+        over["chunks"] = point.chunks
+    return run_modes(ctx, point.label, modes=point.modes, extra_row=point.row, spec_over=over, **point.topo)
+
+
+def run_sweep(ctx: Any, points: list[Point],
+              one: Callable[[Any, Point], list[dict[str, Any]]] = run_point) -> tuple[list[dict[str, Any]], list[str]]:
+    """Run every point with a progress bar; return (rows, problems). A failed point is reported, not fatal."""
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for point in ctx.points(points):
+        try:
+            rows += one(ctx, point)
+        except Exception as exc:  # one broken point must not lose the others
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            msg = f"{point.label}: {type(exc).__name__}: {reason}"
+            print(f"POINT FAILED: {msg}", flush=True)
+            problems.append(msg)
+    return rows, problems
