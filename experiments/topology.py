@@ -31,12 +31,17 @@ def validate(params: dict[str, Any]) -> None:
         raise ConfigError(f"ases: at most 20 for a drawing, got {params['ases']}")
 
 
+def as_label(a: Any) -> str:
+    """An AS's name in the drawing: number and EID prefix."""
+    return f"AS{a.number} {a.eid_prefix}"
+
+
 def _kinds(plan: Any) -> dict[str, tuple[str, str | None]]:
     """Node name -> (kind, AS label) from the addressing plan."""
     kinds: dict[str, tuple[str, str | None]] = {plan.core: ("core", None), plan.ms: ("ms", None),
-                                                plan.source_host: ("source", "AS0")}
+                                                plan.source_host: ("source", as_label(plan.source_as))}
     for a in plan.all_ases:
-        label = f"AS{a.number}"
+        label = as_label(a)
         kinds[a.xtr] = ("xtr", label)
         kinds[a.switch] = ("switch", label)
         for host, _eid in a.clients:
@@ -82,7 +87,7 @@ def build_graph(plan: Any, links: list[tuple[str, str]], registered: dict[str, b
         for a in plan.all_ases:
             if node["name"] == a.xtr:
                 node["rloc"], node["eid_prefix"] = a.rloc, a.eid_prefix
-    capable = [f"AS{a.number}" for a in plan.client_ases if registered.get(a.eid_prefix)]
+    capable = [as_label(a) for a in plan.client_ases if registered.get(a.eid_prefix)]
     data, ref, uni = [], [], []
     src, x0, core = plan.source_host, plan.source_as.xtr, plan.core
     for a in plan.client_ases:
@@ -97,7 +102,8 @@ def build_graph(plan: Any, links: list[tuple[str, str]], registered: dict[str, b
             ref.append([src, x0])
             uni += [[x0, core, a.xtr, h] for h in hosts]
     k, j = plan.params.total_clients, plan.params.active_ases
-    return {"title": f"the emulated network: {j} client ASes, {k} clients, {len(capable)} CoreCast-capable",
+    return {"title": f"the emulated network: {j} client ASes, {k} clients, {len(capable)} CoreCast-capable "
+                     f"(EIDs {plan.eid_block}, RLOCs {plan.rloc_block})",
             "nodes": nodes, "links": folded, "paths": {"data": data, "ref": ref, "unicast": uni},
             "capable": capable, "registered": registered, "plan": plan.to_dict()}
 

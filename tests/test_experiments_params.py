@@ -197,7 +197,7 @@ def test_topology_graph_folds_switches_and_marks_paths():
     assert kinds["src"] == "source" and kinds["core"] == "core" and kinds["ms"] == "ms"
     assert sum(k == "client" for k in kinds.values()) == 6 and sum(k == "xtr" for k in kinds.values()) == 4
     assert ["h1x1", "x1"] in g["links"] and ["src", "x0"] in g["links"]
-    assert g["capable"] == ["AS1", "AS2"]
+    assert g["capable"] == ["AS1 10.1.0.0/16", "AS2 10.2.0.0/16"]
     assert ["src", "x0", "core", "x1"] in g["paths"]["data"]
     assert not any(p[-1] == "x3" for p in g["paths"]["data"])  # non-capable: full unicast chunks
     assert ["x0", "core", "x3", "h3x1"] in g["paths"]["unicast"]
