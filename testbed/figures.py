@@ -149,12 +149,18 @@ def plot_gamma(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
     if {"unicast", "corecast"} <= set(d["mode"]):
         s = paired_savings(d, _point_keys(d, "gamma", "clients", "chunk_bytes", "distribution"))
         ax2.plot(s["gamma"], 100 * s["savings"], "o", color=COLORS["corecast"], mfc="none", ms=7, label="measured")
+        neg = s[s["savings"] < 0].sort_values("gamma")
+        if not neg.empty:  # the paper's point: gamma = 1 is detrimental
+            r = neg.iloc[0]
+            ax2.annotate(f"measured at gamma = {r['gamma']:g}: {100 * r['savings']:.1f} % (detrimental)",
+                         (r["gamma"], 100 * r["savings"]), xytext=(12, -3), textcoords="offset points",
+                         fontsize=8, va="center", color=COLORS["unicast"])
     ax2.annotate(f"break-even gamma = {g_star:.3f}", (g_star, 0), xytext=(25, 30), textcoords="offset points",
                  fontsize=8, arrowprops={"arrowstyle": "->", "color": "0.4"})
     ax2.set_ylim(min(-10.0, 100 * model.savings_uniform(1, P) - 5), 100)
     ax2.set_ylabel("CoreCast savings over unicast (%)")
     ax2.set_title("savings")
-    ax2.legend(fontsize=8, loc="lower right")
+    ax2.legend(fontsize=8, loc="center right")
     return _save(fig, outdir, "gamma")
 
 
