@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 from typing import Callable
 
 import numpy as np
@@ -237,10 +238,12 @@ def plot_distribution(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
         pos = x - 0.4 + w * (i + 0.5)
         ax.bar(pos, sub["_y"], w, color=COLORS.get(mode, "gray"), label=f"{mode} (measured)")
         ax.plot(pos, sub["_m"], "_", color="k", ms=18, mew=2, label="model" if i == 0 else None)
-    ax.set_xticks(x, groups)
+    ticks = [textwrap.fill(str(g), 10) for g in groups]  # long group names on several lines
+    ax.set_xticks(x, ticks)
     ax.set_ylabel("core kB per chunk")
     ax.set_title("client spread: core traffic")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 1.35 * max(float(np.nanmax(d[["_y", "_m"]].to_numpy())), 1e-9))
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
     if {"unicast", "corecast"} <= set(modes):
         s = paired_savings(d, [key] + _point_keys(d, "clients", "ases", "capable_ases", "chunk_bytes"))
         s = s.groupby(key)[["savings", "model_savings"]].mean().reindex(groups)
@@ -250,10 +253,11 @@ def plot_distribution(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
         for xi, v in zip(x, s["savings"]):
             if pd.notna(v):
                 ax2.annotate(f"{100 * v:.1f} %", (xi - 0.2, 100 * v), ha="center", va="bottom", fontsize=8)
-    ax2.set_xticks(x, groups)
+    ax2.set_xticks(x, ticks)
+    ax2.set_ylim(min(0.0, ax2.get_ylim()[0]), 115)
     ax2.set_ylabel("CoreCast savings over unicast (%)")
     ax2.set_title("savings at equal k and j")
-    ax2.legend(fontsize=8, loc="lower right")
+    ax2.legend(fontsize=8, loc="upper center", ncol=2)
     return _save(fig, outdir, "distribution")
 
 
