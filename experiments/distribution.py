@@ -51,9 +51,9 @@ def _topo(params: dict[str, Any], dist: str, fraction: float) -> dict[str, Any]:
 
 
 def group_name(dist: str, fraction: float, zipf_s: float) -> str:
-    """The figure's group label, e.g. ``zipf s=1``, ``uniform, 50 % capable``."""
+    """The figure's group label, e.g. ``zipf s=1``, ``uniform (50 % capable)``."""
     name = f"zipf s={zipf_s:g}" if dist == "zipf" else dist
-    return name if fraction >= 1.0 else f"{name}, {100 * fraction:g} % capable"
+    return name if fraction >= 1.0 else f"{name} ({100 * fraction:g} % capable)"
 
 
 def points(params: dict[str, Any]) -> list[Point]:

@@ -131,8 +131,8 @@ def test_deployment_points_cover_0_to_100_percent():
 def test_distribution_points_equal_k_and_j():
     pts = distribution.points(params(distribution))
     tp = [topo_params(pt.topo) for pt in pts]
-    assert [pt.row["distribution"] for pt in pts] == ["uniform", "zipf s=1", "uniform, 50 % capable",
-                                                      "zipf s=1, 50 % capable"]
+    assert [pt.row["distribution"] for pt in pts] == ["uniform", "zipf s=1", "uniform (50 % capable)",
+                                                      "zipf s=1 (50 % capable)"]
     assert {t.total_clients for t in tp} == {200} and {t.active_ases for t in tp} == {10}
     uniform, zipf = tp[0].clients_per_as, tp[1].clients_per_as
     assert uniform == [20] * 10 and max(zipf) > 2 * max(uniform)
