@@ -54,6 +54,15 @@ def corecast(*args: str, timeout: float = 300, check: bool = False, **kw) -> sub
 
 
 def leftovers() -> tuple[list[str], list[int]]:
-    """Our links and processes still present (both must be empty after any run)."""
+    """Our links and processes still present (both must be empty after any run).
+
+    Looked at while holding the machine-wide testbed lock, so that a network another
+    process is running at the same moment is not mistaken for a leftover.
+    """
+    from testbed.net import registry
     from testbed.net.clean import our_links, our_processes
-    return our_links(), our_processes()
+    registry.acquire_lock(wait=1800)
+    try:
+        return our_links(), our_processes()
+    finally:
+        registry.release_lock()
