@@ -23,8 +23,10 @@ setup: preflight
 demo: setup
 	@$(CORECAST) run demo
 
+# Namespace tests must run, not skip (CORECAST_REQUIRE_NET=1); pytest's exit 5 (no tests ran) is a failure.
 test: setup
-	@CORECAST_REQUIRE_NET=$${CORECAST_REQUIRE_NET:-1} $(PYTEST) -q tests
+	@CORECAST_REQUIRE_NET=$${CORECAST_REQUIRE_NET:-1} $(PYTEST) -q -p no:cacheprovider tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest ran no tests" >&2; exit 1; fi; exit $$rc
 
 smoke: setup
 	@$(CORECAST) run smoke
