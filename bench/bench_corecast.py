@@ -1,0 +1,143 @@
+"""CoreCast REF messages per second through the ITR (x0) and the ETR (x1), beside the unicast path.
+
+Paper topology with one client AS of 1,000 clients on one receiver host
+(``ases=1 clients=1000 client_hosts=per-as``: host ``m1`` owns 10.1.128.0/17),
+LISP and CoreCast running, map-cache warmed. Two paths, one run:
+
+1. **corecast**: a source process in ``src`` (10.0.0.10) sends to the ITR's
+   service address 10.0.255.254:4340, per 1316-byte chunk, one DATA and then one
+   REF per client (Source EID 10.0.0.10), paced in REFs per second. x0 forwards
+   the DATA once to x1 and every REF (LISP, C bit); x1 turns every REF into the
+   client's full unicast datagram, which ``m1`` receives.
+2. **unicast**: the same source sends the 1316-byte chunk to each of the 1,000
+   client EIDs in turn as plain UDP (what unicast streaming does); x0
+   encapsulates, x1 decapsulates.
+
+A REF (or unicast datagram) is delivered once its datagram reaches m1's UDP
+layer (``InDatagrams + RcvbufErrors`` in m1's namespace); a receiver in m1
+drains and counts them too. :func:`common.search_max_rate` finds the highest
+offered rate with zero loss on each path, over ``--seconds`` long trials; each
+trial records the xTRs' counters (x0: REFs in and sent, DATA sent; x1: REFs
+in, delivered), their CPU share, and where losses happened (x0's service
+socket, x1's UDP 4341 socket, x0's TUN queue).
+
+Run as root from the repository root (about 1.5 to 2 minutes)::
+
+    .venv/bin/python bench/bench_corecast.py [--seconds 3] [--max-trials 8] [--clients 1000] [--profile]
+
+``--profile``: see bench_xtr.py (py-spy on both xTRs during one more trial).
+
+Writes docs/bench-results/corecast.json; docs/benchmarks.md has the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+import traffic  # noqa: E402
+from common import CHUNK_BYTES  # noqa: E402
+
+TARGET_REFS = 100_000
+CC_KEYS = {"x0": [("io", "service-in"), ("corecast_itr", "ref-in"), ("corecast_itr", "ref-sent"),
+                  ("corecast_itr", "data-in"), ("corecast_itr", "data-sent"), ("corecast_itr", "stale-ref"),
+                  ("corecast_itr", "no-chunk"), ("io", "raw-send-error")],
+           "x1": [("io", "lisp-in"), ("corecast_etr", "data-in"), ("corecast_etr", "ref-in"),
+                  ("corecast_etr", "delivered"), ("corecast_etr", "hash-mismatch"), ("corecast_etr", "no-chunk"),
+                  ("io", "tun-write-error")]}
+UNICAST_KEYS = {"x0": [("io", "tun-read"), ("itr", "encapsulated"), ("io", "raw-send-error")],
+                "x1": [("io", "lisp-in"), ("etr", "decapsulated"), ("io", "tun-write-error")]}
+
+
+def cc_sender(node: Any, service: str, targets: str, src_eid: str) -> Any:
+    """A ``send`` callable for :class:`common.TrialRunner`: the CoreCast source role in ``node``."""
+    def send(trial: int, rate: float, count: int) -> dict[str, Any]:
+        return traffic.merge_sends(traffic.run_roles(node, [
+            ["cc-send", str(trial), service, "4340", str(rate), str(count), targets, src_eid, str(CHUNK_BYTES)]]))
+    return send
+
+
+def main() -> int:
+    """Measure both paths and write the result."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of one trial")
+    ap.add_argument("--max-trials", type=int, default=8, help="trials per path, the unpaced one included")
+    ap.add_argument("--clients", type=int, default=1000, help="clients in the one client AS")
+    ap.add_argument("--profile", action="store_true", help="sample the xTRs with py-spy at the found REF rate")
+    args = ap.parse_args()
+    if not common.need_root():
+        return 2
+    from testbed.addressing import make_plan
+    from testbed.net.check import ping_many
+    from testbed.net.network import Testbed
+    from testbed.params import topo_params
+    from testbed.session import start_lisp
+
+    plan = make_plan(topo_params({"ases": 1, "clients": args.clients, "client_hosts": "per-as"}))
+    a1 = plan.client_ases[0]
+    eids = [eid for _host, eid in a1.clients]
+    result: dict[str, Any] = {"bench": "corecast", **common.machine_info(), "chunk_bytes": CHUNK_BYTES,
+                              "trial_seconds": args.seconds, "clients": len(eids),
+                              "topology": f"paper ases=1 clients={len(eids)} client_hosts=per-as",
+                              "target_refs_per_s": TARGET_REFS}
+    rundir = common.scratch_rundir("corecast")
+    targets = traffic.write_targets(os.path.join(rundir, "clients.txt"), eids)
+    result["lock_wait_seconds"] = round(common.take_lock(), 1)
+    t_start = time.monotonic()
+    with Testbed(plan, rundir) as tb:
+        src = tb.node(plan.source_host)
+        daemons = start_lisp(tb, plan, rundir, {})
+        xtrs = {d.name: d for d in daemons if d.name in ("x0", "x1")}
+        if not ping_many(src, [eids[0]], wait=2.0, count=2).get(eids[0]):
+            raise RuntimeError(f"src cannot reach {eids[0]} through the xTRs")
+        rx = traffic.Receiver(tb.node(a1.many_host), rundir, a1.many_host)
+        try:
+            print(f"CoreCast: DATA + {len(eids)} REFs per chunk to {plan.service_addr}:4340", flush=True)
+            cc = common.TrialRunner("corecast", tb, rx, a1.many_host,
+                                    cc_sender(src, plan.service_addr, targets, plan.source_eid), args.seconds, 1,
+                                    unpaced_rate=400_000, udp_watch=("x0", "x1"), xtrs=xtrs, rundir=rundir,
+                                    status_keys=CC_KEYS)
+            result["corecast"] = cc.search(TARGET_REFS, args.max_trials)
+            result["corecast"]["overload"] = common.overload_rates(
+                result["corecast"]["trials"][0], "corecast_itr.ref-sent", "corecast_etr.delivered")
+            if args.profile and result["corecast"]["rate"]:
+                result["profile"] = common.profile(xtrs, cc, result["corecast"]["rate"], rundir)
+            print(f"unicast: {CHUNK_BYTES}-byte datagrams to the {len(eids)} clients in turn", flush=True)
+            uni = common.TrialRunner("unicast", tb, rx, a1.many_host, traffic.udp_sender(src, targets),
+                                     args.seconds, 101, udp_watch=("x1",), tun_watch=(("x0", "x0-tun"),),
+                                     xtrs=xtrs, rundir=rundir, status_keys=UNICAST_KEYS)
+            result["unicast"] = uni.search(50_000, args.max_trials)
+            result["unicast"]["overload"] = common.overload_rates(
+                result["unicast"]["trials"][0], "itr.encapsulated", "etr.decapsulated")
+        finally:
+            rx.stop()
+    refs, pps = result["corecast"]["rate"], result["unicast"]["rate"]
+    result["ratio_refs_to_unicast"] = round(refs / pps, 3) if pps else None
+    result["target_met"] = refs >= TARGET_REFS
+    result["wall_seconds"] = round(time.monotonic() - t_start, 1)
+    path = common.save_result("corecast", result)
+    limited = " (sender-limited: nothing lost at the sender's top speed)"
+    print(f"\nzero-loss rates, {len(eids)} clients, {CHUNK_BYTES}-byte chunks, src -> x0 -> x1 -> m1:")
+    print(f"  CoreCast REFs (each one client datagram) : {refs:>9,} /s"
+          f"{limited if result['corecast']['sender_limited'] else ''}")
+    print(f"  unicast datagrams                        : {pps:>9,} /s"
+          f"{limited if result['unicast']['sender_limited'] else ''}")
+    if result["ratio_refs_to_unicast"] is not None:
+        print(f"  ratio CoreCast/unicast                   : {result['ratio_refs_to_unicast']:.3f}")
+    for name in ("corecast", "unicast"):
+        if result[name]["overload"]:
+            print(f"  {name} overloaded (unpaced sender), per second: "
+                  + ", ".join(f"{k} {v:,}" for k, v in result[name]["overload"].items()))
+    print(f"target >= {TARGET_REFS:,} REF/s at the ITR: {'MET' if result['target_met'] else 'MISSED'}")
+    print(f"wall time {result['wall_seconds']} s; written {os.path.relpath(path, common.ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""Traffic roles of the namespace benchmarks, run *inside* Mininet nodes (stdlib + testbed.wire only).
+
+``python bench/traffic.py ROLE ...``:
+
+* ``send TRIAL TARGETS RATE COUNT SIZE SPORT DPORT``: a paced UDP blaster;
+* ``cc-send TRIAL SERVICE PORT RATE REFS TARGETS SRC_EID SIZE``: a CoreCast
+  source (DATA + one REF per client per chunk) towards an ITR's service address;
+* ``recv PORT STATUS READY STOP``: counts datagrams per trial, any local address.
+
+Each sender prints one JSON line (sent, send_errors, seconds, achieved). Every
+datagram (or chunk) starts with the 4-byte trial number, so one receiver serves
+all trials of a run. ``TARGETS`` is an address or ``@FILE`` (one address a line).
+
+The controlling side, used by the bench scripts outside the nodes:
+:class:`Receiver`, :func:`run_roles`, :func:`merge_sends`, :func:`udp_sender`.
+Traffic only ever goes to addresses inside the benchmark's own namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+CLIENT_PORT = 6000
+SOURCE_PORT = 5000
+TRIAL = struct.Struct("!I")
+"""The trial number at the start of every payload."""
+SELF = os.path.abspath(__file__)
+
+from common import read_json, wait_for  # noqa: E402  (bench/ is on sys.path: the scripts live there)
+
+
+
+def read_targets(spec: str) -> list[str]:
+    """Destination addresses: ``spec`` itself, or the lines of file ``@PATH``."""
+    if spec.startswith("@"):
+        with open(spec[1:]) as fh:
+            return [line.strip() for line in fh if line.strip()]
+    return [spec]
+
+
+def write_targets(path: str, addrs: list[str]) -> str:
+    """Write destination addresses one per line; return ``@path`` for the traffic roles."""
+    with open(path, "w") as fh:
+        fh.write("\n".join(addrs) + "\n")
+    return "@" + path
+
+
+def role_send(trial: int, targets: str, rate: float, count: int, size: int, ports: tuple[int, int]) -> dict[str, Any]:
+    """Send ``count`` UDP datagrams of ``size`` bytes paced at ``rate``/s (0: as fast as possible).
+
+    ``targets`` (see :func:`read_targets`) are used in turn, one datagram each.
+    Pacing keeps sent == rate x elapsed, in bursts of at most 64.
+    """
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    s.bind(("0.0.0.0", ports[0]))
+    payload = TRIAL.pack(trial) + bytes(size - 4)
+    addrs = [(a, ports[1]) for a in read_targets(targets)]
+    n_t = len(addrs)
+    errors = 0
+    if n_t == 1:
+        s.connect(addrs[0])
+        send_one = s.send
+
+        def send(i: int) -> None:
+            send_one(payload)
+    else:
+        sendto = s.sendto
+
+        def send(i: int) -> None:
+            sendto(payload, addrs[i % n_t])
+    clock, sleep = time.perf_counter, time.sleep
+    t0 = clock()
+    sent = 0
+    while sent < count:
+        due = count if rate <= 0 else min(count, int((clock() - t0) * rate) + 1)
+        if due <= sent:
+            sleep(0.0002)
+            continue
+        for i in range(sent, min(due, sent + 64)):
+            try:
+                send(i)
+            except OSError:
+                errors += 1
+            sent += 1
+    elapsed = clock() - t0
+    return {"sent": count - errors, "send_errors": errors, "seconds": elapsed, "achieved": (count - errors) / elapsed}
+
+
+def role_cc_send(trial: int, service: str, port: int, rate: float, refs: int, targets: str, src_eid: str,
+                 size: int) -> dict[str, Any]:
+    """CoreCast source: per chunk one DATA, then one REF per client; ``rate`` REFs/s, ``refs`` REFs in all.
+
+    Clients are ``targets`` (see :func:`read_targets`). Every round carries a new
+    chunk (its first 4 bytes: the trial, then the sequence number), which the ITR
+    must forward to the ETR once before the round's REFs.
+    """
+    from testbed.wire import corecast as cc
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+    s.connect((service, port))
+    send = s.send
+    src4 = socket.inet_aton(src_eid)
+    dsts = [socket.inet_aton(a) for a in read_targets(targets)]
+    clients = len(dsts)
+    stream = 7000 + trial
+    buf = bytearray(32)
+    clock, sleep = time.perf_counter, time.sleep
+    sent = datas = errors = seq = 0
+    t0 = clock()
+    while sent < refs:
+        seq += 1
+        chunk = TRIAL.pack(trial) + seq.to_bytes(4, "big") + bytes(size - 8)
+        digest = cc.chunk_hash(chunk)
+        try:
+            send(cc.encode_data(stream, seq, chunk))
+            datas += 1
+        except OSError:
+            errors += 1
+        round_end = min(refs, sent + clients)
+        i = 0
+        while sent < round_end:
+            due = round_end if rate <= 0 else min(round_end, int((clock() - t0) * rate) + 1)
+            if due <= sent:
+                sleep(0.0002)
+                continue
+            for _ in range(min(due - sent, 64)):
+                cc.pack_ref_into(buf, 0, stream, seq, digest, src4, dsts[i], SOURCE_PORT, CLIENT_PORT)
+                try:
+                    send(buf)
+                except OSError:
+                    errors += 1
+                i += 1
+                sent += 1
+    elapsed = clock() - t0
+    return {"sent": sent - errors, "data_sent": datas, "send_errors": errors, "seconds": elapsed,
+            "achieved": (sent - errors) / elapsed}
+
+
+def role_recv(port: int, status_file: str, ready_file: str, stop_file: str) -> None:
+    """Count datagrams per trial on UDP ``port`` (any local address) until ``stop_file`` appears.
+
+    The counts go to ``status_file`` (atomically) whenever the socket has been idle
+    for 50 ms, so a reader sees the final count of a trial shortly after it ends.
+    """
+    from testbed.nodeutil import write_json_atomic
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
+    s.bind(("0.0.0.0", port))
+    s.settimeout(0.05)
+    buf = bytearray(2048)
+    recv = s.recv_into
+    counts: dict[int, int] = {}
+    unpack = TRIAL.unpack_from
+    dirty = True
+    write_json_atomic(ready_file, {"pid": os.getpid()})
+    while not os.path.exists(stop_file):
+        try:
+            n = recv(buf)
+        except socket.timeout:
+            if dirty:
+                write_json_atomic(status_file, {str(k): v for k, v in counts.items()})
+                dirty = False
+            continue
+        if n >= 4:
+            key = unpack(buf)[0]
+            counts[key] = counts.get(key, 0) + 1
+            dirty = True
+    write_json_atomic(status_file, {str(k): v for k, v in counts.items()})
+
+
+# ------------------------------------------------------------------ the controlling side (outside the nodes)
+
+
+class Receiver:
+    """A ``recv`` role running in a Mininet node, read through its status file."""
+
+    def __init__(self, node: Any, workdir: str, name: str, port: int = CLIENT_PORT) -> None:
+        self.node = node
+        self.status = os.path.join(workdir, f"{name}.counts.json")
+        self.ready = os.path.join(workdir, f"{name}.ready")
+        self.stop_file = os.path.join(workdir, f"{name}.stop")
+        for path in (self.status, self.ready, self.stop_file):
+            if os.path.exists(path):
+                os.unlink(path)
+        self.proc = node.popen([sys.executable, SELF, "recv", str(port), self.status,
+                                self.ready, self.stop_file], cwd=ROOT)
+        wait_for(lambda: os.path.exists(self.ready) or self.proc.poll() is not None, 20, f"receiver in {node.name}")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"receiver in {node.name} exited with {self.proc.returncode}")
+
+    def count(self, trial: int) -> int:
+        """The datagrams of ``trial`` counted so far."""
+        return int(read_json(self.status).get(str(trial), 0))
+
+    def settled(self, trial: int, expected: int, quiet: float = 0.3, limit: float = 5.0) -> int:
+        """Wait until the count of ``trial`` reaches ``expected`` or stops growing for ``quiet`` s; return it."""
+        deadline = time.monotonic() + limit
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            got = self.count(trial)
+            if got >= expected:
+                return got
+            if got != last:
+                last, since = got, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return got
+            time.sleep(0.05)
+        return self.count(trial)
+
+    def stop(self) -> None:
+        """Ask the receiver to exit (stop file), then make sure it has."""
+        with open(self.stop_file, "w"):
+            pass
+        try:
+            self.proc.wait(3)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_roles(node: Any, arg_lists: list[list[str]], timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Run traffic roles in ``node`` at the same time, to completion; return their JSON results."""
+    procs = [node.popen([sys.executable, SELF, *args], cwd=ROOT,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in arg_lists]
+    results = []
+    try:
+        for args, proc in zip(arg_lists, procs):
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"{args[0]} in {node.name} did not finish in {timeout:.0f} s") from None
+            if proc.returncode:
+                raise RuntimeError(f"{args[0]} in {node.name} failed: {err.strip()[-500:]}")
+            results.append(json.loads(out))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return results
+
+
+def run_role(node: Any, args: list[str], timeout: float = 60.0) -> dict[str, Any]:
+    """Run one traffic role in ``node`` to completion and return its JSON result."""
+    return run_roles(node, [args], timeout)[0]
+
+
+def merge_sends(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine the results of parallel senders: sums, the longest duration, the total rate."""
+    sent = sum(r["sent"] for r in results)
+    seconds = max(r["seconds"] for r in results)
+    out = {"sent": sent, "send_errors": sum(r["send_errors"] for r in results), "seconds": seconds,
+           "achieved": sent / seconds if seconds else 0.0, "senders": len(results)}
+    if all("data_sent" in r for r in results):
+        out["data_sent"] = sum(r["data_sent"] for r in results)
+    return out
+
+
+def udp_sender(node: Any, targets: str, senders: int = 1, size: int = 1316) -> Callable[..., dict]:
+    """A ``send`` callable for ``common.TrialRunner``: ``senders`` parallel ``send`` roles in ``node``."""
+    def send(trial: int, rate: float, count: int) -> dict[str, Any]:
+        return merge_sends(run_roles(node, [
+            ["send", str(trial), targets, str(rate / senders), str(count // senders), str(size),
+             str(SOURCE_PORT + i), str(CLIENT_PORT)] for i in range(senders)]))
+    return send
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch a traffic role: ``send``, ``cc-send`` or ``recv`` (internal, see the module doc)."""
+    role = argv[0]
+    if role == "send":
+        trial, targets, rate, count, size, sport, dport = argv[1:8]
+        print(json.dumps(role_send(int(trial), targets, float(rate), int(count), int(size),
+                                   (int(sport), int(dport)))))
+    elif role == "cc-send":
+        trial, service, port, rate, refs, targets, src_eid, size = argv[1:9]
+        print(json.dumps(role_cc_send(int(trial), service, int(port), float(rate), int(refs), targets, src_eid,
+                                      int(size))))
+    elif role == "recv":
+        port, status, ready, stop = argv[1:5]
+        role_recv(int(port), status, ready, stop)
+    else:
+        print(f"unknown role {role}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
