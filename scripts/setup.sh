@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 declare -A need=(
   [mnexec]=mininet [tcpdump]=tcpdump [tshark]=tshark [ip]=iproute2 [brctl]=bridge-utils
   [ping]=iputils-ping [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [sysctl]=procps [pkill]=procps
-  [nft]=nftables [unshare]=util-linux [git]=git
+  [nft]=nftables [unshare]=util-linux [git]=git [ifconfig]=net-tools
 )
 missing=()
 for cmd in "${!need[@]}"; do

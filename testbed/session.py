@@ -94,8 +94,11 @@ def check_topology(sets: list[str], lisp: bool = True, out: str | None = None) -
 
 def interactive(sets: list[str], lisp: bool = True) -> int:
     """``corecast cli``: the topology with its daemons, in Mininet's CLI."""
+    import sys
     from mininet.cli import CLI
     values, plan = plan_from_sets(sets)
+    # so that 'corecast' and our python resolve inside every host's shell
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     run = RunDir.create("cli", values)
     with run:
         with Testbed(plan, run.path) as tb:
