@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from testbed import model
 from testbed.results import MEASUREMENTS_CSV, RUN_JSON, RunDir, find_runs
@@ -327,10 +328,17 @@ def plot_load(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
         series(axes[1], by_k, "clients", cpu, 1.0, "CPU seconds", "CPU time")
     for a in axes[:2]:
         a.set_xlabel("clients k")
-    xlen = dur or "chunks"
+    xlen = "chunks" if "chunks" in by_len.columns else dur
     series(axes[2], by_len, xlen, rss, 1 / 1024, "resident memory (MiB)", "memory against stream length")
-    axes[2].set_xlabel("stream length (s)" if dur else "chunks")
-    axes[2].set_ylim(bottom=0)
+    axes[2].set_xlabel("stream length (chunks)" if xlen == "chunks" else "stream length (s)")
+    top = max((pd.to_numeric(by_len[c], errors="coerce").max() / 1024 for c in rss if c in by_len), default=0.0)
+    axes[2].set_ylim(0, 1.4 * top if top == top and top > 0 else None)  # room for the legend above flat lines
+    lens = pd.to_numeric(by_len[xlen], errors="coerce").dropna() if xlen in by_len else pd.Series(dtype=float)
+    if len(lens) and lens.min() > 0 and lens.max() / lens.min() >= 10:
+        axes[2].set_xscale("log")
+        axes[2].xaxis.set_minor_formatter(NullFormatter())
+        ticks = sorted(lens.unique())
+        axes[2].set_xticks(ticks, [f"{v:,.0f}" for v in ticks])
     return _save(fig, outdir, "load")
 
 
