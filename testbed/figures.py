@@ -343,7 +343,11 @@ def plot_load(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
 
 
 def plot_join(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
-    """Channel-change delay (join to first chunk), cold vs warm map-cache, both modes: box plots with points."""
+    """Channel-change delay (join to first chunk), cold vs warm map-cache, both modes: box plots with points.
+
+    With a ``transit_s`` column (first chunk sent -> arrived), a second panel shows that part
+    alone: the pacer's wait for the next chunk no longer hides the map-cache miss.
+    """
     _need(df, "mode", "cache", "join_delay_s")
     d = df.assign(_d=pd.to_numeric(df["join_delay_s"], errors="coerce")).dropna(subset=["_d"])
     if d.empty:
@@ -351,25 +355,30 @@ def plot_join(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
     caches = [c for c in ("cold", "warm") if c in set(d["cache"])] + \
         [c for c in dict.fromkeys(d["cache"]) if c not in ("cold", "warm")]
     modes = _modes(d)
-    fig = Figure(figsize=(7, 4.2))
-    ax = fig.add_subplot()
-    labels, pos = [], []
-    rng = np.random.default_rng(0)
-    for gi, cache in enumerate(caches):
-        for mi, mode in enumerate(modes):
-            vals = (d[(d["cache"] == cache) & (d["mode"] == mode)]["_d"] * 1e3).to_numpy()
-            p = gi * (len(modes) + 1) + mi
-            pos.append(p)
-            labels.append(f"{mode}\n{cache}")
-            if len(vals):
-                bp = ax.boxplot([vals], positions=[p], widths=0.6, patch_artist=True, showfliers=False)
-                bp["boxes"][0].set(facecolor=COLORS.get(mode, "gray"), alpha=0.35)
-                ax.plot(p + rng.uniform(-0.15, 0.15, len(vals)), vals, ".", color=COLORS.get(mode, "gray"))
-    ax.set_xticks(pos, labels)
-    ax.set_ylabel("join to first chunk (ms)")
-    ax.set_title("channel-change delay (P2P systems: 10-20 s)")
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.set_ylim(bottom=0)
+    panels = [("_d", "join to first chunk (ms)", "channel-change delay (P2P systems: 10-20 s)")]
+    if "transit_s" in d.columns and pd.to_numeric(d["transit_s"], errors="coerce").notna().any():
+        d = d.assign(_t=pd.to_numeric(d["transit_s"], errors="coerce"))
+        panels.append(("_t", "first chunk sent to received (ms)", "network part: map-cache miss vs hit"))
+    fig = Figure(figsize=(7 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (col, ylabel, title) in zip(axes, panels):
+        labels, pos = [], []
+        rng = np.random.default_rng(0)
+        for gi, cache in enumerate(caches):
+            for mi, mode in enumerate(modes):
+                vals = (d[(d["cache"] == cache) & (d["mode"] == mode)][col].dropna() * 1e3).to_numpy()
+                p = gi * (len(modes) + 1) + mi
+                pos.append(p)
+                labels.append(f"{mode}\n{cache}")
+                if len(vals):
+                    bp = ax.boxplot([vals], positions=[p], widths=0.6, patch_artist=True, showfliers=False)
+                    bp["boxes"][0].set(facecolor=COLORS.get(mode, "gray"), alpha=0.35)
+                    ax.plot(p + rng.uniform(-0.15, 0.15, len(vals)), vals, ".", color=COLORS.get(mode, "gray"))
+        ax.set_xticks(pos, labels)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.set_ylim(bottom=0)
     return _save(fig, outdir, "join")
 
 
