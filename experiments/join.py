@@ -23,9 +23,9 @@ from experiments.common import MODES, Point, chunk_rate, check_common, check_row
 from testbed import model
 from testbed.nodeutil import ConfigError
 
-DESCRIPTION = "channel-change delay (join to first chunk), cold vs warm map-cache, both modes, 10 joins each"
+DESCRIPTION = "channel-change delay (join to first chunk), cold vs warm map-cache, both modes, 20 joins of each kind"
 DEFAULTS: dict[str, Any] = {
-    "reps": 10, "gap_s": 0.4, "lead_s": 1.0, "tail_s": 1.0, "chunk_bytes": 1316, "bitrate": 1_000_000,
+    "reps": 20, "gap_s": 0.3, "lead_s": 1.0, "tail_s": 1.0, "chunk_bytes": 1316, "bitrate": 1_000_000,
     "speed": 1.0, "content": "file", "client_hosts": "per-as",
 }
 MAX_REPS = 100
