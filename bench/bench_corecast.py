@@ -51,6 +51,8 @@ CC_KEYS = {"x0": [("io", "service-in"), ("corecast_itr", "ref-in"), ("corecast_i
            "x1": [("io", "lisp-in"), ("corecast_etr", "data-in"), ("corecast_etr", "ref-in"),
                   ("corecast_etr", "delivered"), ("corecast_etr", "hash-mismatch"), ("corecast_etr", "no-chunk"),
                   ("io", "tun-write-error")]}
+DROP_KEYS = frozenset({"corecast_itr.stale-ref", "corecast_itr.no-chunk", "corecast_etr.hash-mismatch",
+                       "corecast_etr.no-chunk", "io.raw-send-error", "io.tun-write-error"})
 UNICAST_KEYS = {"x0": [("io", "tun-read"), ("itr", "encapsulated"), ("io", "raw-send-error")],
                 "x1": [("io", "lisp-in"), ("etr", "decapsulated"), ("io", "tun-write-error")]}
 
@@ -102,7 +104,7 @@ def main() -> int:
             cc = common.TrialRunner("corecast", tb, rx, a1.many_host,
                                     cc_sender(src, plan.service_addr, targets, plan.source_eid), args.seconds, 1,
                                     unpaced_rate=400_000, udp_watch=("x0", "x1"), xtrs=xtrs, rundir=rundir,
-                                    status_keys=CC_KEYS)
+                                    status_keys=CC_KEYS, drop_keys=DROP_KEYS)
             result["corecast"] = cc.search(TARGET_REFS, args.max_trials)
             result["corecast"]["overload"] = common.overload_rates(
                 result["corecast"]["trials"][0], "corecast_itr.ref-sent", "corecast_etr.delivered")
@@ -111,7 +113,7 @@ def main() -> int:
             print(f"unicast: {CHUNK_BYTES}-byte datagrams to the {len(eids)} clients in turn", flush=True)
             uni = common.TrialRunner("unicast", tb, rx, a1.many_host, traffic.udp_sender(src, targets),
                                      args.seconds, 101, udp_watch=("x1",), tun_watch=(("x0", "x0-tun"),),
-                                     xtrs=xtrs, rundir=rundir, status_keys=UNICAST_KEYS)
+                                     xtrs=xtrs, rundir=rundir, status_keys=UNICAST_KEYS, drop_keys=DROP_KEYS)
             result["unicast"] = uni.search(50_000, args.max_trials)
             result["unicast"]["overload"] = common.overload_rates(
                 result["unicast"]["trials"][0], "itr.encapsulated", "etr.decapsulated")
@@ -119,7 +121,7 @@ def main() -> int:
             rx.stop()
     refs, pps = result["corecast"]["rate"], result["unicast"]["rate"]
     result["ratio_refs_to_unicast"] = round(refs / pps, 3) if pps else None
-    result["target_met"] = refs >= TARGET_REFS
+    result["target_met"] = common.meets(result["corecast"]["best"], TARGET_REFS)
     result["wall_seconds"] = round(time.monotonic() - t_start, 1)
     path = common.save_result("corecast", result)
     limited = " (sender-limited: nothing lost at the sender's top speed)"

@@ -106,7 +106,8 @@ def main() -> int:
                 raise RuntimeError("LISP phase: src cannot reach h1x1 through the xTRs")
             lisp = common.TrialRunner("lisp", tb, rx, "h1x1", traffic.udp_sender(src, DST), args.seconds, 101,
                                       udp_watch=("x1",), tun_watch=(("x0", "x0-tun"),), xtrs=xtrs, rundir=rundir,
-                                      status_keys=XTR_KEYS)
+                                      status_keys=XTR_KEYS,
+                                      drop_keys=frozenset({"io.raw-send-error", "io.tun-write-error"}))
             result["lisp"] = lisp.search(TARGET_PPS, args.max_trials)
             result["lisp"]["overload"] = common.overload_rates(result["lisp"]["trials"][0], "itr.encapsulated",
                                                                "etr.decapsulated")
@@ -116,7 +117,7 @@ def main() -> int:
             rx.stop()
     k_pps, l_pps = result["kernel"]["rate"], result["lisp"]["rate"]
     result["ratio_lisp_to_kernel"] = round(l_pps / k_pps, 3) if k_pps else None
-    result["target_met"] = l_pps >= TARGET_PPS
+    result["target_met"] = common.meets(result["lisp"]["best"], TARGET_PPS)
     result["wall_seconds"] = round(time.monotonic() - t_start, 1)
     path = common.save_result("xtr", result)
     limited = " (sender-limited: nothing lost at the senders' top speed)"

@@ -151,8 +151,9 @@ def role_cc_send(trial: int, service: str, port: int, rate: float, refs: int, ta
 def role_recv(port: int, status_file: str, ready_file: str, stop_file: str) -> None:
     """Count datagrams per trial on UDP ``port`` (any local address) until ``stop_file`` appears.
 
-    The counts go to ``status_file`` (atomically) whenever the socket has been idle
-    for 50 ms, so a reader sees the final count of a trial shortly after it ends.
+    The counts go to ``status_file`` (atomically) when the socket has been idle for
+    50 ms and at least every 0.1 s while busy, so a reader sees a trial's count grow
+    and then settle shortly after the trial ends.
     """
     from testbed.nodeutil import write_json_atomic
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -163,21 +164,33 @@ def role_recv(port: int, status_file: str, ready_file: str, stop_file: str) -> N
     recv = s.recv_into
     counts: dict[int, int] = {}
     unpack = TRIAL.unpack_from
-    dirty = True
+    clock = time.monotonic
+
+    def flush() -> float:
+        write_json_atomic(status_file, {str(k): v for k, v in counts.items()})
+        return clock()
+
     write_json_atomic(ready_file, {"pid": os.getpid()})
-    while not os.path.exists(stop_file):
+    last_write, dirty, since = flush(), False, 0
+    while True:
         try:
             n = recv(buf)
         except socket.timeout:
             if dirty:
-                write_json_atomic(status_file, {str(k): v for k, v in counts.items()})
-                dirty = False
+                last_write, dirty = flush(), False
+            if os.path.exists(stop_file):
+                break
             continue
         if n >= 4:
             key = unpack(buf)[0]
             counts[key] = counts.get(key, 0) + 1
-            dirty = True
-    write_json_atomic(status_file, {str(k): v for k, v in counts.items()})
+        dirty = True
+        since += 1
+        if since >= 512:
+            since = 0
+            if clock() - last_write >= 0.1:
+                last_write, dirty = flush(), False
+    flush()
 
 
 # ------------------------------------------------------------------ the controlling side (outside the nodes)
@@ -204,20 +217,10 @@ class Receiver:
         """The datagrams of ``trial`` counted so far."""
         return int(read_json(self.status).get(str(trial), 0))
 
-    def settled(self, trial: int, expected: int, quiet: float = 0.3, limit: float = 5.0) -> int:
+    def settled(self, trial: int, expected: int, quiet: float = 0.5, limit: float = 15.0) -> int:
         """Wait until the count of ``trial`` reaches ``expected`` or stops growing for ``quiet`` s; return it."""
-        deadline = time.monotonic() + limit
-        last, since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            got = self.count(trial)
-            if got >= expected:
-                return got
-            if got != last:
-                last, since = got, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                return got
-            time.sleep(0.05)
-        return self.count(trial)
+        from common import settle
+        return settle(lambda: self.count(trial), expected, quiet, limit)
 
     def stop(self) -> None:
         """Ask the receiver to exit (stop file), then make sure it has."""
