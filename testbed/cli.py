@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sets(p)
     p.add_argument("--no-lisp", action="store_true", help="do not start the LISP daemons")
 
-    sub.add_parser("clean", help="remove every leftover of a crashed run (ours only)")
+    p = sub.add_parser("clean", help="remove every leftover of a crashed run (ours only)")
+    p.add_argument("--force", action="store_true", help="also stop a run that is still alive")
     sub.add_parser("list", help="topologies and experiments, one line each")
 
     p = sub.add_parser("lig", help="ask the mapping system for an EID, like the classic lig tool")
@@ -135,10 +136,10 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return figures_command(args.results_dir)
 
 
-def cmd_clean(_args: argparse.Namespace) -> int:
+def cmd_clean(args: argparse.Namespace) -> int:
     """Remove leftovers."""
     from testbed.net.clean import clean
-    clean()
+    clean(force=args.force)
     return 0
 
 

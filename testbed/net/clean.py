@@ -115,8 +115,25 @@ def mark_stale_runs() -> list[str]:
     return marked
 
 
-def clean(verbose: bool = True) -> dict[str, int]:
-    """Remove every leftover of ours; return counts of what was removed."""
+def clean(verbose: bool = True, force: bool = False) -> dict[str, int]:
+    """Remove every leftover of ours; return counts of what was removed.
+
+    A run still alive holds the testbed lock: then nothing is touched (Busy),
+    unless ``force``, which stops that run too.
+    """
+    if not force:
+        try:
+            registry.acquire_lock(wait=2.0)
+        except registry.Busy as exc:
+            live = str(exc).split(";")[0]
+            raise registry.Busy(f"{live}; nothing cleaned ('corecast clean --force' stops that run too)") from None
+    try:
+        return _clean(verbose)
+    finally:
+        registry.release_lock()
+
+
+def _clean(verbose: bool) -> dict[str, int]:
     marked = mark_stale_runs()
     killed = kill_processes(our_processes())
     links = delete_links(our_links())

@@ -150,6 +150,23 @@ def wait_all_ready(daemons: list[Daemon], timeout: float = 20.0) -> None:
         delay = min(delay * 2, 0.1)
 
 
+def stop_all(daemons: list[Daemon], timeout: float = 5.0) -> None:
+    """Stop many daemons at once: SIGTERM to every one, wait up to ``timeout`` in all, SIGKILL the rest."""
+    running = [d for d in daemons if d.proc is not None and d.proc.poll() is None]
+    for d in running:
+        try:
+            d.proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for d in running:
+        try:
+            d.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            d.proc.kill()
+            d.proc.wait(5)
+
+
 class XtrDaemon(Daemon):
     """The LISP xTR with the CoreCast extension (``nodes.xtr``)."""
 

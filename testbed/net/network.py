@@ -21,7 +21,7 @@ from mininet.nodelib import LinuxBridge
 
 from testbed.addressing import AddressPlan
 from testbed.net import registry
-from testbed.net.daemon import Daemon, wait_all_ready
+from testbed.net.daemon import Daemon, stop_all, wait_all_ready
 from testbed.nodeutil import write_json_atomic
 from topologies.paper import PaperTopo
 
@@ -85,14 +85,11 @@ class Testbed:
             d.start()
         wait_all_ready(daemons, timeout)
 
-    def stop_daemons(self, daemons: list[Daemon] | None = None) -> None:
-        """Stop the given daemons (default: all), most recent first."""
+    def stop_daemons(self, daemons: list[Daemon] | None = None, timeout: float = 5.0) -> None:
+        """Stop the given daemons (default: all): SIGTERM to all at once, then wait, then SIGKILL."""
         targets = list(reversed(daemons if daemons is not None else self.daemons))
+        stop_all(targets, timeout)
         for d in targets:
-            try:
-                d.stop()
-            except Exception as exc:  # keep tearing down
-                log.warning("stopping %s: %s", d.name, exc)
             if d in self.daemons:
                 self.daemons.remove(d)
 
