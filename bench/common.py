@@ -26,6 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from testbed.experiment import cpu_seconds  # noqa: E402,F401  (one implementation for runs and benches)
+
 RESULTS_DIR = os.path.join(ROOT, "docs", "bench-results")
 SCRATCH_DIR = os.path.join(ROOT, "results", "bench")
 CHUNK_BYTES = 1316
@@ -127,16 +129,6 @@ def overload_rates(trial: dict[str, Any], itr_key: str, etr_key: str) -> dict[st
         if value is not None and trial.get("seconds"):
             got[f"{name} {key}"] = round(value / trial["seconds"])
     return got
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (0 if gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def read_json(path: str) -> dict:

@@ -1,0 +1,53 @@
+"""The committed reference results: complete runs whose figures ``corecast figures`` rebuilds from the CSVs alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, corecast
+
+REFERENCE = os.path.join(ROOT, "results", "reference")
+EXPERIMENTS = ["demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join", "topology"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_reference_run_complete_and_exact(name):
+    run_dir = os.path.join(REFERENCE, name)
+    run = json.load(open(os.path.join(run_dir, "run.json")))
+    assert run["experiment"] == name and run["status"] == "complete"
+    if name == "topology":  # no stream: the graph it draws is stored instead
+        assert json.load(open(os.path.join(run_dir, "topology.json")))["nodes"]
+        return
+    df = pd.read_csv(os.path.join(run_dir, "measurements.csv"))
+    streams = df[df["expected_chunks"] > 0]
+    assert len(streams) > 0
+    assert (streams["corrupt_chunks"] == 0).all()
+    if name != "join":  # join rows are per joined client, each with its own expected count
+        assert (streams["delivered_chunks"] == streams["expected_chunks"]).all()
+        assert (streams["core_bytes"] == streams["model_core_bytes"]).all()
+
+
+def test_figures_rebuilt_from_reference_alone(tmp_path):
+    copy = tmp_path / "reference"
+    shutil.copytree(REFERENCE, copy)
+    for fig in copy.glob("*/figures/*"):
+        fig.unlink()
+    res = corecast("figures", str(copy))
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in EXPERIMENTS:
+        figs = list((copy / name / "figures").glob("*"))
+        assert any(f.suffix == ".png" and f.stat().st_size > 10_000 for f in figs), name
+        assert any(f.suffix == ".pdf" and f.stat().st_size > 5_000 for f in figs), name
+
+
+def test_gamma_reference_shows_the_papers_claims():
+    df = pd.read_csv(os.path.join(REFERENCE, "gamma", "measurements.csv"))
+    by = df.pivot_table(index="gamma", columns="mode", values="core_bytes")
+    assert by.loc[1.0, "corecast"] > by.loc[1.0, "unicast"]          # gamma = 1 is detrimental
+    assert by.loc[10.0, "corecast"] < 0.2 * by.loc[10.0, "unicast"]
+    assert by.index.max() >= 100 and df["clients"].max() >= 1000
