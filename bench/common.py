@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from testbed.experiment import cpu_seconds  # noqa: E402,F401  (one implementation for runs and benches)
+from testbed.measure import cpu_seconds  # noqa: E402,F401  (one implementation for runs and benches)
 
 RESULTS_DIR = os.path.join(ROOT, "docs", "bench-results")
 SCRATCH_DIR = os.path.join(ROOT, "results", "bench")

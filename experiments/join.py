@@ -133,7 +133,7 @@ def join_model_bytes(mode: str, plan: Any, src_rec: Any, chunk_bytes: int) -> in
 
 
 def _one(ctx: Any, point: Point) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from testbed.experiment import CLIENT_PORT
+    from testbed.measure import CLIENT_PORT
     mode = point.modes[0]
     with ctx.network(point.label, warm_ases=[1], **point.topo) as net:
         plan = net.plan

@@ -1,0 +1,345 @@
+"""One stream measured on a running network: the core of ``corecast run``.
+
+:class:`Network` brings one topology up with LISP running; :meth:`Network.stream`
+runs one stream in one mode and returns the measured row: the capture on the
+source ITR's core-facing interface counted by message type, the model's
+prediction, the clients' delivery checked digest by digest against the source,
+interface counters and CPU times. :mod:`testbed.experiment` drives it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from testbed import model
+from testbed.addressing import AddressPlan, make_plan
+from testbed.net.capture import Capture, read_counters
+from testbed.net.daemon import ClientDaemon, Daemon, SourceDaemon
+from testbed.net.network import Testbed
+from testbed.params import topo_params
+
+if TYPE_CHECKING:
+    from testbed.experiment import Context
+
+CLIENT_PORT = 6000
+SOURCE_PORT = 5000
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process in KiB (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _json(path: str) -> dict:
+    import json
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+@dataclass
+class StreamSpec:
+    """One stream to measure."""
+
+    mode: str
+    chunks: int
+    chunk_bytes: int = 1316
+    bitrate: int = 1_000_000
+    speed: float = 1.0
+    content: str = "ffmpeg"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Network:
+    """A topology up with LISP running, ready to carry streams."""
+
+    def __init__(self, ctx: "Context", values: dict[str, Any], label: str,
+                 warm_ases: Iterable[int] | None = None) -> None:
+        self.ctx = ctx
+        self.values = values
+        self.label = label
+        self.plan: AddressPlan = make_plan(topo_params(values))
+        self.tb = Testbed(self.plan, ctx.run.path)
+        self.lisp: list[Daemon] = []
+        self.streams = 0
+        self._clients: list[ClientDaemon] = []
+        self.warm_ases = None if warm_ases is None else set(warm_ases)
+        """Client ASes resolved at the source ITR before the first stream (None: every client AS)."""
+        self.last_report = None
+        """The delivery report (testbed.stream.records.DeliveryReport) of the last stream."""
+        self.last_source_record = None
+        """The source record (testbed.stream.records.SourceRecord) of the last stream."""
+
+    def __enter__(self) -> "Network":
+        from testbed.session import start_lisp
+        self.tb.__enter__()
+        try:
+            self.lisp = start_lisp(self.tb, self.plan, self.ctx.run.path, self.values)
+            self.warm_up()
+        except BaseException:
+            self.tb.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.tb.stop()
+
+    def xtr(self, as_number: int) -> Daemon:
+        """The xTR daemon of an AS."""
+        return next(d for d in self.lisp if d.name == f"x{as_number}")
+
+    def warm_up(self) -> None:
+        """Resolve the client ASes at the source ITR (one ping each), so streams start on a warm map-cache.
+
+        Only the ASes in ``warm_ases`` if it was given (the others stay cold: their first
+        packet waits for a Map-Request), else every client AS with clients.
+        """
+        from testbed.net.check import ping_many
+        targets = [a.clients[0][1] for a in self.plan.client_ases
+                   if a.clients and (self.warm_ases is None or a.number in self.warm_ases)]
+        if not targets:
+            return
+        res = ping_many(self.tb.node(self.plan.source_host), targets, wait=2.0, count=2)
+        missing = [t for t, ok in res.items() if not ok]
+        if missing:
+            raise RuntimeError(f"warm-up: {len(missing)} client ASes unreachable through LISP, e.g. {missing[0]}")
+
+    def client_daemons(self, tag: str, port: int, player: bool = False) -> list[ClientDaemon]:
+        """Receiver daemons for every client: one per host (a host may serve many EIDs).
+
+        With ``player``, the first host serving a single EID also plays the stream
+        through ffmpeg (its decodable frames are counted at the end).
+        """
+        by_host: dict[str, list[str]] = {}
+        for _as, host, eid in self.plan.clients():
+            by_host.setdefault(host, []).append(eid)
+        rec_dir = os.path.join(self.ctx.run.path, "records", tag)
+        os.makedirs(rec_dir, exist_ok=True)
+        daemons = []
+        for host, eids in by_host.items():
+            cfg: dict[str, Any] = {"port": port, "bind": "0.0.0.0", "eids": eids,
+                                   "record_file": os.path.join(rec_dir, f"{host}.bin")}
+            if player and len(eids) == 1:
+                cfg.update(player=True, player_mode="pipe", player_file=os.path.join(rec_dir, f"{host}-player.ts"))
+                player = False
+            daemons.append(ClientDaemon(self.tb.node(host), f"{tag}-{host}", self.ctx.run.path, cfg))
+        return daemons
+
+    def stream(self, spec: StreamSpec, during: Callable[[SourceDaemon], None] | None = None) -> dict[str, Any]:
+        """Run one stream in ``spec.mode`` and return its measured row.
+
+        ``during(source)``, if given, runs in a thread once the source is ready (e.g. to
+        join clients through its control socket); the stream waits for it, and an
+        exception it raises is raised here.
+        """
+        self.streams += 1
+        tag = f"{self.label}-{spec.mode}"
+        run = self.ctx.run
+        plan = self.plan
+        clients = self._clients = self.client_daemons(tag, CLIENT_PORT, player=bool(spec.extra.get("player")))
+        self.tb.start_daemons(clients, timeout=30 + 0.1 * len(clients))
+        cap = None
+        try:
+            pcap = os.path.join(run.path, "pcap", f"{tag}-x0-core.pcap")
+            cap = Capture(self.tb.node(plan.source_as.xtr), plan.source_as.core_if, pcap,
+                          bpf="udp port 4341 or udp port 4342", direction="out")
+            cap.start()
+            self.tb.captures.append(cap)
+            x0 = self.xtr(0)
+            etrs = [self.xtr(a.number) for a in plan.client_ases if a.clients]
+            cpu0 = {d.name: cpu_seconds(d.proc.pid) for d in [x0, *etrs]}
+            ctr0 = read_counters(self.tb.node(plan.source_as.xtr), plan.source_as.core_if)
+            source = self._source(tag, spec)
+            t0 = time.monotonic()
+            self.tb.start_daemons([source])
+            helper = _Helper(during, source) if during is not None else None
+            try:
+                self._wait_source(source, spec)
+            except BaseException:
+                if helper is not None:
+                    helper.finish(timeout=1.0, reraise=False)
+                raise
+            if helper is not None:
+                helper.finish()
+            stream_s = time.monotonic() - t0
+            self._drain(clients, spec)
+            ctr1 = read_counters(self.tb.node(plan.source_as.xtr), plan.source_as.core_if)
+            cpu1 = {d.name: cpu_seconds(d.proc.pid) for d in [x0, *etrs]}
+            rss = {d.name: rss_kib(d.proc.pid) for d in [x0, *etrs]}
+        finally:
+            self.tb.stop_daemons(clients)
+            if cap is not None:
+                cap.stop()
+                if cap in self.tb.captures:
+                    self.tb.captures.remove(cap)
+        return self._row(spec, tag, source, cap, ctr0, ctr1, cpu0, cpu1, rss, stream_s, x0, etrs)
+
+    def _player_frames(self, tag: str, source: SourceDaemon) -> dict[str, Any]:
+        """Decodable frames the player client recorded, and those in what the source sent (ffprobe)."""
+        from testbed.stream.content import count_frames
+        players = [c for c in self._clients if c.config.get("player")]
+        frames = _json(players[0].config["status_file"]).get("frames") if players else None
+        return {"player_frames": frames if frames is not None else -1,
+                "source_frames": count_frames(source.config["sent_file"])}
+
+    def _source(self, tag: str, spec: StreamSpec) -> SourceDaemon:
+        plan = self.plan
+        cfg = {
+            "mode": spec.mode, "eid": plan.source_eid, "src_port": SOURCE_PORT, "stream_id": 1,
+            "chunk_bytes": spec.chunk_bytes, "bitrate": spec.bitrate, "speed": spec.speed, "chunks": spec.chunks,
+            "content": spec.content, "service": {"addr": plan.service_addr, "port": 4340},
+            "clients": [[eid, CLIENT_PORT] for _a, _h, eid in plan.clients()],
+            "record_file": os.path.join(self.ctx.run.path, "records", tag, "source.csv"),
+            "control": {"addr": "127.0.0.1", "port": 0},
+        }
+        if spec.extra.get("player"):
+            cfg["sent_file"] = os.path.join(self.ctx.run.path, "records", tag, "sent.ts")
+        cfg.update(spec.extra.get("source", {}))
+        return SourceDaemon(self.tb.node(plan.source_host), f"{tag}-src", self.ctx.run.path, cfg)
+
+    def _wait_source(self, source: SourceDaemon, spec: StreamSpec) -> None:
+        seconds = spec.chunks * spec.chunk_bytes * 8 / (spec.bitrate * spec.speed)
+        deadline = time.monotonic() + seconds * 3 + 30
+        with self.ctx.sub_progress(spec.chunks, f"{spec.mode} stream", unit="chunks") as bar:
+            while True:
+                code = source.wait_exit(0.25)
+                status = _json(source.config["status_file"])
+                bar.update(status.get("chunks", status.get("chunks_sent", 0)) or 0)
+                if code is not None:
+                    if code != 0:
+                        raise source.died_error()
+                    bar.update(spec.chunks)
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"source did not finish {spec.chunks} chunks within {seconds * 3 + 30:.0f} s")
+
+    def _drain(self, clients: list[ClientDaemon], spec: StreamSpec, quiet: float = 0.5, limit: float = 10.0) -> None:
+        """Wait until the clients stop receiving (all expected datagrams in, or quiet for ``quiet`` s)."""
+        expected = spec.chunks * len(self.plan.clients())
+        last, last_change = -1, time.monotonic()
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            got = sum(int(_json(c.config["status_file"]).get("received", 0)) for c in clients)
+            now = time.monotonic()
+            if got >= expected:
+                return
+            if got != last:
+                last, last_change = got, now
+            elif now - last_change > quiet:
+                return
+            time.sleep(0.1)
+
+    def _row(self, spec: StreamSpec, tag: str, source: SourceDaemon, cap: Capture, ctr0, ctr1,
+             cpu0: dict, cpu1: dict, rss: dict, stream_s: float, x0: Daemon, etrs: list[Daemon]) -> dict[str, Any]:
+        from testbed.decode import count_capture
+        from testbed.stream.records import read_client_records, read_source_record, verify
+        plan, params = self.plan, self.plan.params
+        totals = count_capture(cap.path)
+        rec_dir = os.path.join(self.ctx.run.path, "records", tag)
+        src_rec = read_source_record(source.config["record_file"])
+        receipts = read_client_records([os.path.join(rec_dir, f) for f in sorted(os.listdir(rec_dir))
+                                        if f.endswith(".bin")])
+        report = verify(src_rec, receipts, [eid for _a, _h, eid in plan.clients()], port=CLIENT_PORT)
+        self.last_report, self.last_source_record = report, src_rec
+        counts = params.clients_per_as
+        k, j = params.total_clients, params.active_ases
+        chunks_sent = len(src_rec)
+        model_bytes = model.core_bytes_per_chunk(spec.mode, counts, params.capable, spec.chunk_bytes) * chunks_sent
+        t = totals.as_dict() if hasattr(totals, "as_dict") else dict(totals)
+        data_b = t.get("lisp-unicast", {}).get("bytes", 0) + t.get("corecast-data", {}).get("bytes", 0) \
+            + t.get("corecast-ref", {}).get("bytes", 0)
+        data_p = t.get("lisp-unicast", {}).get("packets", 0) + t.get("corecast-data", {}).get("packets", 0) \
+            + t.get("corecast-ref", {}).get("packets", 0)
+        ctl = t.get("lisp-control", {})
+        if_bytes = (ctr1.tx_bytes - ctr0.tx_bytes) - 14 * (ctr1.tx_packets - ctr0.tx_packets)
+        itr_status = _json(x0.config["status_file"])
+        row: dict[str, Any] = {
+            "experiment": self.ctx.experiment, "mode": spec.mode, "ases": len(plan.client_ases),
+            "capable_ases": sum(1 for c, n in zip(params.capable, counts) if c and n),
+            "clients": k, "gamma": round(k / j, 4) if j else 0.0, "chunk_bytes": spec.chunk_bytes,
+            "chunks": chunks_sent, "core_bytes": data_b, "core_packets": data_p,
+            "control_bytes": ctl.get("bytes", 0), "model_core_bytes": model_bytes,
+            "delivered_chunks": report.delivered_chunks, "expected_chunks": report.expected_chunks,
+            "corrupt_chunks": report.corrupt_chunks,
+            "point": self.label, "active_ases": j, "distribution": params.distribution,
+            "clients_per_as": " ".join(map(str, counts)),
+            "unicast_packets": t.get("lisp-unicast", {}).get("packets", 0),
+            "data_packets": t.get("corecast-data", {}).get("packets", 0),
+            "ref_packets": t.get("corecast-ref", {}).get("packets", 0),
+            "control_packets": ctl.get("packets", 0),
+            "iface_ip_bytes": if_bytes, "capture_dropped": cap.dropped,
+            "all_exact": report.all_exact, "stream_s": round(stream_s, 3),
+            "itr_cpu_s": round(cpu1[x0.name] - cpu0[x0.name], 3),
+            "etr_cpu_s": round(sum(cpu1[d.name] - cpu0[d.name] for d in etrs), 3),
+            "itr_rss_kib": rss[x0.name], "etr_rss_kib_max": max((rss[d.name] for d in etrs), default=0),
+            "itr_drops": count_drops(itr_status),
+            "etr_drops": sum(count_drops(_json(d.config["status_file"])) for d in etrs),
+        }
+        if spec.extra.get("player"):
+            row.update(self._player_frames(tag, source))
+        if not self.ctx.keep_pcap:
+            os.unlink(cap.path)
+        if not self.ctx.keep_records:
+            shutil.rmtree(rec_dir, ignore_errors=True)
+        return row
+
+
+class _Helper:
+    """A function run in a thread beside a stream; :meth:`finish` joins it and re-raises its error."""
+
+    def __init__(self, func: Callable[[SourceDaemon], None], source: SourceDaemon) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(func, source), daemon=True,
+                                       name="stream-helper")
+        self.thread.start()
+
+    def _run(self, func: Callable[[SourceDaemon], None], source: SourceDaemon) -> None:
+        try:
+            func(source)
+        except BaseException as exc:  # handed to the main thread by finish()
+            self.error = exc
+
+    def finish(self, timeout: float = 30.0, reraise: bool = True) -> None:
+        """Wait for the function (at most ``timeout`` s) and raise what it raised (if ``reraise``)."""
+        self.thread.join(timeout)
+        if self.thread.is_alive() and reraise:
+            raise RuntimeError(f"the stream helper did not finish within {timeout:.0f} s of the stream's end")
+        if self.error is not None and reraise:
+            raise self.error
+
+
+DROP_COUNTERS = frozenset((
+    "queue-overflow", "negative", "no-rloc", "unresolved", "bad-packet", "not-ipv4", "too-big-df", "stale-ref",
+    "no-chunk", "hash-mismatch", "source-not-allowed", "ref-src-not-allowed", "chunk-too-big", "foreign-eid",
+    "bad-inner", "bad-lisp", "corecast-not-capable", "raw-send-error", "tun-write-error"))
+"""Counter names (in any section of an xTR status file) that count dropped packets."""
+
+
+def count_drops(status: dict) -> int:
+    """Packets an xTR dropped, summed over the sections of its status file."""
+    return sum(v for section in status.values() if isinstance(section, dict)
+               for k, v in section.items() if k in DROP_COUNTERS and isinstance(v, int))
