@@ -84,7 +84,7 @@ def _control_path(ctx: Any, label: str) -> str:
 
 
 def _joiner(params: dict[str, Any], path: str, schedule: list[tuple[str, str]], port: int, replies: list[str]):
-    from nodes.source import control_request
+    from testbed.stream.control import control_request
 
     def during(source: Any) -> None:
         deadline = time.monotonic() + 30

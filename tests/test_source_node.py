@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from nodes.source import control_request
+from testbed.stream.control import control_request
 from testbed.stream.content import generate_ts_file
 from testbed.stream.records import read_client_records, read_source_record, verify
 from testbed.wire import corecast
