@@ -19,8 +19,7 @@ import struct
 from testbed.lisp.dataplane import WRITE_TUN, sum16
 from testbed.lisp.lpm import mask, parse_prefix
 from testbed.wire.constants import CORECAST_HEADER, CORECAST_REF, IPV4_HEADER, UDP_HEADER
-from testbed.wire.corecast import TYPE_DATA, TYPE_REF, VERSION, chunk_hash, peek_type
-from testbed.wire.errors import DecodeError
+from testbed.wire.corecast import TYPE_DATA, TYPE_REF, VERSION, chunk_hash, error_reason
 from testbed.wire.ipv4 import PROTO_UDP
 
 # testbed.wire.corecast's REF layout with the EIDs as integers (packed back with "I": same bytes)
@@ -122,11 +121,6 @@ class CoreCastEtr:
         return []
 
     def _bad(self, msg: bytes | memoryview) -> None:
-        """Count a malformed message by the reason testbed.wire.corecast.peek_type gives."""
-        try:
-            peek_type(msg)
-            reason = "unknown-type"  # not reached: everything peek_type accepts is handled above
-        except DecodeError as exc:
-            reason = exc.reason
-        key = "decode-" + reason
+        """Count a malformed message by its decode reason."""
+        key = "decode-" + error_reason(msg)
         self.counters[key] = self.counters.get(key, 0) + 1

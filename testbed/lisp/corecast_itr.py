@@ -31,8 +31,7 @@ from testbed.lisp.lpm import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.wire.constants import (CORECAST_HEADER, CORECAST_REF, ENCAP_OVERHEAD, IPV4_HEADER, LISP_FLAG_C,
                                     LISP_FLAG_N, UDP_HEADER)
-from testbed.wire.corecast import TYPE_DATA, TYPE_REF, VERSION, chunk_hash, peek_type
-from testbed.wire.errors import DecodeError
+from testbed.wire.corecast import TYPE_DATA, TYPE_REF, VERSION, chunk_hash, error_reason
 from testbed.wire.ipv4 import PROTO_UDP
 
 _REF = struct.Struct("!BBHII8sIIHH")  # testbed.wire.corecast's REF, EIDs as integers
@@ -113,12 +112,7 @@ class CoreCastItr:
         if n >= CORECAST_HEADER and msg[0] == _DATA_FIRST:
             self._data(msg, src_ip_bytes4)
             return []
-        try:
-            peek_type(msg)
-            reason = "unknown-type"  # not reached: everything peek_type accepts is handled above
-        except DecodeError as exc:
-            reason = exc.reason
-        key = "decode-" + reason
+        key = "decode-" + error_reason(msg)
         self.counters[key] = self.counters.get(key, 0) + 1
         return []
 
@@ -207,21 +201,10 @@ class CoreCastItr:
 
         A queued REF keeps its chunk, so it is delivered even if newer chunks came meanwhile.
         """
-        usable = entry is not None and not entry.negative
-        eids = [eid]
-        if usable:
-            eids += [e for e in self.pending.covered(entry.prefix, entry.plen) if e != eid]
         actions: list[tuple] = []
-        for one in eids:
-            queue = self.pending.pop(one)
-            if queue is None:
-                continue
-            if not usable:
-                self.counters["unresolved"] += len(queue)
-                continue
-            for stream, cur, msg, src, sport, dport in queue:
-                self.counters["flushed"] += 1
-                actions += self._send(entry, stream, cur, msg, src, one, sport, dport)
+        for one, (stream, cur, msg, src, sport, dport) in self.pending.release(eid, entry):
+            self.counters["flushed"] += 1
+            actions += self._send(entry, stream, cur, msg, src, one, sport, dport)
         return actions
 
     def expire(self, now: float) -> int:

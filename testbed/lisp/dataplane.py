@@ -164,6 +164,24 @@ class PendingQueues:
         m = mask(plen)
         return [eid for eid in self._q if eid & m == prefix]
 
+    def release(self, eid: int, entry: MapEntry | None) -> list[tuple[int, object]]:
+        """Take the items queued for ``eid`` and for the other pending EIDs ``entry`` covers.
+
+        With no entry or a negative one, ``eid``'s items are dropped ('unresolved') and
+        nothing is returned; otherwise (eid, item) pairs come back in queue order.
+        """
+        if entry is None or entry.negative:
+            queue = self.pop(eid)
+            if queue is not None:
+                self.counters["unresolved"] += len(queue)
+            return []
+        out: list[tuple[int, object]] = []
+        for one in [eid] + [e for e in self.covered(entry.prefix, entry.plen) if e != eid]:
+            queue = self.pop(one)
+            if queue is not None:
+                out += [(one, item) for item in queue]
+        return out
+
     def expire(self, now: float) -> int:
         """Drop the queues pending for longer than ``timeout``; return how many items were dropped."""
         dead = [eid for eid, (since, _q) in self._q.items() if now - since > self.timeout]
@@ -332,23 +350,11 @@ class Itr:
 
         With no entry or a negative one, the queued packets are dropped ('unresolved').
         """
-        usable = entry is not None and not entry.negative
-        eids = [eid]
-        if usable:
-            eids += [e for e in self.pending.covered(entry.prefix, entry.plen) if e != eid]
         actions: list[tuple] = []
-        for one in eids:
-            queue = self.pending.pop(one)
-            if queue is None:
-                continue
-            if not usable:
-                self.counters["unresolved"] += len(queue)
-                continue
-            for pkt in queue:
-                vihl, tos, total, _id, frag, ttl, proto, _ck, src, dst = _INNER_FIELDS.unpack_from(pkt, 0)
-                self.counters["flushed"] += 1
-                actions += self._forward(entry, pkt, tos, total, frag, ttl, proto, src, dst,
-                                         (vihl & 0x0F) << 2, now)
+        for _eid, pkt in self.pending.release(eid, entry):
+            vihl, tos, total, _id, frag, ttl, proto, _ck, src, dst = _INNER_FIELDS.unpack_from(pkt, 0)
+            self.counters["flushed"] += 1
+            actions += self._forward(entry, pkt, tos, total, frag, ttl, proto, src, dst, (vihl & 0x0F) << 2, now)
         return actions
 
     def expire(self, now: float) -> int:

@@ -108,6 +108,15 @@ def peek_type(buf: bytes | bytearray | memoryview) -> int:
     return mtype
 
 
+def error_reason(buf: bytes | bytearray | memoryview) -> str:
+    """The DecodeError reason of a message a fast path rejected (for its drop counters)."""
+    try:
+        peek_type(buf)
+    except DecodeError as exc:
+        return exc.reason
+    return "unknown-type"
+
+
 def unpack_ref(buf: bytes | bytearray | memoryview) -> tuple[int, int, int, bytes, bytes, bytes, int, int]:
     """Return (flags, stream_id, seq, hash, src_eid, dst_eid, src_port, dst_port) of a checked REF."""
     _, flags, _, stream_id, seq, digest, src, dst, sport, dport = _REF.unpack_from(buf, 0)
