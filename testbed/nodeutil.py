@@ -98,8 +98,24 @@ class StopFlag:
         return self._set
 
 
+def die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the process that started us dies (Linux prctl PR_SET_PDEATHSIG).
+
+    So a daemon never outlives a testbed run that was killed hard.
+    """
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def node_main(name: str, run) -> None:
     """Parse ``--config FILE`` and call ``run(cfg)``; a ConfigError becomes one line and exit 2."""
+    die_with_parent()
     parser = argparse.ArgumentParser(prog=f"python -m nodes.{name}")
     parser.add_argument("--config", required=True, help="JSON config written by the testbed")
     args = parser.parse_args()
