@@ -105,7 +105,9 @@ def interactive(sets: list[str], lisp: bool = True) -> int:
             if lisp:
                 start_lisp(tb, plan, run.path, values)
             print(f"run directory {run.path}; logs in logs/, counters: corecast stats NODE; "
-                  f"'corecast lig EID' works inside hosts (e.g. x1 corecast lig 10.0.0.10)")
+                  f"'corecast lig EID' works on the xTRs and ms (e.g. x1 corecast lig 10.0.0.10)")
+            from mininet.log import setLogLevel
+            setLogLevel("output")  # the CLI prints command output at this level
             CLI(tb.net)
     return 0
 

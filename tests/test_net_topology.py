@@ -80,3 +80,12 @@ def test_interrupted_run_leaves_nothing_after_clean(tmp_path, sig):
     assert run["status"] == "incomplete"
     nxt = corecast("check", "--no-lisp", "--set", "ases=1", "--set", "clients=1", "--out", str(tmp_path / "next"))
     assert nxt.returncode == 0, nxt.stdout + nxt.stderr
+
+
+def test_cli_runs_commands_in_hosts_with_lisp_up():
+    script = "x1 corecast lig 10.0.0.10\nsrc ping -c1 -W2 10.1.1.1\nexit\n"
+    res = corecast("cli", "paper", "--set", "ases=1", "--set", "clients=1", input=script, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "10.0.0.0/16, via map-reply" in res.stdout and "CoreCast-capable: yes" in res.stdout
+    assert "1 received" in res.stdout
+    assert leftovers() == ([], [])
