@@ -86,6 +86,7 @@ def test_cli_runs_commands_in_hosts_with_lisp_up():
     script = "x1 corecast lig 10.0.0.10\nsrc ping -c1 -W2 10.1.1.1\nexit\n"
     res = corecast("cli", "paper", "--set", "ases=1", "--set", "clients=1", input=script, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "10.0.0.0/16, via map-reply" in res.stdout and "CoreCast-capable: yes" in res.stdout
-    assert "1 received" in res.stdout
+    out = res.stdout + res.stderr  # Mininet's CLI prints host output through its logger (stderr)
+    assert "10.0.0.0/16, via map-reply" in out and "CoreCast-capable: yes" in out
+    assert "1 received" in out
     assert leftovers() == ([], [])
