@@ -39,18 +39,23 @@ def write_json_atomic(path: str, obj: Any) -> None:
         raise
 
 
-def load_json_config(path: str) -> dict:
-    """Read a node's JSON config; raise ConfigError with a one-line reason."""
+def read_json_object(path: str, what: str = "") -> dict:
+    """Read a file holding one JSON object; ConfigError with a one-line reason (``what`` names the file's role)."""
     try:
         with open(path) as fh:
-            cfg = json.load(fh)
+            obj = json.load(fh)
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what}{path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"config {path} is not valid JSON: {exc}") from None
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"config {path} must hold a JSON object")
-    return cfg
+        raise ConfigError(f"{what}{path} is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{what}{path} must hold a JSON object")
+    return obj
+
+
+def load_json_config(path: str) -> dict:
+    """Read a node's JSON config; raise ConfigError with a one-line reason."""
+    return read_json_object(path, "config ")
 
 
 def require(cfg: dict, key: str, kind: type | tuple[type, ...]) -> Any:

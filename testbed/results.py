@@ -33,7 +33,7 @@ import subprocess
 import tempfile
 from typing import Any, Iterable
 
-from testbed.nodeutil import ConfigError, write_json_atomic
+from testbed.nodeutil import ConfigError, read_json_object, write_json_atomic
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "experiment", "mode", "ases", "capable_ases", "clients", "gamma", "chunk_bytes", "chunks",
@@ -207,16 +207,7 @@ class RunDir:
     @classmethod
     def open(cls, path: str) -> "RunDir":
         """An existing run directory (reads its run.json; ConfigError if missing or invalid)."""
-        try:
-            with open(os.path.join(path, RUN_JSON)) as fh:
-                info = json.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {os.path.join(path, RUN_JSON)}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{os.path.join(path, RUN_JSON)} is not valid JSON: {exc}") from None
-        if not isinstance(info, dict):
-            raise ConfigError(f"{os.path.join(path, RUN_JSON)} must hold a JSON object")
-        return cls(path, info)
+        return cls(path, read_json_object(os.path.join(path, RUN_JSON)))
 
     def save(self) -> None:
         """Write run.json atomically."""
