@@ -269,28 +269,21 @@ class Network:
         k, j = params.total_clients, params.active_ases
         chunks_sent = len(src_rec)
         model_bytes = model.core_bytes_per_chunk(spec.mode, counts, params.capable, spec.chunk_bytes) * chunks_sent
-        t = totals.as_dict() if hasattr(totals, "as_dict") else dict(totals)
-        data_b = t.get("lisp-unicast", {}).get("bytes", 0) + t.get("corecast-data", {}).get("bytes", 0) \
-            + t.get("corecast-ref", {}).get("bytes", 0)
-        data_p = t.get("lisp-unicast", {}).get("packets", 0) + t.get("corecast-data", {}).get("packets", 0) \
-            + t.get("corecast-ref", {}).get("packets", 0)
-        ctl = t.get("lisp-control", {})
+        packets = totals.packets
         if_bytes = (ctr1.tx_bytes - ctr0.tx_bytes) - 14 * (ctr1.tx_packets - ctr0.tx_packets)
         itr_status = _json(x0.config["status_file"])
         row: dict[str, Any] = {
             "experiment": self.ctx.experiment, "mode": spec.mode, "ases": len(plan.client_ases),
             "capable_ases": sum(1 for c, n in zip(params.capable, counts) if c and n),
             "clients": k, "gamma": round(k / j, 4) if j else 0.0, "chunk_bytes": spec.chunk_bytes,
-            "chunks": chunks_sent, "core_bytes": data_b, "core_packets": data_p,
-            "control_bytes": ctl.get("bytes", 0), "model_core_bytes": model_bytes,
+            "chunks": chunks_sent, "core_bytes": totals.lisp_data_bytes,
+            "core_packets": totals.lisp_data_packets, "control_bytes": totals.control_bytes, "model_core_bytes": model_bytes,
             "delivered_chunks": report.delivered_chunks, "expected_chunks": report.expected_chunks,
             "corrupt_chunks": report.corrupt_chunks,
             "point": self.label, "active_ases": j, "distribution": params.distribution,
             "clients_per_as": " ".join(map(str, counts)),
-            "unicast_packets": t.get("lisp-unicast", {}).get("packets", 0),
-            "data_packets": t.get("corecast-data", {}).get("packets", 0),
-            "ref_packets": t.get("corecast-ref", {}).get("packets", 0),
-            "control_packets": ctl.get("packets", 0),
+            "unicast_packets": packets["lisp-unicast"], "data_packets": packets["corecast-data"],
+            "ref_packets": packets["corecast-ref"], "control_packets": packets["lisp-control"],
             "iface_ip_bytes": if_bytes, "capture_dropped": cap.dropped,
             "all_exact": report.all_exact, "stream_s": round(stream_s, 3),
             "itr_cpu_s": round(cpu1[x0.name] - cpu0[x0.name], 3),

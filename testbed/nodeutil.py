@@ -22,14 +22,16 @@ class ConfigError(ValueError):
     """A node or topology configuration is invalid; the message is one line for the user."""
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temp file and rename (readers never see half a file)."""
+def write_text_atomic(path: str, text: str, fsync: bool = False) -> None:
+    """Write ``text`` to ``path`` via a temp file and rename (readers never see half a file)."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -37,6 +39,11 @@ def write_json_atomic(path: str, obj: Any) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json_object(path: str, what: str = "") -> dict:

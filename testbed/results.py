@@ -30,10 +30,9 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from typing import Any, Iterable
 
-from testbed.nodeutil import ConfigError, read_json_object, write_json_atomic
+from testbed.nodeutil import ConfigError, read_json_object, write_json_atomic, write_text_atomic
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "experiment", "mode", "ases", "capable_ases", "clients", "gamma", "chunk_bytes", "chunks",
@@ -313,20 +312,7 @@ class Measurements:
         writer = csv.DictWriter(buf, fieldnames=self.columns, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows)
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=directory)
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                fh.write(buf.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_text_atomic(self.path, buf.getvalue(), fsync=True)
 
     def frame(self):
         """The rows as a pandas DataFrame (same as :func:`load_measurements` on the file)."""
