@@ -34,6 +34,19 @@ if ((${#missing[@]})); then
 else
   echo "setup: Debian packages already present"
 fi
+# The CoreCast dissector for Wireshark/tshark: into the global Lua plugin folder
+# (root; Debian's init.lua runs plugins for root too), else the user's.
+if command -v tshark >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]]; then
+    plugdir=$(tshark -G folders 2>/dev/null | awk -F'\t+' '/^Global Lua Plugins:/ {print $2}')
+  else
+    plugdir=$(tshark -G folders 2>/dev/null | awk -F'\t+' '/^Personal Lua Plugins:/ {print $2}')
+  fi
+  if [[ -n ${plugdir:-} ]] && ! cmp -s scripts/wireshark/corecast.lua "$plugdir/corecast.lua"; then
+    mkdir -p "$plugdir" && install -m 0644 scripts/wireshark/corecast.lua "$plugdir/corecast.lua" \
+      && echo "setup: installed the CoreCast Wireshark dissector in $plugdir"
+  fi
+fi
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python 3.11 or newer is needed, found $("$PY" --version)" >&2; exit 1; }
 
 stamp="$VENV/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"

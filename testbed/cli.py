@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detail", action="store_true", help="full scapy dissection of each packet")
     p.add_argument("--limit", type=int, default=None, help="print at most N packets")
     p.add_argument("--totals-only", action="store_true", help="only the totals per message type (fast)")
+    p.add_argument("--tshark", action="store_true", help="show it through tshark with the CoreCast dissector")
+    p.add_argument("-Y", dest="display_filter", default=None, help="with --tshark: a display filter")
 
     p = sub.add_parser("stats", help="counters of a running (or finished) daemon")
     p.add_argument("node", help="daemon name, e.g. x0 or ms")
@@ -151,6 +153,9 @@ def cmd_lig(args: argparse.Namespace) -> int:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     """decode a pcap."""
+    if args.tshark:
+        from testbed.wireshark import tshark_decode
+        return tshark_decode(args.pcap, detail=args.detail, limit=args.limit, display_filter=args.display_filter)
     from testbed.decode import decode_command
     return decode_command(args.pcap, detail=args.detail, limit=args.limit, totals_only=args.totals_only)
 

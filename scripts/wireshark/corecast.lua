@@ -1,0 +1,178 @@
+-- CoreCast dissector for Wireshark and tshark (Lua plugin, Wireshark 3.x/4.x).
+--
+-- What it dissects (docs/protocol.md sections 2 and 3):
+--   * UDP 4341, LISP data (RFC 9300 section 5.1): the built-in "lisp-data"
+--     dissector still reads the 8-byte LISP header; when the header's C bit
+--     (RFC 9300's reserved R bit, mask 0x04 of the first byte) is set, the
+--     payload is a CoreCast message and is dissected here. Without the C bit
+--     the payload stays with lisp-data (an encapsulated IP packet).
+--   * UDP 4340, the CoreCast service traffic from the source S to its ITR
+--     (CoreCast messages with no LISP header).
+--
+-- CoreCast message, version 1: a 12-byte common header
+--   | Ver=1 | Type | Flags | Reserved (16) | Stream ID (32) | Sequence Number (32) |
+-- then, for type 1 DATA, the chunk; for type 2 REF (32 bytes in all),
+--   Chunk Hash (64) | Source EID (32) | Destination EID (32) | Source Port (16) | Destination Port (16).
+-- Any other type is shown as "unknown type N" with its body as bytes (an
+-- expert note, not an error), so later CoreCast types still read cleanly.
+--
+-- Filterable fields: corecast.version, corecast.type, corecast.flags,
+-- corecast.reserved, corecast.stream, corecast.seq, corecast.chunk_len,
+-- corecast.chunk, corecast.hash, corecast.src_eid, corecast.dst_eid,
+-- corecast.sport, corecast.dport, corecast.body, corecast.lisp_c.
+--
+-- Load it for one run:   tshark -X lua_script:scripts/wireshark/corecast.lua -r FILE
+-- or install it (scripts/setup.sh does) into a Lua plugin folder, e.g.
+-- /usr/lib/x86_64-linux-gnu/wireshark/plugins/ or ~/.local/lib/wireshark/plugins/.
+-- Loading it twice (installed and -X lua_script:) is harmless: the second copy
+-- sees the first and does nothing.
+
+if Dissector.list ~= nil then
+    for _, name in ipairs(Dissector.list()) do
+        if name == "corecast" then
+            return -- already loaded (installed plugin and -X lua_script: both given)
+        end
+    end
+end
+
+local LISP_DATA_PORT = 4341
+local CORECAST_PORT = 4340
+local LISP_FLAG_C = 0x04
+local HEADER_LEN = 12
+local REF_LEN = 32
+
+local TYPE_NAMES = { [1] = "DATA", [2] = "REF" }
+
+local corecast = Proto("corecast", "CoreCast")
+
+local f = {
+    version = ProtoField.uint8("corecast.version", "Version", base.DEC, nil, 0xF0),
+    type = ProtoField.uint8("corecast.type", "Type", base.DEC, TYPE_NAMES, 0x0F),
+    flags = ProtoField.uint8("corecast.flags", "Flags", base.HEX),
+    reserved = ProtoField.uint16("corecast.reserved", "Reserved", base.HEX),
+    stream = ProtoField.uint32("corecast.stream", "Stream ID", base.DEC),
+    seq = ProtoField.uint32("corecast.seq", "Sequence Number", base.DEC),
+    chunk_len = ProtoField.uint32("corecast.chunk_len", "Chunk length", base.DEC),
+    chunk = ProtoField.bytes("corecast.chunk", "Chunk"),
+    hash = ProtoField.bytes("corecast.hash", "Chunk Hash (BLAKE2b-64)"),
+    src_eid = ProtoField.ipv4("corecast.src_eid", "Source EID"),
+    dst_eid = ProtoField.ipv4("corecast.dst_eid", "Destination EID"),
+    sport = ProtoField.uint16("corecast.sport", "Source Port", base.DEC),
+    dport = ProtoField.uint16("corecast.dport", "Destination Port", base.DEC),
+    body = ProtoField.bytes("corecast.body", "Body"),
+    lisp_c = ProtoField.bool("corecast.lisp_c", "Carried behind a LISP header with the C bit"),
+}
+corecast.fields = {
+    f.version, f.type, f.flags, f.reserved, f.stream, f.seq, f.chunk_len, f.chunk,
+    f.hash, f.src_eid, f.dst_eid, f.sport, f.dport, f.body, f.lisp_c,
+}
+
+local ex = {
+    truncated = ProtoExpert.new("corecast.truncated", "CoreCast message shorter than its 12-byte header",
+        expert.group.MALFORMED, expert.severity.ERROR),
+    bad_version = ProtoExpert.new("corecast.bad_version", "CoreCast version is not 1",
+        expert.group.MALFORMED, expert.severity.ERROR),
+    bad_length = ProtoExpert.new("corecast.bad_length", "CoreCast REF is not 32 bytes",
+        expert.group.MALFORMED, expert.severity.ERROR),
+    unknown_type = ProtoExpert.new("corecast.unknown_type", "CoreCast type not known to this dissector",
+        expert.group.UNDECODED, expert.severity.NOTE),
+}
+corecast.experts = { ex.truncated, ex.bad_version, ex.bad_length, ex.unknown_type }
+
+-- Dissect one CoreCast message filling all of ``tvb``; return its length.
+local function dissect_message(tvb, pinfo, tree, behind_lisp)
+    local len = tvb:len()
+    local root = tree:add(corecast, tvb(), "CoreCast")
+    if behind_lisp then
+        root:add(f.lisp_c, true):set_generated()
+    end
+    pinfo.cols.protocol = "CoreCast"
+    if len < HEADER_LEN then
+        root:add_proto_expert_info(ex.truncated, string.format("CoreCast message of %d bytes, header needs 12", len))
+        pinfo.cols.info = "CoreCast [truncated]"
+        return len
+    end
+    local first = tvb(0, 1):uint()
+    local version = bit.rshift(first, 4)
+    local mtype = bit.band(first, 0x0F)
+    root:add(f.version, tvb(0, 1))
+    local type_item = root:add(f.type, tvb(0, 1))
+    root:add(f.flags, tvb(1, 1))
+    root:add(f.reserved, tvb(2, 2))
+    root:add(f.stream, tvb(4, 4))
+    root:add(f.seq, tvb(8, 4))
+    local stream = tvb(4, 4):uint()
+    local seq = tvb(8, 4):uint()
+    local name = TYPE_NAMES[mtype] or string.format("type %d", mtype)
+    root:append_text(string.format(", %s, stream %u, seq %u", name, stream, seq))
+    local info = string.format("CoreCast %s stream=%u seq=%u", name, stream, seq)
+    if version ~= 1 then
+        root:add_proto_expert_info(ex.bad_version, string.format("CoreCast version %d, expected 1", version))
+        pinfo.cols.info = info .. " [bad version]"
+        return len
+    end
+    if mtype == 1 then
+        root:add(f.chunk_len, len - HEADER_LEN):set_generated()
+        if len > HEADER_LEN then
+            root:add(f.chunk, tvb(HEADER_LEN))
+        end
+        info = info .. string.format(" chunk=%d bytes", len - HEADER_LEN)
+    elseif mtype == 2 then
+        if len ~= REF_LEN then
+            root:add_proto_expert_info(ex.bad_length, string.format("REF of %d bytes, expected 32", len))
+            pinfo.cols.info = info .. " [bad length]"
+            return len
+        end
+        root:add(f.hash, tvb(12, 8))
+        root:add(f.src_eid, tvb(20, 4))
+        root:add(f.dst_eid, tvb(24, 4))
+        root:add(f.sport, tvb(28, 2))
+        root:add(f.dport, tvb(30, 2))
+        info = info .. string.format(" %s:%u > %s:%u hash=%s", tostring(tvb(20, 4):ipv4()), tvb(28, 2):uint(),
+            tostring(tvb(24, 4):ipv4()), tvb(30, 2):uint(), tostring(tvb(12, 8):bytes()))
+    else
+        type_item:add_proto_expert_info(ex.unknown_type, string.format("CoreCast type %d", mtype))
+        if len > HEADER_LEN then
+            root:add(f.body, tvb(HEADER_LEN))
+        end
+    end
+    pinfo.cols.info = info
+    return len
+end
+
+-- UDP 4340: the source's CoreCast messages to its ITR's service address.
+-- Also called by the postdissector below for LISP payloads (``behind_lisp`` set).
+local behind_lisp = false
+function corecast.dissector(tvb, pinfo, tree)
+    return dissect_message(tvb, pinfo, tree, behind_lisp)
+end
+
+-- UDP 4341: the built-in LISP data dissector reads the LISP header; this
+-- postdissector then dissects the payload as CoreCast when the C bit is set.
+local udp_port = DissectorTable.get("udp.port")
+local lisp_data_field = Field.new("lisp-data")
+local corecast_handle = Dissector.get("corecast")
+local corecast_post = Proto("corecast_post", "CoreCast behind LISP")
+
+function corecast_post.dissector(tvb, pinfo, tree)
+    local lisp = { lisp_data_field() }
+    for _, fi in ipairs(lisp) do
+        local range = fi.range
+        if fi.len >= 8 and bit.band(range(0, 1):uint(), LISP_FLAG_C) ~= 0 then
+            local start = fi.offset + 8
+            if tvb:len() > start then
+                behind_lisp = true
+                corecast_handle:call(tvb(start):tvb(), pinfo, tree)
+                behind_lisp = false
+            else -- a C-marked LISP header with no payload at all
+                local root = tree:add(corecast, range, "CoreCast (no message)")
+                root:add_proto_expert_info(ex.truncated, "CoreCast message of 0 bytes, header needs 12")
+                pinfo.cols.protocol = "CoreCast"
+                pinfo.cols.info = "CoreCast [truncated]"
+            end
+        end
+    end
+end
+
+register_postdissector(corecast_post)
+udp_port:add(CORECAST_PORT, corecast)
