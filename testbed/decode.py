@@ -1,9 +1,10 @@
 """LISP- and CoreCast-aware reading of captures: fast per-type totals and ``corecast decode``.
 
-:func:`count_capture` walks a pcap/pcapng with scapy's ``RawPcapReader`` and the
-fast codecs (no scapy dissection) and sums, per message type, packets and IP
-total lengths; the experiments use it for ``core_bytes``. :func:`decode_command`
-prints one line per packet and the totals; ``detail=True`` shows scapy's view.
+:func:`count_capture` walks a pcap/pcapng (:mod:`testbed.capfile`: every link
+layer tcpdump and Wireshark write, VLAN tags included) with the fast codecs (no
+scapy dissection) and sums, per message type, packets and IP total lengths; the
+experiments use it for ``core_bytes``. :func:`decode_command` prints one line
+per packet and the totals; ``detail=True`` shows scapy's view.
 
 Message types (the outer IPv4/UDP header decides):
 
@@ -11,9 +12,18 @@ Message types (the outer IPv4/UDP header decides):
 * ``corecast-data`` / ``corecast-ref``: UDP 4341 with the C bit, by CoreCast type;
 * ``lisp-control``: UDP 4342 (either port);
 * ``corecast-service``: UDP 4340 (CoreCast messages from the source to its ITR);
-* ``other``: anything else that is IPv4 or not IP at all;
-* ``malformed``: a truncated or inconsistent IP header, or a LISP/CoreCast
-  message that the fast codec rejects.
+* ``other``: anything else that is IPv4, or not IPv4 at all;
+* ``malformed``: an inconsistent IP or UDP header, or a LISP/CoreCast message
+  that the fast codec rejects.
+
+A packet cut by the capture's snap length (``tcpdump -s 64``: the frame holds
+fewer bytes than the wire had) is counted by what its headers say, with its IP
+total length, and never as ``malformed`` for the bytes it lacks: a cut LISP
+control message by its port and (when present) its type nibble; a cut CoreCast
+message by its type byte, or by its length (a REF is 68 IP bytes) when that byte
+was cut too; a LISP data packet cut before its first LISP byte counts
+``lisp-unicast`` (the C bit is unknown; ``core_bytes`` stays exact); a packet
+cut before its UDP ports counts ``other``.
 """
 
 from __future__ import annotations
@@ -22,26 +32,22 @@ import socket
 import struct
 import sys
 from dataclasses import dataclass, field
-from typing import Iterator
 
+from testbed.capfile import CaptureError, Frame, ip_offset, read_capture, write_pcap, write_pcapng  # noqa: F401
+from testbed.capfile import (LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL,  # noqa: F401
+                             LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW)
 from testbed.wire import corecast as cc
 from testbed.wire.constants import CORECAST_PORT, LISP_DATA_PORT, LISP_CONTROL_PORT, LISP_FLAG_C
 from testbed.wire.errors import DecodeError
-from testbed.wire.lispctrl import Ecm, EidRecord, MapNotify, MapRegister, MapReply, MapRequest, decode_control
+from testbed.wire.lispctrl import (TYPE_ECM, TYPE_MAP_NOTIFY, TYPE_MAP_REGISTER, TYPE_MAP_REPLY, TYPE_MAP_REQUEST,
+                                   Ecm, EidRecord, MapNotify, MapRegister, MapReply, MapRequest, decode_control)
 
 KINDS = ("lisp-unicast", "corecast-data", "corecast-ref", "lisp-control", "corecast-service", "other", "malformed")
 """Every message type :func:`count_capture` reports, in display order."""
 
-LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL2 = 1, 101, 113, 228, 276
-_RAW_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_IPV4, 12, 14)  # 12 and 14: DLT_RAW on some BSDs
-_ETH_IPV4, _ETH_VLAN, _ETH_QINQ = 0x0800, 0x8100, 0x88A8
-_H = struct.Struct("!H")
 _IPFIX = struct.Struct("!BxH5xB")  # ver/ihl, total length, protocol
 _PORTS = struct.Struct("!HH")
-
-
-class CaptureError(Exception):
-    """The file cannot be read as a capture (missing, not pcap/pcapng, unsupported link type)."""
+_CONTROL_TYPES = (TYPE_MAP_REQUEST, TYPE_MAP_REPLY, TYPE_MAP_REGISTER, TYPE_MAP_NOTIFY, TYPE_ECM)
 
 
 @dataclass
@@ -50,7 +56,10 @@ class CaptureTotals:
 
     packets: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    linktype: int | None = None
+    linktypes: set[int] = field(default_factory=set)
+    """The link types of the capture's interfaces that carried packets."""
+    cut: int = 0
+    """Packets the capture kept only in part (snap length), each counted by its headers."""
 
     @property
     def total_packets(self) -> int:
@@ -77,35 +86,20 @@ class CaptureTotals:
         return {k: {"packets": self.packets[k], "bytes": self.bytes[k]} for k in KINDS}
 
 
-def _ip_offset(linktype: int, frame: bytes) -> int:
-    """Return the offset of an IPv4 header in ``frame``, or -1 if the frame is not IPv4."""
-    if linktype == LINKTYPE_ETHERNET:
-        if len(frame) < 14:
-            return -1
-        etype = (frame[12] << 8) | frame[13]
-        off = 14
-        while etype in (_ETH_VLAN, _ETH_QINQ) and len(frame) >= off + 4:
-            etype = (frame[off + 2] << 8) | frame[off + 3]
-            off += 4
-        return off if etype == _ETH_IPV4 else -1
-    if linktype == LINKTYPE_LINUX_SLL:
-        return 16 if len(frame) >= 16 and frame[14] == 0x08 and frame[15] == 0x00 else -1
-    if linktype == LINKTYPE_LINUX_SLL2:
-        return 20 if len(frame) >= 20 and frame[0] == 0x08 and frame[1] == 0x00 else -1
-    if linktype in _RAW_LINKTYPES:
-        return 0 if frame[:1] and frame[0] >> 4 == 4 else -1
-    raise CaptureError(f"unsupported link type {linktype}")
-
-
-def classify(frame: bytes, off: int) -> tuple[str, int, int, int]:
+def classify(frame: bytes, off: int, cut: bool = False) -> tuple[str, int, int, int]:
     """Return (kind, IP total length, offset of the UDP payload, UDP destination port) of the IPv4 packet at ``off``.
 
-    Only headers are checked here (the fast path); LISP control messages are
-    validated by the callers. A truncated capture (snap length) is fine as long
-    as the headers that decide the type are present.
+    Only headers are checked here (the fast path); LISP control and service
+    messages are validated by :func:`kind_of`. ``cut``: the capture kept only
+    the first bytes of the packet (snap length), so bytes past the frame's end
+    are missing, not wrong; the packet is typed by the headers present (see the
+    module docstring). Without ``cut`` a frame shorter than its headers is
+    ``malformed``.
     """
     n = len(frame)
     if n < off + 20:
+        if cut:
+            return "other", ((frame[off + 2] << 8) | frame[off + 3]) if n >= off + 4 else 0, 0, 0
         return "malformed", 0, 0, 0
     vihl, total, proto = _IPFIX.unpack_from(frame, off)
     ihl = (vihl & 0x0F) << 2
@@ -114,21 +108,30 @@ def classify(frame: bytes, off: int) -> tuple[str, int, int, int]:
     if proto != 17 or (frame[off + 6] & 0x1F) or frame[off + 7]:  # not UDP, or a non-first fragment
         return "other", total, 0, 0
     udp = off + ihl
-    if n < udp + 8 or total < ihl + 8:
+    if total < ihl + 8:
         return "malformed", total, 0, 0
+    if n < udp + 8 and not (cut and n >= udp + 4):
+        return ("other" if cut else "malformed"), total, 0, 0
     sport, dport = _PORTS.unpack_from(frame, udp)
     body = udp + 8
     if dport == LISP_DATA_PORT or sport == LISP_DATA_PORT:
-        if n < body + 8 or total < ihl + 16:
+        if total < ihl + 16:
             return "malformed", total, body, dport
+        if n < body + 8 and not (cut and n > body):
+            return ("lisp-unicast" if cut else "malformed"), total, body, dport
         if not frame[body] & LISP_FLAG_C:
             return "lisp-unicast", total, body, dport
-        if n < body + 9 or total < ihl + 16 + cc.CORECAST_HEADER:
+        if total < ihl + 16 + cc.CORECAST_HEADER:
+            return "malformed", total, body, dport
+        is_ref_size = total == ihl + 16 + cc.CORECAST_REF
+        if n < body + 9:
+            if cut:  # the type byte was cut: the length tells a REF
+                return ("corecast-ref" if is_ref_size else "corecast-data"), total, body, dport
             return "malformed", total, body, dport
         first = frame[body + 8]
         if first == 0x11:
             return "corecast-data", total, body, dport
-        if first == 0x12 and total == ihl + 16 + cc.CORECAST_REF:
+        if first == 0x12 and is_ref_size:
             return "corecast-ref", total, body, dport
         return "malformed", total, body, dport
     if dport == LISP_CONTROL_PORT or sport == LISP_CONTROL_PORT:
@@ -138,67 +141,39 @@ def classify(frame: bytes, off: int) -> tuple[str, int, int, int]:
     return "other", total, body, dport
 
 
-def write_pcap(path: str, frames, linktype: int = LINKTYPE_ETHERNET, start: float = 0.0,
-               step: float = 1e-6) -> int:
-    """Write ``frames`` (an iterable of bytes) as a classic pcap; return the number written.
-
-    For tests and benchmarks: timestamps start at ``start`` and advance by ``step``.
-    """
-    count = 0
-    rec = struct.Struct("<IIII")
-    with open(path, "wb") as out:
-        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
-        for frame in frames:
-            stamp = start + count * step
-            sec = int(stamp)
-            out.write(rec.pack(sec, int(round((stamp - sec) * 1e6)) % 1000000, len(frame), len(frame)))
-            out.write(frame)
-            count += 1
-    return count
-
-
-def _open(path: str):
-    """Open a capture with scapy's RawPcapReader; CaptureError if it is missing or not a capture."""
-    from scapy.error import Scapy_Exception
-    from scapy.utils import RawPcapReader
+def _message_ok(kind: str, frame: bytes, body: int, total: int, off: int, cut: bool) -> bool:
+    """Whether a control or service message (UDP payload at ``body``) is well formed, as far as it was kept."""
+    end = off + total
+    if cut and len(frame) < end:  # only the first bytes are here: check what they say
+        if len(frame) <= body:
+            return True
+        first = frame[body]
+        if kind == "lisp-control":
+            return first >> 4 in _CONTROL_TYPES
+        if first >> 4 != cc.VERSION:
+            return False
+        return first & 0x0F == cc.TYPE_DATA or (first & 0x0F == cc.TYPE_REF and end - body == cc.CORECAST_REF)
     try:
-        return RawPcapReader(path)
-    except FileNotFoundError as err:
-        raise CaptureError(f"{path}: no such file") from err
-    except IsADirectoryError as err:
-        raise CaptureError(f"{path}: is a directory") from err
-    except (Scapy_Exception, OSError, EOFError, struct.error, ValueError) as err:
-        raise CaptureError(f"{path}: not a pcap or pcapng capture ({err})") from err
-
-
-def _frames(reader) -> Iterator[tuple[bytes, object]]:
-    """Yield (frame, metadata), turning a damaged tail into CaptureError."""
-    from scapy.error import Scapy_Exception
-    try:
-        yield from reader
-    except (Scapy_Exception, struct.error, EOFError, ValueError) as err:
-        raise CaptureError(f"damaged capture: {err}") from err
-
-
-def _linktype(reader, meta) -> int:
-    return getattr(meta, "linktype", None) or reader.linktype
-
-
-def _control_ok(frame: bytes, body: int, total: int, ip_off: int) -> bool:
-    end = min(len(frame), ip_off + total)
-    try:
-        decode_control(frame[body:end])
+        if kind == "lisp-control":
+            decode_control(frame[body:min(len(frame), end)])
+        else:
+            cc.peek_type(frame[body:min(len(frame), end)])
     except DecodeError:
         return False
     return True
 
 
-def _service_ok(frame: bytes, body: int, total: int, ip_off: int) -> bool:
-    try:
-        cc.peek_type(frame[body:min(len(frame), ip_off + total)])
-    except DecodeError:
-        return False
-    return True
+def kind_of(frame: Frame) -> tuple[str, int, int]:
+    """Return (kind, IP total length, IPv4 offset or -1) of one captured frame."""
+    data, linktype, _time, wirelen = frame
+    off = ip_offset(linktype, data)
+    if off < 0:
+        return "other", 0, -1
+    cut = wirelen > len(data)
+    kind, total, body, _ = classify(data, off, cut)
+    if (kind == "lisp-control" or kind == "corecast-service") and not _message_ok(kind, data, body, total, off, cut):
+        kind = "malformed"
+    return kind, total, off
 
 
 def count_capture(path: str) -> CaptureTotals:
@@ -208,66 +183,40 @@ def count_capture(path: str) -> CaptureTotals:
     file raises :class:`CaptureError`.
     """
     totals = CaptureTotals()
-    packets, nbytes = totals.packets, totals.bytes
-    with _open(path) as reader:
-        fixed = getattr(reader, "linktype", None)
-        totals.linktype = fixed
-        for frame, meta in _frames(reader):
-            linktype = fixed if fixed is not None else _linktype(reader, meta)
-            off = _ip_offset(linktype, frame)
-            if off < 0:
-                packets["other"] += 1
-                continue
-            kind, total, body, _ = classify(frame, off)
-            if kind == "lisp-control" and not _control_ok(frame, body, total, off):
-                kind = "malformed"
-            elif kind == "corecast-service" and not _service_ok(frame, body, total, off):
-                kind = "malformed"
-            packets[kind] += 1
-            nbytes[kind] += total
+    packets, nbytes, linktypes = totals.packets, totals.bytes, totals.linktypes
+    cut = 0
+    for frame in read_capture(path):
+        kind, total, _ = kind_of(frame)
+        packets[kind] += 1
+        nbytes[kind] += total
+        linktypes.add(frame[1])
+        if frame[3] > len(frame[0]):
+            cut += 1
+    totals.cut = cut
     return totals
 
 
-def _timestamp(reader, meta) -> float:
-    if hasattr(meta, "tshigh"):
-        return ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
-    return meta.sec + meta.usec / (1e9 if getattr(reader, "nano", False) else 1e6)
+def describe(frame: Frame) -> tuple[str, int, str, str, str, str, str]:
+    """Return (kind, IP length, src, dst, stream, seq, destination EID or detail) of one captured frame.
 
-
-def _control_summary(msg: object) -> tuple[str, str]:
-    """Return (message name, destination EID / detail) of a decoded control message."""
-    def recs(records: list[EidRecord]) -> str:
-        return ",".join(r.prefix + ("" if r.locators else "(negative)") for r in records) or "-"
-    if isinstance(msg, MapRequest):
-        return "map-request", ",".join(msg.eids) or "-"
-    if isinstance(msg, MapReply):
-        return "map-reply", recs(msg.records)
-    if isinstance(msg, MapRegister):
-        return "map-register", recs(msg.records)
-    if isinstance(msg, MapNotify):
-        return "map-notify", recs(msg.records)
-    if isinstance(msg, Ecm):
-        try:
-            inner = decode_control(msg.payload)
-        except DecodeError as err:
-            return "ecm", f"inner {err.reason}"
-        name, eid = _control_summary(inner)
-        return f"ecm({name})", eid
-    return "control", "-"
-
-
-def describe(frame: bytes, off: int) -> tuple[str, int, str, str, str, str, str]:
-    """Return (kind, IP length, src, dst, stream, seq, destination EID or detail) of one IPv4 packet."""
-    kind, total, body, _ = classify(frame, off)
-    if len(frame) < off + 20:
+    Details come from the bytes kept; a cut message shows what its headers say and ``cut`` as detail.
+    """
+    kind, total, off = kind_of(frame)
+    data = frame.data
+    if off < 0 or len(data) < off + 20:
         return kind, total, "?", "?", "-", "-", "-"
-    src, dst = socket.inet_ntoa(frame[off + 12:off + 16]), socket.inet_ntoa(frame[off + 16:off + 20])
-    end = min(len(frame), off + total)
+    src, dst = socket.inet_ntoa(data[off + 12:off + 16]), socket.inet_ntoa(data[off + 16:off + 20])
+    end = off + total
+    if kind not in KINDS[:5]:
+        return kind, total, src, dst, "-", "-", "-"
+    body = off + ((data[off] & 0x0F) << 2) + 8
+    if len(data) < end:  # cut by the snap length: only the kind is known
+        return kind, total, src, dst, "-", "-", "cut"
     stream = seq = eid = "-"
     if kind in ("corecast-data", "corecast-ref", "corecast-service"):
         start = body + 8 if kind != "corecast-service" else body
         try:
-            msg = cc.decode(frame[start:end])
+            msg = cc.decode(data[start:end])
         except DecodeError as err:
             return "malformed", total, src, dst, "-", "-", err.reason
         stream, seq = str(msg.stream_id), str(msg.seq)
@@ -279,13 +228,10 @@ def describe(frame: bytes, off: int) -> tuple[str, int, str, str, str, str, str]
             kind = "corecast-service-data"
     elif kind == "lisp-unicast":
         inner = body + 8
-        if len(frame) >= inner + 20 and frame[inner] >> 4 == 4:
-            eid = socket.inet_ntoa(frame[inner + 16:inner + 20])
+        if len(data) >= inner + 20 and data[inner] >> 4 == 4:
+            eid = socket.inet_ntoa(data[inner + 16:inner + 20])
     elif kind == "lisp-control":
-        try:
-            name, eid = _control_summary(decode_control(frame[body:end]))
-        except DecodeError as err:
-            return "malformed", total, src, dst, "-", "-", f"control {err.reason}"
+        name, eid = _control_summary(decode_control(data[body:end]))  # well formed: kind_of checked it
         kind = f"lisp-control {name}"
     return kind, total, src, dst, stream, seq, eid
 
@@ -321,24 +267,19 @@ def _print_packets(path: str, detail: bool, limit: int | None, out) -> None:
     if detail:
         import testbed.layers  # noqa: F401  (binds the layers to their ports)
         from scapy.config import conf
-    with _open(path) as reader:
-        fixed = getattr(reader, "linktype", None)
-        first: float | None = None
-        for index, (frame, meta) in enumerate(_frames(reader)):
-            if limit is not None and index >= limit:
-                break
-            stamp = _timestamp(reader, meta)
-            first = stamp if first is None else first
-            linktype = fixed if fixed is not None else _linktype(reader, meta)
-            off = _ip_offset(linktype, frame)
-            if off < 0:
-                print(f"{stamp - first:12.6f}  {'-':>31}  other", file=out)
-            else:
-                kind, total, src, dst, stream, seq, eid = describe(frame, off)
-                addrs = f"{src} > {dst}"
-                print(f"{stamp - first:12.6f}  {addrs:>31}  {kind:<28} stream={stream} seq={seq} "
-                      f"dst={eid} len={total}", file=out)
-            if detail:
-                cls = conf.l2types.get(linktype)
-                if cls is not None:
-                    cls(frame).show(dump=False)
+    first: float | None = None
+    for index, frame in enumerate(read_capture(path)):
+        if limit is not None and index >= limit:
+            break
+        first = frame.time if first is None else first
+        kind, total, src, dst, stream, seq, eid = describe(frame)
+        if src == "?":
+            print(f"{frame.time - first:12.6f}  {'-':>31}  {kind}", file=out)
+        else:
+            addrs = f"{src} > {dst}"
+            print(f"{frame.time - first:12.6f}  {addrs:>31}  {kind:<28} stream={stream} seq={seq} "
+                  f"dst={eid} len={total}", file=out)
+        if detail:
+            cls = conf.l2types.get(frame.linktype)
+            if cls is not None:
+                cls(frame.data).show(dump=False)

@@ -121,26 +121,22 @@ class Capture:
         self.proc = None
 
 
-_LINK_OFFSETS = {1: 14, 113: 16, 276: 20, 101: 0, 228: 0}  # Ethernet, SLL, SLL2, raw IP, IPv4
-
-
 def iter_ip_packets(path: str):
-    """Yield (src, dst, protocol, sport, dport) of every IPv4 packet in a pcap (ports 0 if not UDP/TCP)."""
+    """Yield (src, dst, protocol, sport, dport) of every IPv4 packet in a pcap/pcapng (ports 0 if not UDP/TCP).
+
+    Every link layer of :mod:`testbed.capfile` is read (VLAN tags included); a frame
+    without IPv4 yields protocol -1. Raise CaptureError for an unreadable file.
+    """
     import socket
     import struct
 
-    from scapy.utils import RawPcapReader
-    with RawPcapReader(path) as reader:
-        offset = _LINK_OFFSETS.get(reader.linktype)
-        if offset is None:
-            raise CaptureError(f"{path}: unsupported link type {reader.linktype}")
-        for data, _meta in reader:
-            ip = data[offset:]
-            if offset == 14 and data[12:14] != b"\x08\x00":
-                yield ("0.0.0.0", "0.0.0.0", -1, 0, 0)  # not IPv4 (ARP, IPv6)
-                continue
+    from testbed import capfile
+    try:
+        for frame in capfile.read_capture(path):
+            off = capfile.ip_offset(frame.linktype, frame.data)
+            ip = frame.data[off:] if off >= 0 else b""
             if len(ip) < 20 or ip[0] >> 4 != 4:
-                yield ("0.0.0.0", "0.0.0.0", -1, 0, 0)
+                yield ("0.0.0.0", "0.0.0.0", -1, 0, 0)  # not IPv4 (ARP, IPv6)
                 continue
             ihl = (ip[0] & 0x0F) * 4
             proto = ip[9]
@@ -148,3 +144,5 @@ def iter_ip_packets(path: str):
             if proto in (6, 17) and len(ip) >= ihl + 4:
                 sport, dport = struct.unpack_from("!HH", ip, ihl)
             yield socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20]), proto, sport, dport
+    except capfile.CaptureError as exc:
+        raise CaptureError(str(exc)) from None
