@@ -64,7 +64,9 @@ def benches(clients: int) -> dict[str, tuple[Callable[[int], None], int]]:
     def itr_encap(i: int) -> None:
         itr.on_tun_packet(pkts[i % clients], 1.0)
 
-    etr = Etr(["10.2.0.0/16"], corecast=CoreCastEtr(["10.2.0.0/16"]))
+    vouching = MapCache()  # the source site 10.1.0.0/16 with ITR_RLOC as its CoreCast ITR (the ETR's defence)
+    vouching.install(MapEntry(0x0A010000, 16, [(ITR_RLOC, 1, 100, True)], expires=1e12))
+    etr = Etr(["10.2.0.0/16"], corecast=CoreCastEtr(["10.2.0.0/16"], vouching))
     lisp = [a[2][28:] for p in pkts for a in itr.on_tun_packet(p, 1.0)]
 
     def etr_decap(i: int) -> None:

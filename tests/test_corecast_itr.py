@@ -42,6 +42,16 @@ def cache_with(*entries: MapEntry) -> MapCache:
     return cache
 
 
+def source_site() -> MapEntry:
+    """The source's site 10.1.0.0/16 with ITR_RLOC as its CoreCast locator (what vouches for the ITR)."""
+    return MapEntry(*parse_prefix("10.1.0.0/16"), [(ITR_RLOC, 1, 100, True)], 1e9)
+
+
+def cc_etr(prefix: str) -> CoreCastEtr:
+    """A CoreCast ETR whose map-cache vouches for ITR_RLOC."""
+    return CoreCastEtr([prefix], cache_with(source_site()))
+
+
 def make(*entries: MapEntry, **kw) -> CoreCastItr:
     return CoreCastItr(ITR_RLOC, cache_with(*entries), ["10.1.0.0/24"], **kw)
 
@@ -139,7 +149,7 @@ def test_core_bytes_match_the_design_formula_in_a_mixed_deployment():
 
 def test_everything_the_itr_sends_is_delivered_by_etrs():
     itr = make(site("b"), site("c"))
-    etrs = {RLOC[n]: Etr([PREFIX[n]], corecast=CoreCastEtr([PREFIX[n]])) for n in ("b", "c")}
+    etrs = {RLOC[n]: Etr([PREFIX[n]], corecast=cc_etr(PREFIX[n])) for n in ("b", "c")}
     clients = ["10.2.0.1", "10.3.0.1", "10.2.0.2", "10.3.0.2"]
     for seq in range(4):
         chunk = seq.to_bytes(2, "big") * 600
@@ -156,7 +166,7 @@ def test_everything_the_itr_sends_is_delivered_by_etrs():
 def test_miss_queues_refs_which_keep_their_chunk_across_newer_chunks():
     cache = cache_with(site("c"))
     itr = CoreCastItr(ITR_RLOC, cache, ["10.1.0.0/24"], queue_limit=8)
-    etr_b = Etr([PREFIX["b"]], corecast=CoreCastEtr([PREFIX["b"]]))
+    etr_b = Etr([PREFIX["b"]], corecast=cc_etr(PREFIX["b"]))
     got = []
 
     def deliver(actions):

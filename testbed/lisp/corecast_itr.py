@@ -2,7 +2,12 @@
 
 The streaming source S sends CoreCast messages as UDP to the ITR's service
 address; the node program hands each UDP payload to
-:meth:`CoreCastItr.on_service_message` with S's address.
+:meth:`CoreCastItr.on_service_message` with S's address and whether it arrived
+on the xTR's EID-side LAN interface (IP_PKTINFO). With ``defence`` on (the
+default) a message that did not is dropped ('cc-not-lan'): it came from the
+core, from the xTR itself, or was decapsulated from LISP and written to the
+TUN (an outsider's packet to the service address). Off only for the attack
+experiment (docs/security.md).
 
 * DATA from an allowed source: hash the chunk, cache it as the current chunk of
   (S, stream), replacing the previous one; forward nothing.
@@ -25,12 +30,12 @@ from __future__ import annotations
 import itertools
 import struct
 
-from testbed.lisp.corecast_etr import unicast_packet
-from testbed.lisp.dataplane import RESOLVE, SEND_RAW, Encapsulator, PendingQueues, sum16
+from testbed.lisp.corecast_etr import itr_max_chunk, unicast_packet
+from testbed.lisp.dataplane import RESOLVE, SEND_RAW, Encapsulator, sum16
+from testbed.lisp.pending import PendingQueues
 from testbed.lisp.lpm import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
-from testbed.wire.constants import (CORECAST_HEADER, CORECAST_REF, ENCAP_OVERHEAD, IPV4_HEADER, LISP_FLAG_C,
-                                    LISP_FLAG_N, UDP_HEADER)
+from testbed.wire.constants import CORECAST_HEADER, CORECAST_REF, LISP_FLAG_C, LISP_FLAG_N
 from testbed.wire.corecast import TYPE_DATA, TYPE_REF, VERSION, chunk_hash, error_reason
 from testbed.wire.ipv4 import PROTO_UDP
 
@@ -39,7 +44,6 @@ _DATA_HDR = struct.Struct("!BBHI")
 _REF_FIRST = (VERSION << 4) | TYPE_REF
 _DATA_FIRST = (VERSION << 4) | TYPE_DATA
 _CC_FLAGS = LISP_FLAG_N | LISP_FLAG_C
-_UNICAST_EXTRA = ENCAP_OVERHEAD + IPV4_HEADER + UDP_HEADER  # 64: a chunk sent as encapsulated unicast
 
 
 class _Chunk:
@@ -69,17 +73,20 @@ class CoreCastItr:
     EID must be the sender or inside them too. ``max_streams`` bounds the cached
     streams (a new one evicts the oldest, 'stream-evicted'). A DATA whose chunk
     could not cross the core in either form (64 + P > ``outer_mtu``) is dropped.
+    ``defence``: drop service messages that did not arrive on the LAN ('cc-not-lan').
     """
 
     def __init__(self, own_rloc: str, map_cache: MapCache, allowed_sources: list[str], queue_limit: int = 64, *,
                  outer_mtu: int = 1500, max_pending: int = 1024, pending_timeout: float = 5.0,
-                 max_streams: int = 1024, encap: Encapsulator | None = None) -> None:
+                 max_streams: int = 1024, encap: Encapsulator | None = None, defence: bool = True) -> None:
         self.map_cache = map_cache
         self.encap = encap if encap is not None else Encapsulator(own_rloc, outer_mtu)
         self.allowed = tuple((net, mask(plen)) for net, plen in map(parse_prefix, allowed_sources))
         self.max_streams = max_streams
+        self.defence = defence
+        self.max_chunk = itr_max_chunk(self.encap.outer_mtu)
         self.counters: dict[str, int] = dict.fromkeys((
-            "data-in", "ref-in", "source-not-allowed", "ref-src-not-allowed", "chunk-too-big", "no-chunk",
+            "cc-not-lan", "data-in", "ref-in", "source-not-allowed", "ref-src-not-allowed", "chunk-too-big", "no-chunk",
             "stale-ref", "cache-hit", "cache-miss", "flushed", "negative", "no-rloc", "data-sent", "ref-sent",
             "unicast-sent", "stream-evicted", "decode-truncated", "decode-bad-version", "decode-bad-length",
             "decode-unknown-type"), 0)
@@ -95,8 +102,15 @@ class CoreCastItr:
                 return True
         return False
 
-    def on_service_message(self, msg: bytes | memoryview, src_ip_bytes4: bytes, now: float) -> list[tuple]:
-        """Handle one UDP payload received on the service address from ``src_ip_bytes4``."""
+    def on_service_message(self, msg: bytes | memoryview, src_ip_bytes4: bytes, now: float,
+                           on_lan: bool = True) -> list[tuple]:
+        """Handle one UDP payload received on the service address from ``src_ip_bytes4``.
+
+        ``on_lan``: it arrived on the xTR's EID-side LAN interface (not the core, the TUN or lo).
+        """
+        if not on_lan and self.defence:
+            self.counters["cc-not-lan"] += 1
+            return []
         ok = self._source_ok.get(src_ip_bytes4)
         if ok is None:
             if len(self._source_ok) >= 4096:
@@ -122,7 +136,7 @@ class CoreCastItr:
         counters["data-in"] += 1
         msg = bytes(msg)
         chunk = msg[CORECAST_HEADER:]
-        if len(chunk) + _UNICAST_EXTRA > self.encap.outer_mtu:
+        if len(chunk) > self.max_chunk:
             counters["chunk-too-big"] += 1
             return
         stream_id = _DATA_HDR.unpack_from(msg, 0)[3]

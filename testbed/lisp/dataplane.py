@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import os
 import struct
-from collections import deque
 
 from testbed.lisp.lpm import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
+from testbed.lisp.pending import PendingQueues
 from testbed.wire.constants import (ENCAP_OVERHEAD, IPV4_HEADER, LISP_DATA_PORT, LISP_FLAG_C, LISP_FLAG_KK,
                                     LISP_FLAG_N, LISP_HEADER)
 from testbed.wire.ipv4 import PROTO_ICMP, PROTO_UDP, checksum16
@@ -34,6 +34,9 @@ WRITE_TUN = 2
 """Action ``(WRITE_TUN, packet)``: write an inner IPv4 packet to the TUN device."""
 RESOLVE = 3
 """Action ``(RESOLVE, eid: int)``: ask the control plane to resolve ``eid``."""
+
+__all__ = ["SEND_RAW", "WRITE_TUN", "RESOLVE", "Encapsulator", "Itr", "Etr", "PendingQueues", "flow_hash",
+           "sum16", "ip_checksum_from", "icmp_frag_needed"]
 
 PROTO_TCP = 6
 _PORTS_PROTOS = frozenset((PROTO_TCP, PROTO_UDP, 132))  # TCP, UDP, SCTP: ports in the first 4 bytes
@@ -112,84 +115,6 @@ class Encapsulator:
         r = (const + tos + total + (ttl << 8)) % 0xFFFF
         return _OUTER.pack(0x45, tos, total, 0, 0, ttl, PROTO_UDP, (0xFFFF - r) % 0xFFFF, self.own_int, dst,
                            sport, LISP_DATA_PORT, total - IPV4_HEADER, 0, (flags << 24) | nonce, 0)
-
-
-class PendingQueues:
-    """Per-EID bounded queues of items waiting for a map-cache resolution.
-
-    Beyond ``limit`` items per EID the oldest is dropped ('queue-overflow'); beyond
-    ``max_eids`` pending EIDs a new EID's item is dropped ('pending-overflow');
-    queues older than ``timeout`` seconds are dropped by :meth:`expire` ('unresolved').
-    """
-
-    __slots__ = ("limit", "max_eids", "timeout", "counters", "_q")
-
-    def __init__(self, counters: dict[str, int], limit: int = 64, max_eids: int = 1024,
-                 timeout: float = 5.0) -> None:
-        if limit < 1 or max_eids < 1:
-            raise ValueError("queue limits must be positive")
-        self.limit, self.max_eids, self.timeout, self.counters = limit, max_eids, timeout, counters
-        self._q: dict[int, tuple[float, deque]] = {}
-        for name in ("queued", "queue-overflow", "pending-overflow", "unresolved"):
-            counters.setdefault(name, 0)
-
-    def __len__(self) -> int:
-        return len(self._q)
-
-    def add(self, eid: int, item: object, now: float) -> bool:
-        """Queue ``item`` for ``eid``; return True if ``eid`` was not pending (emit RESOLVE)."""
-        got = self._q.get(eid)
-        if got is None:
-            if len(self._q) >= self.max_eids:
-                self.counters["pending-overflow"] += 1
-                return False
-            self._q[eid] = (now, deque((item,)))
-            self.counters["queued"] += 1
-            return True
-        queue = got[1]
-        if len(queue) >= self.limit:
-            queue.popleft()
-            self.counters["queue-overflow"] += 1
-        queue.append(item)
-        self.counters["queued"] += 1
-        return False
-
-    def pop(self, eid: int) -> deque | None:
-        """Remove and return the queue of ``eid`` (None if nothing is pending for it)."""
-        got = self._q.pop(eid, None)
-        return None if got is None else got[1]
-
-    def covered(self, prefix: int, plen: int) -> list[int]:
-        """Return the pending EIDs inside ``prefix/plen``."""
-        m = mask(plen)
-        return [eid for eid in self._q if eid & m == prefix]
-
-    def release(self, eid: int, entry: MapEntry | None) -> list[tuple[int, object]]:
-        """Take the items queued for ``eid`` and for the other pending EIDs ``entry`` covers.
-
-        With no entry or a negative one, ``eid``'s items are dropped ('unresolved') and
-        nothing is returned; otherwise (eid, item) pairs come back in queue order.
-        """
-        if entry is None or entry.negative:
-            queue = self.pop(eid)
-            if queue is not None:
-                self.counters["unresolved"] += len(queue)
-            return []
-        out: list[tuple[int, object]] = []
-        for one in [eid] + [e for e in self.covered(entry.prefix, entry.plen) if e != eid]:
-            queue = self.pop(one)
-            if queue is not None:
-                out += [(one, item) for item in queue]
-        return out
-
-    def expire(self, now: float) -> int:
-        """Drop the queues pending for longer than ``timeout``; return how many items were dropped."""
-        dead = [eid for eid, (since, _q) in self._q.items() if now - since > self.timeout]
-        dropped = 0
-        for eid in dead:
-            dropped += len(self._q.pop(eid)[1])
-        self.counters["unresolved"] += dropped
-        return dropped
 
 
 def _fragment(pkt: bytes, ihl: int, total: int, max_len: int) -> list[bytes]:

@@ -82,6 +82,20 @@ class MapEntry:
         cands = self._best()
         return bool(cands) and all(loc[3] for loc in cands)
 
+    def vouches(self, rloc: str) -> bool:
+        """True if ``rloc`` is one of this positive entry's locators with the CoreCast flag.
+
+        This is how an ETR decides that the mapping system vouches for a CoreCast ITR:
+        the site that owns the Source EID registered ``rloc`` as a CoreCast-capable
+        locator (any priority: an ITR need not be the site's preferred ETR).
+        """
+        if self.negative:
+            return False
+        for loc in self.rlocs:
+            if loc[0] == rloc and loc[3]:
+                return True
+        return False
+
     def covers(self, addr: int) -> bool:
         """True if ``addr`` is inside this entry's prefix."""
         return addr & mask(self.plen) == self.prefix
@@ -99,14 +113,16 @@ class MapCache:
 
     A small per-address dictionary in front of the trie makes repeated lookups
     of the same destination (the common case in the data plane) a dict hit; it
-    is cleared whenever the set of entries changes.
+    is cleared whenever the set of entries changes. ``gen`` counts those changes
+    (install, remove, expiry): a caller may memoise a lookup while ``gen`` holds.
     """
 
-    __slots__ = ("_trie", "_hot")
+    __slots__ = ("_trie", "_hot", "gen")
 
     def __init__(self) -> None:
         self._trie: PrefixTrie[MapEntry] = PrefixTrie()
         self._hot: dict[int, MapEntry] = {}
+        self.gen = 0
 
     def __len__(self) -> int:
         return len(self._trie)
@@ -128,11 +144,13 @@ class MapCache:
                 return entry
             self._trie.remove(entry.prefix, entry.plen)
             self._hot.clear()
+            self.gen += 1
 
     def install(self, entry: MapEntry) -> None:
         """Add or replace the entry for ``entry.prefix/entry.plen``."""
         self._trie.insert(entry.prefix, entry.plen, entry)
         self._hot.clear()
+        self.gen += 1
 
     def get(self, prefix: int, plen: int) -> MapEntry | None:
         """Return the entry stored at exactly ``prefix/plen`` (expired or not), or None."""
@@ -141,6 +159,7 @@ class MapCache:
     def remove(self, prefix: int, plen: int) -> bool:
         """Remove the entry at exactly ``prefix/plen``; return whether it was there."""
         self._hot.clear()
+        self.gen += 1
         return self._trie.remove(prefix, plen)
 
     def remove_expired(self, now: float) -> int:
@@ -150,6 +169,7 @@ class MapCache:
             self._trie.remove(prefix, plen)
         if dead:
             self._hot.clear()
+            self.gen += 1
         return len(dead)
 
     def entries(self) -> list[MapEntry]:
