@@ -196,6 +196,28 @@ def count_capture(path: str) -> CaptureTotals:
     return totals
 
 
+def _control_summary(msg: object) -> tuple[str, str]:
+    """Return (message name, destination EID / detail) of a decoded control message."""
+    def recs(records: list[EidRecord]) -> str:
+        return ",".join(r.prefix + ("" if r.locators else "(negative)") for r in records) or "-"
+    if isinstance(msg, MapRequest):
+        return "map-request", ",".join(msg.eids) or "-"
+    if isinstance(msg, MapReply):
+        return "map-reply", recs(msg.records)
+    if isinstance(msg, MapRegister):
+        return "map-register", recs(msg.records)
+    if isinstance(msg, MapNotify):
+        return "map-notify", recs(msg.records)
+    if isinstance(msg, Ecm):
+        try:
+            inner = decode_control(msg.payload)
+        except DecodeError as err:
+            return "ecm", f"inner {err.reason}"
+        name, eid = _control_summary(inner)
+        return f"ecm({name})", eid
+    return "control", "-"
+
+
 def describe(frame: Frame) -> tuple[str, int, str, str, str, str, str]:
     """Return (kind, IP length, src, dst, stream, seq, destination EID or detail) of one captured frame.
 
