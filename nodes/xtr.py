@@ -10,6 +10,13 @@ A thin I/O loop around the sans-I/O cores of :mod:`testbed.lisp`:
   out, so the outer UDP source port can follow the inner flow), a UDP socket on
   4342 (control), and in the source AS the CoreCast service socket.
 
+CoreCast defence (docs/security.md): ``corecast_defence`` (bool, default true)
+turns on the ETR's vouching of CoreCast ITRs through the map-cache, its chunk
+cap ``corecast_max_chunk`` (bytes, default the ITR's limit, outer MTU - 64) and
+quarantine ``corecast_quarantine`` (chunks, default 64), and the service
+socket's check that messages arrive on ``lan_if`` (IP_PKTINFO); false only for
+the attack experiment.
+
 Config keys: see :func:`load`. Counters go to ``status_file`` every second and
 at exit; the process is ready (``ready_file``) once its first Map-Register has
 been acknowledged by a Map-Notify.
@@ -26,9 +33,10 @@ import subprocess
 import time
 from typing import Any
 
-from testbed.lisp.corecast_etr import CoreCastEtr
+from testbed.lisp.corecast_etr import CoreCastEtr, itr_max_chunk
 from testbed.lisp.corecast_itr import CoreCastItr
 from testbed.lisp.dataplane import RESOLVE, SEND_RAW, WRITE_TUN, Encapsulator, Etr, Itr
+from testbed.lisp.lpm import parse_prefix
 from testbed.lisp.mapcache import MapCache
 from testbed.lisp.xtrcontrol import XtrControl
 from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, require, setup_logging, write_json_atomic
@@ -39,6 +47,8 @@ IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 BATCH = 64  # packets drained from one socket before looking at the others
 TUN_MTU = 1464  # 1500 - 36 bytes of encapsulation: the kernel sends Frag-Needed for larger DF packets
+IP_PKTINFO = 8  # <linux/in.h>; the socket module lacks it
+_PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 
 
 def load(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +66,26 @@ def load(cfg: dict[str, Any]) -> dict[str, Any]:
     svc = cfg.get("corecast_service")
     if svc is not None and not (isinstance(svc, dict) and "addr" in svc):
         raise ConfigError("corecast_service must be an object with 'addr'")
+    if svc is not None:
+        allowed = svc.get("allowed_sources", [])
+        if not isinstance(allowed, list) or not all(isinstance(p, str) for p in allowed):
+            raise ConfigError("corecast_service.allowed_sources must be a list of prefixes")
+        for prefix in allowed:
+            try:
+                parse_prefix(prefix)
+            except ValueError:
+                raise ConfigError(f"corecast_service.allowed_sources: '{prefix}' is not an IPv4 prefix") from None
+        if not isinstance(cfg.get("lan_if"), str):
+            raise ConfigError("corecast_service needs 'lan_if' (the EID-side LAN interface)")
+    if not isinstance(cfg.get("corecast_defence", True), bool):
+        raise ConfigError("corecast_defence must be true or false")
+    limit = 0xFFFF - 28
+    mx = cfg.get("corecast_max_chunk")
+    if mx is not None and (not isinstance(mx, int) or isinstance(mx, bool) or not 1 <= mx <= limit):
+        raise ConfigError(f"corecast_max_chunk must be an integer in 1..{limit} (bytes)")
+    qn = cfg.get("corecast_quarantine", 64)
+    if not isinstance(qn, int) or isinstance(qn, bool) or not 1 <= qn <= 65536:
+        raise ConfigError("corecast_quarantine must be an integer in 1..65536 (chunks)")
     return cfg
 
 
@@ -101,12 +131,18 @@ class XtrNode:
             request_tries=int(cfg.get("request_tries", 3)))
         encap = Encapsulator(rloc, int(cfg.get("outer_mtu", 1500)))
         self.itr = Itr(rloc, self.map_cache, queue_limit=int(cfg.get("queue_limit", 64)), encap=encap)
-        cc_etr = CoreCastEtr(cfg["eid_prefixes"]) if cfg.get("corecast") else None
+        self.defence = bool(cfg.get("corecast_defence", True))
+        cc_etr = (CoreCastEtr(cfg["eid_prefixes"], self.map_cache, defence=self.defence,
+                              max_chunk=cfg.get("corecast_max_chunk", itr_max_chunk(encap.outer_mtu)),
+                              quarantine=int(cfg.get("corecast_quarantine", 64)))
+                  if cfg.get("corecast") else None)
         self.cc_etr = cc_etr
         self.etr = Etr(cfg["eid_prefixes"], corecast=cc_etr)
         svc = cfg.get("corecast_service")
         self.cc_itr = (CoreCastItr(rloc, self.map_cache, svc.get("allowed_sources", []),
-                                   int(cfg.get("queue_limit", 64)), encap=encap) if svc else None)
+                                   int(cfg.get("queue_limit", 64)), encap=encap, defence=self.defence)
+                       if svc else None)
+        self.lan_ifindex = -1
         self.io = {"tun-read": 0, "tun-write": 0, "tun-write-error": 0, "raw-sent": 0, "raw-send-error": 0,
                    "lisp-in": 0, "control-in": 0, "control-out": 0, "service-in": 0}
         self.started = time.time()
@@ -134,6 +170,8 @@ class XtrNode:
             self.service_addr = svc["addr"]
             sh("ip", "addr", "replace", f"{svc['addr']}/32", "dev", cfg["lan_if"])
             self.service = udp_socket(svc["addr"], int(svc.get("port", CORECAST_PORT)), 32 << 20)
+            self.lan_ifindex = socket.if_nametoindex(cfg["lan_if"])
+            self.service.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
 
     def teardown(self) -> None:
         """Remove what :meth:`setup` added outside the process (the TUN goes with its fd)."""
@@ -177,18 +215,50 @@ class XtrNode:
             self.do(self.itr.on_resolved(eid, entry, now), now)
             if self.cc_itr is not None:
                 self.do(self.cc_itr.on_resolved(eid, entry, now), now)
+            if self.cc_etr is not None:
+                self.do(self.cc_etr.on_resolved(eid, entry, now), now)
 
     # -------------------------------------------------------------- loop
     def status(self) -> dict[str, Any]:
         """All counters, for the status file."""
         out = {"name": self.cfg.get("name"), "time": time.time(), "uptime_s": time.time() - self.started,
                "registered": self.ctl.registered, "map_cache_entries": len(self.map_cache),
-               "io": self.io, "control": self.ctl.counters, "itr": self.itr.counters, "etr": self.etr.counters}
+               "io": self.io, "control": self.ctl.counters, "itr": self.itr.counters, "etr": self.etr.counters,
+               "corecast_defence": self.defence}
         if self.cc_itr is not None:
             out["corecast_itr"] = self.cc_itr.counters
         if self.cc_etr is not None:
             out["corecast_etr"] = self.cc_etr.counters
         return out
+
+    def serve(self, service: socket.socket, cc_in: Any, buf: bytearray, view: memoryview, now: float) -> None:
+        """Drain the CoreCast service socket; each message says whether it arrived on the LAN.
+
+        The interface is the IP_PKTINFO ifindex: a packet decapsulated by this xTR and
+        written to its TUN, or one from the core or from lo, has another one.
+        """
+        if not self.defence:
+            recv = service.recvfrom_into
+            for _ in range(BATCH):
+                try:
+                    n, addr = recv(buf)
+                except BlockingIOError:
+                    break
+                self.io["service-in"] += 1
+                self.do(cc_in(view[:n], socket.inet_aton(addr[0]), now), now)
+            return
+        recvmsg, lan, bufs = service.recvmsg_into, self.lan_ifindex, [buf]
+        for _ in range(BATCH):
+            try:
+                n, anc, _flags, addr = recvmsg(bufs, 64)
+            except BlockingIOError:
+                break
+            self.io["service-in"] += 1
+            ifindex = -2
+            for level, kind, cdata in anc:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(cdata) >= _PKTINFO.size:
+                    ifindex = _PKTINFO.unpack_from(cdata)[0]
+            self.do(cc_in(view[:n], socket.inet_aton(addr[0]), now, ifindex == lan), now)
 
     def run(self, stop: StopFlag) -> None:
         """Serve until a stop signal."""
@@ -246,14 +316,7 @@ class XtrNode:
                         self.send_control(sends)
                         self.resolved(done, now)
                 elif service is not None and cc_in is not None:
-                    recv = service.recvfrom_into
-                    for _ in range(BATCH):
-                        try:
-                            n, addr = recv(buf)
-                        except BlockingIOError:
-                            break
-                        self.io["service-in"] += 1
-                        self.do(cc_in(view[:n], socket.inet_aton(addr[0]), now), now)
+                    self.serve(service, cc_in, buf, view, now)
             if now >= self.ctl.next_deadline():
                 sends, done = self.ctl.on_timer(now)
                 self.send_control(sends)
@@ -268,6 +331,8 @@ class XtrNode:
                 self.itr.expire(now)
                 if self.cc_itr is not None:
                     self.cc_itr.expire(now)
+                if self.cc_etr is not None:
+                    self.cc_etr.expire(now)
                 self.map_cache.remove_expired(now)
                 if status_file:
                     write_json_atomic(status_file, self.status())

@@ -26,13 +26,24 @@ def plan_from_sets(sets: list[str], allowed: set[str] = TOPO_KEYS | LISP_KEYS) -
     return values, make_plan(topo_params(values))
 
 
-def start_lisp(tb: Testbed, plan: AddressPlan, rundir: str, values: dict[str, Any]) -> list:
-    """Start the map-server and every xTR; return the daemons (ready: registered)."""
+def start_lisp(tb: Testbed, plan: AddressPlan, rundir: str, values: dict[str, Any],
+               xtr_extra: dict[str, Any] | None = None) -> list:
+    """Start the map-server and every xTR; return the daemons (ready: registered).
+
+    ``values["defence"]`` (on|off, the attack experiment's switch) sets every xTR's
+    ``corecast_defence``; ``xtr_extra`` adds keys to every xTR config (benches).
+    """
     from testbed.net.lisp import lisp_daemons
     interval = float(values.get("register_interval", 60.0))
     expiry = values.get("expiry")
+    extra = dict(xtr_extra or {})
+    if "defence" in values:
+        flag = {"on": True, "true": True, "off": False, "false": False}.get(str(values["defence"]).lower())
+        if flag is None:
+            raise ConfigError(f"defence must be on or off, not '{values['defence']}'")
+        extra["corecast_defence"] = flag
     daemons = lisp_daemons(tb, plan, rundir, register_interval=interval,
-                           expiry_s=float(expiry) if expiry is not None else None)
+                           expiry_s=float(expiry) if expiry is not None else None, xtr_extra=extra)
     tb.start_daemons(daemons[:1])
     tb.start_daemons(daemons[1:], timeout=30.0 + 0.2 * len(daemons))
     return daemons

@@ -95,7 +95,7 @@ class CoreCastEtr:
 
     def __init__(self, own_eid_prefixes: list[str], map_cache: MapCache | None = None, *, defence: bool = True,
                  max_chunk: int | None = None, max_streams: int = 4096, quarantine: int = 64,
-                 quarantine_per_rloc: int = 8, queue_limit: int = 1024, max_pending: int = 64,
+                 quarantine_per_rloc: int = 8, queue_limit: int = 4096, max_pending: int = 16,
                  pending_timeout: float = 5.0) -> None:
         if defence and map_cache is None:
             raise ValueError("the CoreCast ETR defence needs the map-cache")
