@@ -54,7 +54,8 @@ def test_register_accepted_and_map_notify():
     assert note.records[0].locators[0].corecast
     row, = ms.table()
     assert row["site"] == "a" and row["prefix"] == "10.1.0.0/16" and row["expires_at"] == 180.0
-    assert row["rlocs"] == [{"rloc": ETR_A, "priority": 1, "weight": 100, "corecast": True, "reachable": True}]
+    assert row["rlocs"] == [{"rloc": ETR_A, "priority": 1, "weight": 100, "m_priority": 255, "m_weight": 0,
+                             "corecast": True, "reachable": True}]
     assert row["last_nonce"] == "0x0000000000abcdef"
 
 
@@ -240,14 +241,15 @@ def test_multi_eid_request_answers_each():
     assert reply.nonce == 8
 
 
-def test_replay_of_latest_register_gets_notify_but_no_refresh():
+def test_retransmit_of_latest_register_is_applied_again_and_acknowledged():
     ms = server(expiry=10.0)
     raw = register(["10.1.0.0/16"], nonce=42)
     ms.on_message(raw, ETR_A, 4342, 0.0)
     out = ms.on_message(raw, ETR_A, 4342, 5.0)
-    assert ms.counters["register-replay"] == 1 and ms.counters["register-ok"] == 1
+    assert ms.counters["register-retransmit"] == 1 and ms.counters["register-ok"] == 2
+    assert "register-replay" not in ms.counters
     assert len(out) == 1 and lc.decode_control(out[0][0]).nonce == 42
-    assert ms.table()[0]["expires_at"] == 10.0  # not refreshed by the replay
+    assert ms.table()[0]["expires_at"] == 15.0  # the Map-Notify acknowledges what the table holds: refreshed
 
 
 def test_replay_of_older_register_is_not_applied():

@@ -3,25 +3,25 @@
 :meth:`MapServer.on_message` takes one UDP payload received on port 4342 and
 returns the datagrams to send; nothing here touches a socket or a clock.
 
-Registration (Map-Register):
-  the site is the one whose configured prefix covers the first record (a
-  registered prefix must be equal to or more specific than a configured one);
-  the site must allow the Algorithm ID, the HMAC must verify with the site's
-  key, and every record must fall inside that same site's prefixes, else the
-  whole message is dropped and counted by reason. A record TTL of 0
-  deregisters. Registrations expire ``expiry`` seconds after the last refresh.
-  With want-map-notify set, a Map-Notify (same records, same Key ID and
-  Algorithm ID, HMAC with the site key, nonce echoed) goes back to the
-  register's source address and port.
-Replay:
-  a register whose non-zero nonce repeats one of the site's last 64 nonces is
-  counted as ``register-replay`` and not applied (nonce 0 is exempt: RFC 9301
-  section 5.6 lets an ETR that wants no Map-Notify send nonce 0). A repeat of the
-  site's latest nonce (an ETR retransmitting after a lost Map-Notify) still gets
-  its Map-Notify, without refreshing the registration.
+Registration (Map-Register): validated whole by
+:func:`testbed.lisp.msregistry.check_register` (site, Key ID, algorithm, HMAC,
+prefixes, TTL cap, RLOC space), then checked against replays by
+:class:`~testbed.lisp.msregistry.ReplayGuard`: a new nonce is applied; the
+site's latest accepted register repeated byte for byte (an ETR that lost its
+Map-Notify) is applied again (idempotent) and acknowledged; any other repeated
+nonce is dropped as ``register-replay`` with no Map-Notify. A record TTL of 0
+deregisters the prefix (not if another xTR-ID holds it: then that record is
+skipped, ``register-deregister-other-xtr``). Registrations expire ``expiry``
+seconds after the last refresh. With want-map-notify set, a Map-Notify goes to
+the register's source address and port: same nonce, Key ID, Algorithm ID,
+I bit, xTR-ID and site-ID, HMAC with the key the Key ID selected, and exactly
+the records that were applied (as the table now holds them).
 Resolution (Map-Request, plain or inside an ECM):
-  the reply goes to the ECM's inner source address and inner UDP source port,
-  or, for a plain request, to the first ITR-RLOC at the request's source port.
+  the reply goes to the request's first IPv4 ITR-RLOC (RFC 9301 section 5.3;
+  never the ECM's inner source, which another xTR sets to the EID that
+  missed), at the ECM's inner UDP source port, or for a plain request its UDP
+  source port; no IPv4 ITR-RLOC: dropped (``request-no-itr-rloc``). Non-IPv4
+  EID records are skipped (``request-eid-unsupported``).
   Registered EID: a proxy Map-Reply with the registered locators, TTL and
   CoreCast flags; the A bit is clear (RFC 9301 section 5.4: a Map-Server
   replying as a proxy must not set it) unless ``proxy_authoritative``.
@@ -31,6 +31,8 @@ Resolution (Map-Request, plain or inside an ECM):
   prefix that nobody registered: negative, Natively-Forward, 1 minute (RFC 9301
   section 8.2), for the configured prefix if no other prefix lies within it,
   else for the largest empty hole inside it. Negative replies have A set.
+Persistence: :meth:`table` rows (with absolute expiry times) go back in with
+:meth:`restore`; :attr:`version` changes whenever the table does.
 """
 
 from __future__ import annotations
@@ -39,33 +41,25 @@ import heapq
 import random
 import socket
 import struct
-from collections import deque
 from dataclasses import dataclass, field
 
 from testbed.lisp.lpm import PrefixTrie, format_prefix, mask, parse_prefix
+from testbed.lisp.msregistry import ANY_RLOC, Accepted, ReplayGuard, Site, check_register, rloc_spaces
 from testbed.wire.errors import DecodeError
-from testbed.wire.lispctrl import (ACTION_NATIVE_FORWARD, ALG_SHA1_96, ALG_SHA256_128, Ecm, EidRecord, Locator,
-                                   MapNotify, MapRegister, MapReply, MapRequest, decode_control, verify_auth)
+from testbed.wire.lispctrl import (ACTION_NATIVE_FORWARD, Ecm, EidRecord, Locator, MapNotify, MapRegister, MapReply,
+                                   MapRequest, decode_control, is_ipv4, verify_auth)
+
+__all__ = ["MapServer", "Registration", "Site", "UNREGISTERED_TTL"]
 
 Send = tuple[bytes, str, int]
 """(payload, destination IP, destination UDP port)."""
 
 UNREGISTERED_TTL = 1
 """Minutes, TTL of a negative reply for a configured but unregistered prefix (RFC 9301 section 8.2)."""
-REPLAY_WINDOW = 64
-"""How many recent Map-Register nonces are remembered per site."""
+DEFAULT_MAX_TTL = 1440
+"""Minutes (one day): the largest record TTL a register may ask for."""
 _TEMPLATE_MAX = 4096
 _NONCE = struct.Struct("!Q")
-
-
-@dataclass
-class Site:
-    """A LISP site: its authentication key and the EID prefixes it may register."""
-
-    name: str
-    key: bytes
-    prefixes: list[str]
-    alg_ids: frozenset[int] = frozenset({ALG_SHA1_96, ALG_SHA256_128})
 
 
 @dataclass
@@ -84,6 +78,8 @@ class Registration:
     source: str
     reply: bytes = field(repr=False, default=b"")
     """An encoded one-record Map-Reply with nonce 0 (bytes 4-11 are the nonce)."""
+    xtr_id: int | None = None
+    site_id: int = 0
 
 
 def _with_nonce(template: bytes, nonce: int) -> bytes:
@@ -95,21 +91,31 @@ class MapServer:
     """Map-Server + Map-Resolver state machine; see the module docstring for the behaviour."""
 
     def __init__(self, sites: list[Site], *, expiry: float = 180.0, negative_ttl: int = 15,
-                 rng: random.Random | None = None, proxy_authoritative: bool = False) -> None:
-        """Configure the sites; raise ValueError on a malformed or duplicated site prefix."""
+                 rng: random.Random | None = None, proxy_authoritative: bool = False,
+                 rloc_prefixes: tuple[str, ...] | list[str] = ANY_RLOC, max_ttl: int = DEFAULT_MAX_TTL) -> None:
+        """Configure the sites; raise ValueError on a malformed or duplicated site prefix or RLOC prefix.
+
+        ``rloc_prefixes`` is the RLOC space of sites that configure none; ``max_ttl`` is in minutes.
+        """
         self.sites = list(sites)
         self.expiry = float(expiry)
         self.negative_ttl = int(negative_ttl)
         self.rng = rng or random.Random()
         self.proxy_authoritative = proxy_authoritative
+        self.max_ttl = int(max_ttl)
         self.counters: dict[str, int] = {}
+        self.version = 0
+        """Incremented on every change of the table (register, refresh, deregister, expiry, restore)."""
         self.last_drop: tuple[str, str] | None = None
         """(reason, detail) of the last message dropped by :meth:`on_message`, None if it was handled."""
+        self._default_space = rloc_spaces(rloc_prefixes)
+        self._spaces = {s.name: rloc_spaces(s.rloc_prefixes) for s in self.sites if s.rloc_prefixes is not None}
+        self._by_name = {s.name: s for s in self.sites}
         self._allowed: PrefixTrie[Site] = PrefixTrie()
         self._all: PrefixTrie[bool] = PrefixTrie()   # configured and registered prefixes (for holes)
         self._reg: PrefixTrie[Registration] = PrefixTrie()
         self._heap: list[tuple[float, int, int]] = []
-        self._recent: dict[str, tuple[deque, set]] = {}
+        self._replay = ReplayGuard()
         self._negative: dict[tuple[int, int, int], tuple[bytes, EidRecord]] = {}
         for site in self.sites:
             for text in site.prefixes:
@@ -137,6 +143,9 @@ class MapServer:
                 return site
         return None
 
+    def _space(self, site: Site) -> list[tuple[int, int]]:
+        return self._spaces.get(site.name, self._default_space)
+
     def __len__(self) -> int:
         """The number of registered prefixes."""
         return len(self._reg)
@@ -148,7 +157,7 @@ class MapServer:
     # ------------------------------------------------------------ entry points
 
     def on_message(self, buf: bytes, src: str, sport: int, now: float) -> list[Send]:
-        """Handle one control message from ``src:sport``; return the datagrams to send."""
+        """Handle one control message from ``src:sport``; return the datagrams to send. Never raises."""
         self.last_drop = None
         self._count("rx")
         if self._heap and self._heap[0][0] <= now:
@@ -165,10 +174,10 @@ class MapServer:
             if not isinstance(inner, MapRequest):
                 return self._drop("ecm-not-request", type(inner).__name__)
             self._count("request-ecm")
-            return self._on_request(inner, msg.inner_src, msg.sport, now)
+            return self._on_request(inner, msg.sport)
         if isinstance(msg, MapRequest):
             self._count("request-plain")
-            return self._on_request(msg, msg.itr_rlocs[0], sport, now)
+            return self._on_request(msg, sport)
         if isinstance(msg, MapRegister):
             return self._on_register(msg, buf, src, sport, now)
         return self._drop("unexpected-" + type(msg).__name__.lower(), f"from {src}:{sport}")
@@ -184,106 +193,150 @@ class MapServer:
                 self._count("expired")
 
     def table(self) -> list[dict]:
-        """Return the registrations (address order) as JSON-ready rows."""
+        """Return the registrations (address order) as JSON-ready rows (times are the caller's clock)."""
         rows = []
         for _p, _l, reg in self._reg.items():
             rows.append({
                 "site": reg.site,
                 "prefix": format_prefix(reg.prefix, reg.plen),
                 "rlocs": [{"rloc": loc.rloc, "priority": loc.priority, "weight": loc.weight,
+                           "m_priority": loc.m_priority, "m_weight": loc.m_weight,
                            "corecast": loc.corecast, "reachable": loc.reachable} for loc in reg.record.locators],
                 "ttl_min": reg.record.ttl,
+                "map_version": reg.record.map_version,
                 "source": reg.source,
                 "registered_at": reg.registered_at,
                 "refreshed_at": reg.refreshed_at,
                 "expires_at": reg.expires_at,
                 "last_nonce": f"{reg.last_nonce:#018x}",
+                "xtr_id": None if reg.xtr_id is None else f"{reg.xtr_id:032x}",
+                "site_id": f"{reg.site_id:016x}",
             })
         return rows
+
+    def restore(self, rows: list, now: float) -> int:
+        """Reload :meth:`table` rows; drop expired ones and any that today's rules reject. Never raises.
+
+        Counts ``restore-loaded``, ``restore-expired``, ``restore-invalid``; returns how many were loaded.
+        """
+        loaded = 0
+        for row in rows if isinstance(rows, list) else []:
+            try:
+                site = self._by_name[row["site"]]
+                net, plen = parse_prefix(row["prefix"])
+                expires = float(row["expires_at"])
+                locs = [Locator(r["rloc"], int(r["priority"]), int(r["weight"]), int(r.get("m_priority", 255)),
+                                int(r.get("m_weight", 0)), reachable=bool(r["reachable"]),
+                                corecast=bool(r["corecast"])) for r in row["rlocs"]]
+                record = EidRecord(row["prefix"], int(row["ttl_min"]), 0, self.proxy_authoritative,
+                                   int(row.get("map_version", 0)), locs)
+                xtr = row.get("xtr_id")
+                xtr_id = None if xtr is None else int(xtr, 16)
+                site_id = int(row.get("site_id", "0"), 16)
+                reply = MapReply(0, [record]).encode()
+                ok = (self._site_covering(net, plen) is site and 0 < record.ttl <= self.max_ttl and locs
+                      and all(is_ipv4(l.rloc) for l in locs) and not self._outside(site, locs))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                ok = False
+            if not ok:
+                self._count("restore-invalid")
+                continue
+            if expires <= now:
+                self._count("restore-expired")
+                continue
+            reg = Registration(site.name, net, plen, record, float(row.get("registered_at", now)),
+                               float(row.get("refreshed_at", now)), expires, int(row.get("last_nonce", "0"), 16),
+                               str(row.get("source", "")), reply, xtr_id, site_id)
+            self._insert(reg)
+            loaded += 1
+        self._count("restore-loaded", loaded)
+        return loaded
+
+    def _outside(self, site: Site, locs: list[Locator]) -> bool:
+        spaces = self._space(site)
+        return any(not any(int.from_bytes(socket.inet_aton(l.rloc), "big") & mask(p) == n for n, p in spaces)
+                   for l in locs)
 
     # ------------------------------------------------------------ registration
 
     def _on_register(self, msg: MapRegister, buf: bytes, src: str, sport: int, now: float) -> list[Send]:
-        if not msg.records:
-            return self._drop("register-empty", f"from {src}")
-        parsed = [parse_prefix(rec.prefix) for rec in msg.records]  # decoder normalised them
-        site = self._site_covering(*parsed[0])
-        if site is None:
-            return self._drop("register-prefix-not-allowed", f"{msg.records[0].prefix} from {src}: no site")
-        if msg.alg_id not in site.alg_ids:
-            return self._drop("register-bad-algorithm", f"site {site.name} alg {msg.alg_id} from {src}")
-        if not verify_auth(buf, site.key):
-            return self._drop("register-bad-auth", f"site {site.name} from {src}")
-        for rec, (net, plen) in zip(msg.records, parsed):
-            if self._site_covering(net, plen) is not site:
-                return self._drop("register-prefix-not-allowed", f"site {site.name} {rec.prefix} from {src}")
-            if rec.ttl and not rec.locators:
-                return self._drop("register-no-locators", f"site {site.name} {rec.prefix} from {src}")
-        notify = self._notify(msg, site, src, sport) if msg.want_map_notify else []
-        if msg.nonce:
-            recent, seen = self._recent.setdefault(site.name, (deque(), set()))
-            if msg.nonce in seen:
-                self._count("register-replay")
-                self.last_drop = ("register-replay", f"site {site.name} nonce {msg.nonce:#x} from {src}")
-                if recent and recent[-1] == msg.nonce and notify:
-                    self._count("notify-sent")
-                    return notify
-                return []
-            recent.append(msg.nonce)
-            seen.add(msg.nonce)
-            if len(recent) > REPLAY_WINDOW:
-                seen.discard(recent.popleft())
-        for rec, (net, plen) in zip(msg.records, parsed):
+        result = check_register(msg, buf, self._site_covering, verify_auth, self._space, self.max_ttl, self._count)
+        if not isinstance(result, Accepted):
+            return self._drop(result[0], f"{result[1]} from {src}")
+        site = result.site
+        kind = self._replay.classify(site.name, msg.nonce, buf)
+        if kind == "replay":
+            return self._drop("register-replay", f"site {site.name} nonce {msg.nonce:#x} from {src}")
+        if kind == "retransmit":
+            self._count("register-retransmit")
+        applied = []
+        for rec, net, plen in result.records:
             if rec.ttl == 0:
                 old = self._reg.get(net, plen)
+                if old is not None and None not in (old.xtr_id, msg.xtr_id) and old.xtr_id != msg.xtr_id:
+                    self._count("register-deregister-other-xtr")
+                    continue
                 if old is not None:
                     self._unregister(old)
                 self._count("register-deregister")
             else:
-                self._register(site, rec, net, plen, msg.nonce, src, now)
+                self._register(site, rec, net, plen, msg, src, now)
+            applied.append(rec)
         self._count("register-ok")
-        if notify:
-            self._count("notify-sent")
-        return notify
+        if not msg.want_map_notify or not applied:
+            return []
+        note = MapNotify(msg.nonce, applied, key_id=msg.key_id, alg_id=msg.alg_id, xtr_id=msg.xtr_id,
+                         site_id=msg.site_id)
+        self._count("notify-sent")
+        return [(note.encode(result.key), src, sport)]
 
-    def _notify(self, msg: MapRegister, site: Site, src: str, sport: int) -> list[Send]:
-        note = MapNotify(msg.nonce, msg.records, key_id=msg.key_id, alg_id=msg.alg_id)
-        return [(note.encode(site.key), src, sport)]
-
-    def _register(self, site: Site, rec: EidRecord, net: int, plen: int, nonce: int, src: str,
+    def _register(self, site: Site, rec: EidRecord, net: int, plen: int, msg: MapRegister, src: str,
                   now: float) -> None:
         locs = [Locator(l.rloc, l.priority, l.weight, l.m_priority, l.m_weight, local=False, probed=False,
                         reachable=l.reachable, corecast=l.corecast) for l in rec.locators]
         record = EidRecord(format_prefix(net, plen), rec.ttl, 0, self.proxy_authoritative, rec.map_version, locs)
         old = self._reg.get(net, plen)
         expires = now + self.expiry
-        if old is not None and old.record == record:
-            old.refreshed_at, old.expires_at, old.last_nonce, old.source = now, expires, nonce, src
-            reg = old
+        self.version += 1
+        if old is not None and old.record == record and old.xtr_id == msg.xtr_id:
+            old.refreshed_at, old.expires_at, old.last_nonce, old.source = now, expires, msg.nonce, src
+            old.site_id = msg.site_id
+            heapq.heappush(self._heap, (expires, net, plen))
             self._count("register-refresh")
-        else:
-            reg = Registration(site.name, net, plen, record, old.registered_at if old else now, now, expires,
-                               nonce, src, MapReply(0, [record]).encode())
-            self._reg.insert(net, plen, reg)
-            self._all.insert(net, plen, True)
-            self._count("register-new" if old is None else "register-changed")
-        heapq.heappush(self._heap, (expires, net, plen))
+            return
+        reg = Registration(site.name, net, plen, record, old.registered_at if old else now, now, expires,
+                           msg.nonce, src, MapReply(0, [record]).encode(), msg.xtr_id, msg.site_id)
+        self._insert(reg)
+        self._count("register-new" if old is None else "register-changed")
+
+    def _insert(self, reg: Registration) -> None:
+        self.version += 1
+        self._reg.insert(reg.prefix, reg.plen, reg)
+        self._all.insert(reg.prefix, reg.plen, True)
+        heapq.heappush(self._heap, (reg.expires_at, reg.prefix, reg.plen))
 
     def _unregister(self, reg: Registration) -> None:
+        self.version += 1
         self._reg.remove(reg.prefix, reg.plen)
         if self._allowed.get(reg.prefix, reg.plen) is None:
             self._all.remove(reg.prefix, reg.plen)
 
     # ------------------------------------------------------------ resolution
 
-    def _on_request(self, req: MapRequest, dst: str, dport: int, now: float) -> list[Send]:
+    def _on_request(self, req: MapRequest, dport: int) -> list[Send]:
+        dst = req.reply_rloc()
+        if dst is None:
+            return self._drop("request-no-itr-rloc", f"ITR-RLOCs {req.itr_rlocs}")
         if req.probe:
             return self._drop("request-probe-ignored", f"RLOC-probe from {dst}")
-        if not req.eids:
+        eids = [e for e in req.eids if is_ipv4(e.partition("/")[0])]
+        if len(eids) < len(req.eids):
+            self._count("request-eid-unsupported", len(req.eids) - len(eids))
+        if not eids:
             return self._drop("request-no-eid", f"from {dst}")
-        if len(req.eids) == 1:
-            return [(_with_nonce(self._answer(req.eids[0])[0], req.nonce), dst, dport)]
-        records = [self._answer(eid)[1] for eid in req.eids]
+        if len(eids) == 1:
+            return [(_with_nonce(self._answer(eids[0])[0], req.nonce), dst, dport)]
+        records = [self._answer(eid)[1] for eid in eids]
         return [(MapReply(req.nonce, records).encode(), dst, dport)]
 
     def _answer(self, eid_text: str) -> tuple[bytes, EidRecord]:

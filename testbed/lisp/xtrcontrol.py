@@ -23,7 +23,16 @@ matches a pending request is installed into the map-cache (records that do not
 cover the requested EID are ignored, against cache poisoning), and resolves
 every pending EID its records cover. Positive entries live TTL minutes (from
 the reply); negative entries (no locators) live ``min(TTL, negative_ttl s)``.
-Locators whose R bit is clear are left out of the entry.
+Locators whose R bit is clear, and non-IPv4 locators or records, are left out.
+
+RLOC-probes (RFC 9301 section 7.1): a Map-Request with the P bit (its EID
+record may be ``mask-len 0, AFI 0``) gets a Map-Reply with the P bit, the same
+nonce and a record per EID prefix of ours that the request names (all of them
+for AFI 0), each with our locator set (L, p and R set, CoreCast flag as
+registered), sent to the request's first IPv4 ITR-RLOC at the request's UDP
+source port. At most ``probe_rate`` replies a second (token bucket) so a
+forged ITR-RLOC cannot turn the xTR into a reflector; counted
+``probe-reply-sent``, ``probe-rate-limited``, ``probe-no-itr-rloc``.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.wire.constants import LISP_CONTROL_PORT
 from testbed.wire.errors import DecodeError
 from testbed.wire.lispctrl import (Ecm, EidRecord, Locator, MapNotify, MapRegister, MapReply, MapRequest,
-                                   decode_control, verify_auth)
+                                   decode_control, is_ipv4, verify_auth)
 
 Send = tuple[bytes, str, int]
 """(payload, destination IP, destination UDP port)."""
@@ -62,7 +71,8 @@ class XtrControl:
     def __init__(self, *, rloc: str, eid_prefixes: list[str], map_server: str, map_resolver: str, key: bytes,
                  map_cache: MapCache, alg_id: int = 2, key_id: int = 0, corecast: bool = False,
                  register_interval: float = 60.0, register_ttl: int = 1440, request_timeout: float = 1.0,
-                 request_tries: int = 3, negative_ttl: float = 60.0, rng: random.Random | None = None) -> None:
+                 request_tries: int = 3, negative_ttl: float = 60.0, rng: random.Random | None = None,
+                 probe_rate: float = 100.0) -> None:
         """Set up; raise ValueError on a malformed address or prefix, or a non-positive timer."""
         socket.inet_aton(rloc)
         self._prefixes = [parse_prefix(p) for p in eid_prefixes]
@@ -87,6 +97,8 @@ class XtrControl:
         self._reg_tries = 0
         self._reg_timeout = self.request_timeout
         self._reg_retry_at = float("inf")
+        self.probe_rate = float(probe_rate)
+        self._probe_tokens, self._probe_at = self.probe_rate, 0.0
 
     # ------------------------------------------------------------ helpers
 
@@ -204,7 +216,7 @@ class XtrControl:
         if not rec.locators:
             self._count("reply-negative")
             return MapEntry(net, plen, [], now + min(rec.ttl * 60.0, self.negative_ttl), True, rec.action)
-        rlocs = [(l.rloc, l.priority, l.weight, l.corecast) for l in rec.locators if l.reachable]
+        rlocs = [(l.rloc, l.priority, l.weight, l.corecast) for l in rec.locators if l.reachable and is_ipv4(l.rloc)]
         self._count("reply-positive")
         return MapEntry(net, plen, rlocs, now + rec.ttl * 60.0, False, rec.action)
 
@@ -215,6 +227,9 @@ class XtrControl:
             return []
         installed = []
         for rec in msg.records:
+            if not is_ipv4(rec.prefix.partition("/")[0]):
+                self._count("reply-record-unsupported")
+                continue
             net, plen = parse_prefix(rec.prefix)
             if eid & mask(plen) != net:
                 self._count("reply-record-ignored")
@@ -247,5 +262,40 @@ class XtrControl:
         if isinstance(msg, MapNotify):
             self._on_notify(buf, msg, now)
             return [], []
+        if isinstance(msg, MapRequest) and msg.probe:
+            return self._on_probe(msg, sport, now), []
         self._count("unexpected-" + type(msg).__name__.lower())
         return [], []
+
+    # ------------------------------------------------------------ RLOC-probes
+
+    def _on_probe(self, req: MapRequest, sport: int, now: float) -> list[Send]:
+        """Answer an RLOC-probe (see the module docstring)."""
+        self._count("probe-in")
+        dst = req.reply_rloc()
+        if dst is None:
+            self._count("probe-no-itr-rloc")
+            return []
+        self._probe_tokens = min(self.probe_rate, self._probe_tokens + (now - self._probe_at) * self.probe_rate)
+        self._probe_at = now
+        if self._probe_tokens < 1.0:
+            self._count("probe-rate-limited")
+            return []
+        self._probe_tokens -= 1.0
+        wanted = []
+        for eid in req.eids:
+            addr = eid.partition("/")[0]
+            if not addr:
+                wanted = list(self.eid_prefixes)
+                break
+            if is_ipv4(addr):
+                net, plen = parse_prefix(eid)
+                wanted.extend(p for p, (pn, pl) in zip(self.eid_prefixes, self._prefixes)
+                              if net & mask(min(pl, plen)) == pn & mask(min(pl, plen)) and p not in wanted)
+        if not wanted:
+            self._count("probe-not-ours")
+            return []
+        loc = Locator(self.rloc, 1, 100, local=True, probed=True, reachable=True, corecast=self.corecast)
+        records = [EidRecord(p, self.register_ttl, 0, True, 0, [loc]) for p in wanted[:255]]
+        self._count("probe-reply-sent")
+        return [(MapReply(req.nonce, records, probe=True).encode(), dst, sport)]
