@@ -21,9 +21,18 @@ trial records the xTRs' counters (x0: REFs in and sent, DATA sent; x1: REFs
 in, delivered), their CPU share, and where losses happened (x0's service
 socket, x1's UDP 4341 socket, x0's TUN queue).
 
-Run as root from the repository root (about 1.5 to 2 minutes)::
+Checks on and off, side by side (issue 10): ``--defence both`` (the default)
+runs the CoreCast path with the xTRs' ``corecast_defence`` on, then restarts x0
+and x1 with it off and runs it again (``--rounds N`` repeats the pair, to see
+the machine's noise), all in one network. Before that, in this process, the
+sans-I/O cores alone: REFs per second through the CoreCast ITR and ETR with the
+checks on and off, interleaved, best of ``--core-rounds`` rounds each (the
+checks' own cost, free of socket and scheduling noise).
+
+Run as root from the repository root (about 3 to 4 minutes)::
 
     .venv/bin/python bench/bench_corecast.py [--seconds 3] [--max-trials 8] [--clients 1000] [--profile]
+        [--defence both|on|off] [--rounds 1] [--skip-unicast]
 
 ``--profile``: see bench_xtr.py (py-spy on both xTRs during one more trial).
 
@@ -65,6 +74,67 @@ def cc_sender(node: Any, service: str, targets: str, src_eid: str) -> Any:
     return send
 
 
+def core_rates(clients: int, seconds: float, rounds: int) -> dict[str, dict[str, float]]:
+    """REFs per second through the CoreCast ITR and ETR cores, checks on and off, interleaved.
+
+    Returns ``{"itr": {"on": r, "off": r}, "etr": {...}}``: the best of ``rounds`` rounds
+    of ``seconds`` each, one REF per call, 1316-byte chunk, ``clients`` client EIDs.
+    """
+    import socket as _s
+
+    from testbed.lisp.corecast_etr import CoreCastEtr
+    from testbed.lisp.corecast_itr import CoreCastItr
+    from testbed.lisp.dataplane import Etr
+    from testbed.lisp.mapcache import MapCache, MapEntry
+    from testbed.wire import corecast as cc
+    itr_rloc, etr_rloc, src = "174.16.0.2", "174.16.1.2", _s.inet_aton("10.0.0.10")
+    chunk = bytes(range(256)) * 5 + bytes(36)
+
+    def cache() -> MapCache:
+        c = MapCache()
+        c.install(MapEntry(0x0A000000, 16, [(itr_rloc, 1, 100, True)], expires=1e12))
+        c.install(MapEntry(0x0A010000, 16, [(etr_rloc, 1, 100, True)], expires=1e12))
+        return c
+
+    refs = [cc.encode_ref(1, 1, cc.chunk_hash(chunk), src, bytes((10, 1, i >> 8 & 255, i & 255)), 5000, 6000)
+            for i in range(clients)]
+    calls: dict[tuple[str, str], Any] = {}
+    for mode, on in (("on", True), ("off", False)):
+        itr = CoreCastItr(itr_rloc, cache(), ["10.0.0.10/32"], defence=on)
+        itr.on_service_message(cc.encode_data(1, 1, chunk), src, 1.0, True)
+        lisp = [a[2][28:] for r in refs for a in itr.on_service_message(r, src, 1.0, True)]
+        etr = Etr(["10.1.0.0/16"], corecast=CoreCastEtr(["10.1.0.0/16"], cache() if on else None, defence=on))
+        for pkt in lisp[:2]:  # DATA, then the first REF (vouches for the ITR)
+            etr.on_lisp_packet(pkt, itr_rloc, 1.0)
+        ref_pkts = lisp[1:]
+        assert len(ref_pkts) == clients and etr.corecast.counters["delivered"] == 1, etr.corecast.counters
+        svc = itr.on_service_message
+        calls[("itr", mode)] = lambda i, svc=svc: svc(refs[i % clients], src, 1.0, True)
+        calls[("etr", mode)] = lambda i, f=etr.on_lisp_packet, p=ref_pkts: f(p[i % clients], itr_rloc, 1.0)
+    best = {k: 0.0 for k in calls}
+    for _ in range(rounds):
+        for key, fn in calls.items():
+            n, start = 0, time.perf_counter()
+            while True:
+                for i in range(2000):
+                    fn(i)
+                n += 2000
+                now = time.perf_counter()
+                if now - start >= seconds:
+                    break
+            best[key] = max(best[key], n / (now - start))
+    return {side: {mode: round(best[(side, mode)]) for mode in ("on", "off")} for side in ("itr", "etr")}
+
+
+def restart_xtrs(tb: Any, xtrs: dict[str, Any], defence: bool) -> None:
+    """Restart x0 and x1 with ``corecast_defence`` set to ``defence``; wait until both registered."""
+    daemons = list(xtrs.values())
+    tb.stop_daemons(daemons)
+    for d in daemons:
+        d.config["corecast_defence"] = defence
+    tb.start_daemons(daemons, timeout=30.0)
+
+
 def main() -> int:
     """Measure both paths and write the result."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,6 +142,11 @@ def main() -> int:
     ap.add_argument("--max-trials", type=int, default=8, help="trials per path, the unpaced one included")
     ap.add_argument("--clients", type=int, default=1000, help="clients in the one client AS")
     ap.add_argument("--profile", action="store_true", help="sample the xTRs with py-spy at the found REF rate")
+    ap.add_argument("--defence", choices=("both", "on", "off"), default="both",
+                    help="the xTRs' corecast_defence for the CoreCast path: both = on, then off, same network")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the on/off pair this many times")
+    ap.add_argument("--core-rounds", type=int, default=30, help="in-process 0.1 s rounds per core and mode (0: skip)")
+    ap.add_argument("--skip-unicast", action="store_true", help="do not measure the unicast path")
     args = ap.parse_args()
     if not common.need_root():
         return 2
@@ -88,35 +163,63 @@ def main() -> int:
                               "trial_seconds": args.seconds, "clients": len(eids),
                               "topology": f"paper ases=1 clients={len(eids)} client_hosts=per-as",
                               "target_refs_per_s": TARGET_REFS}
+    if args.core_rounds > 0:
+        result["cores"] = core_rates(args.clients, 0.1, args.core_rounds)
+        print("cores, REF/s (checks on / off): " + ", ".join(
+            f"{side} {r['on']:,} / {r['off']:,} ({100 * (r['on'] / r['off'] - 1):+.1f} %)"
+            for side, r in result["cores"].items()), flush=True)
+    modes = {"both": [True, False] * args.rounds, "on": [True] * args.rounds, "off": [False] * args.rounds}
     rundir = common.scratch_rundir("corecast")
     targets = traffic.write_targets(os.path.join(rundir, "clients.txt"), eids)
     result["lock_wait_seconds"] = round(common.take_lock(), 1)
     t_start = time.monotonic()
     with Testbed(plan, rundir) as tb:
         src = tb.node(plan.source_host)
-        daemons = start_lisp(tb, plan, rundir, {})
+        daemons = start_lisp(tb, plan, rundir, {}, xtr_extra={"corecast_defence": modes[args.defence][0]})
         xtrs = {d.name: d for d in daemons if d.name in ("x0", "x1")}
-        if not ping_many(src, [eids[0]], wait=2.0, count=2).get(eids[0]):
-            raise RuntimeError(f"src cannot reach {eids[0]} through the xTRs")
         rx = traffic.Receiver(tb.node(a1.many_host), rundir, a1.many_host)
         try:
-            print(f"CoreCast: DATA + {len(eids)} REFs per chunk to {plan.service_addr}:4340", flush=True)
-            cc = common.TrialRunner("corecast", tb, rx, a1.many_host,
-                                    cc_sender(src, plan.service_addr, targets, plan.source_eid), args.seconds, 1,
-                                    unpaced_rate=400_000, udp_watch=("x0", "x1"), xtrs=xtrs, rundir=rundir,
-                                    status_keys=CC_KEYS, drop_keys=DROP_KEYS)
-            result["corecast"] = cc.search(TARGET_REFS, args.max_trials)
-            result["corecast"]["overload"] = common.overload_rates(
-                result["corecast"]["trials"][0], "corecast_itr.ref-sent", "corecast_etr.delivered")
+            first_trial, runs, defence_now = 1, [], modes[args.defence][0]
+            for defence in modes[args.defence]:
+                if defence != defence_now:
+                    restart_xtrs(tb, xtrs, defence)
+                    defence_now = defence
+                if not ping_many(src, [eids[0]], wait=2.0, count=2).get(eids[0]):
+                    raise RuntimeError(f"src cannot reach {eids[0]} through the xTRs")
+                label = "on" if defence else "off"
+                print(f"CoreCast (checks {label}): DATA + {len(eids)} REFs per chunk to {plan.service_addr}:4340",
+                      flush=True)
+                cc = common.TrialRunner(f"cc-{label}", tb, rx, a1.many_host,
+                                        cc_sender(src, plan.service_addr, targets, plan.source_eid), args.seconds,
+                                        first_trial, unpaced_rate=400_000, udp_watch=("x0", "x1"), xtrs=xtrs,
+                                        rundir=rundir, status_keys=CC_KEYS, drop_keys=DROP_KEYS)
+                one = cc.search(TARGET_REFS, args.max_trials)
+                first_trial = cc.next_trial
+                one["defence"] = defence
+                one["overload"] = common.overload_rates(one["trials"][0], "corecast_itr.ref-sent",
+                                                        "corecast_etr.delivered")
+                runs.append(one)
+            result["corecast_runs"] = runs
+            result["corecast"] = runs[0]
+            for label, flag in (("on", True), ("off", False)):
+                rates = [r["rate"] for r in runs if r["defence"] is flag]
+                if rates:
+                    result[f"corecast_defence_{label}"] = max(rates)
+            if "corecast_defence_off" in result and "corecast_defence_on" in result:
+                result["defence_on_over_off"] = round(
+                    result["corecast_defence_on"] / max(1, result["corecast_defence_off"]), 3)
             if args.profile and result["corecast"]["rate"]:
                 result["profile"] = common.profile(xtrs, cc, result["corecast"]["rate"], rundir)
-            print(f"unicast: {CHUNK_BYTES}-byte datagrams to the {len(eids)} clients in turn", flush=True)
-            uni = common.TrialRunner("unicast", tb, rx, a1.many_host, traffic.udp_sender(src, targets),
-                                     args.seconds, 101, udp_watch=("x1",), tun_watch=(("x0", "x0-tun"),),
-                                     xtrs=xtrs, rundir=rundir, status_keys=UNICAST_KEYS, drop_keys=DROP_KEYS)
-            result["unicast"] = uni.search(50_000, args.max_trials)
-            result["unicast"]["overload"] = common.overload_rates(
-                result["unicast"]["trials"][0], "itr.encapsulated", "etr.decapsulated")
+            if args.skip_unicast:
+                result["unicast"] = {"rate": 0, "sender_limited": False, "overload": {}, "skipped": True}
+            else:
+                print(f"unicast: {CHUNK_BYTES}-byte datagrams to the {len(eids)} clients in turn", flush=True)
+                uni = common.TrialRunner("unicast", tb, rx, a1.many_host, traffic.udp_sender(src, targets),
+                                         args.seconds, 101, udp_watch=("x1",), tun_watch=(("x0", "x0-tun"),),
+                                         xtrs=xtrs, rundir=rundir, status_keys=UNICAST_KEYS, drop_keys=DROP_KEYS)
+                result["unicast"] = uni.search(50_000, args.max_trials)
+                result["unicast"]["overload"] = common.overload_rates(
+                    result["unicast"]["trials"][0], "itr.encapsulated", "etr.decapsulated")
         finally:
             rx.stop()
     refs, pps = result["corecast"]["rate"], result["unicast"]["rate"]
@@ -136,6 +239,10 @@ def main() -> int:
         if result[name]["overload"]:
             print(f"  {name} overloaded (unpaced sender), per second: "
                   + ", ".join(f"{k} {v:,}" for k, v in result[name]["overload"].items()))
+    for one in result["corecast_runs"]:
+        print(f"  CoreCast REFs, checks {'on ' if one['defence'] else 'off'}             : {one['rate']:>9,} /s")
+    if "defence_on_over_off" in result:
+        print(f"  checks on / off                          : {result['defence_on_over_off']:.3f}")
     print(f"target >= {TARGET_REFS:,} REF/s at the ITR: {'MET' if result['target_met'] else 'MISSED'}")
     print(f"wall time {result['wall_seconds']} s; written {os.path.relpath(path, common.ROOT)}")
     return 0

@@ -118,7 +118,7 @@ class CoreCastEtr:
         self._streams: dict[tuple[str, int], _Chunk] = {}
         self._quarantine: dict[tuple[str, int], _Chunk] = {}
         self._vouched: dict[str, float] = {}  # ITR RLOC -> until when the mapping system vouches for it
-        self._memo: dict[tuple[str, int], MapEntry] = {}  # (ITR RLOC, Source EID) -> the entry that vouched
+        self._memo: dict[int, tuple[str, MapEntry]] = {}  # Source EID -> (ITR RLOC, the entry that vouched)
         self._memo_gen = -1
 
     def __len__(self) -> int:
@@ -150,8 +150,8 @@ class CoreCastEtr:
             if self._memo_gen != gen:
                 self._memo.clear()
                 self._memo_gen = gen
-            entry = self._memo.get((itr_rloc, src))
-            if entry is None or entry.expires <= now:
+            memo = self._memo.get(src)
+            if memo is None or memo[0] != itr_rloc or memo[1].expires <= now:
                 held = self._check(itr_rloc, stream, digest, src, dst, sport, dport, now)
                 if held is not None:
                     return held
@@ -194,7 +194,7 @@ class CoreCastEtr:
             self._memo_gen = cache.gen
         if len(self._memo) >= 65536:
             self._memo.clear()
-        self._memo[(itr_rloc, src)] = entry
+        self._memo[src] = (itr_rloc, entry)
         return None
 
     def _reject(self, itr_rloc: str, now: float, n: int = 1) -> None:
