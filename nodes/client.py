@@ -28,7 +28,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, require, setup_logging, write_json_atomic
+from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.schemas import parse
+from testbed.schemas.client import ClientSchema
 from testbed.stream.content import count_frames
 from testbed.stream.records import ClientRecordWriter
 
@@ -36,7 +38,6 @@ IP_PKTINFO = 8          # Linux, <linux/in.h>; socket.IP_PKTINFO only exists fro
 SO_TIMESTAMPNS = 35     # Linux, <asm-generic/socket.h> (SCM_TIMESTAMPNS has the same value)
 SO_RXQ_OVFL = 40
 SO_RCVBUFFORCE = 33
-RCVBUF = 8 << 20
 _TIMESPEC = struct.Struct("@qq")
 _U32 = struct.Struct("@I")
 _ANC_SIZE = socket.CMSG_SPACE(12) + socket.CMSG_SPACE(16) + socket.CMSG_SPACE(4)
@@ -60,42 +61,10 @@ class ClientConfig:
 
 
 def parse_config(cfg: dict) -> ClientConfig:
-    """Check a client config dict; raise ConfigError with a one-line reason."""
-    name = require(cfg, "name", str)
-    port = cfg.get("port", 6000)
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ConfigError("config 'port' must be 1..65535")
-    bind = cfg.get("bind", "0.0.0.0")
-    eids = cfg.get("eids", [])
-    if not isinstance(eids, list):
-        raise ConfigError("config 'eids' must be a list of IPv4 addresses")
-    for addr in [bind, *eids]:
-        try:
-            if not isinstance(addr, str) or addr.count(".") != 3:
-                raise OSError
-            socket.inet_aton(addr)
-        except OSError:
-            raise ConfigError(f"config: {addr!r} is not an IPv4 address") from None
-    player = cfg.get("player", False)
-    if not isinstance(player, bool):
-        raise ConfigError("config 'player' must be true or false")
-    mode = cfg.get("player_mode", "udp")
-    if mode not in ("udp", "pipe"):
-        raise ConfigError("config 'player_mode' must be 'udp' or 'pipe'")
-    player_file = cfg.get("player_file")
-    if player:
-        if not isinstance(player_file, str):
-            raise ConfigError("config: player mode needs 'player_file' (the recorded .ts)")
-        if len(eids) > 1:
-            raise ConfigError("config: player mode serves one EID")
-    rcvbuf = cfg.get("rcvbuf", RCVBUF)
-    if isinstance(rcvbuf, bool) or not isinstance(rcvbuf, int) or rcvbuf <= 0:
-        raise ConfigError("config 'rcvbuf' must be a positive integer")
-    for key in ("record_file", "status_file"):
-        if cfg.get(key) is not None and not isinstance(cfg[key], str):
-            raise ConfigError(f"config '{key}' must be a path")
-    return ClientConfig(name, port, bind, list(eids), cfg.get("record_file"), cfg.get("status_file"), player,
-                        mode, player_file, bool(cfg.get("count_frames", True)), rcvbuf)
+    """Check a client config dict against :class:`testbed.schemas.client.ClientSchema`; ConfigError (one line)."""
+    c = parse(ClientSchema, cfg)
+    return ClientConfig(c.name, c.port, c.bind, list(c.eids), c.record_file, c.status_file, c.player,
+                        c.player_mode, c.player_file, c.count_frames, c.rcvbuf)
 
 
 def player_command(source: str, out: str) -> list[str]:

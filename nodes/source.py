@@ -20,14 +20,15 @@ import sys
 import time
 from dataclasses import dataclass
 
-from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, require, setup_logging, write_json_atomic
+from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.schemas import parse
+from testbed.schemas.source import SourceSchema
 from testbed.stream.control import ControlServer, control_request
 from testbed.stream.content import ContentError, FfmpegProducer, Producer, make_producer
-from testbed.stream.destinations import ControlProtocol, DestinationError, Destinations, parse_destination
+from testbed.stream.destinations import ControlProtocol, Destinations
 from testbed.stream.pacer import Pacer, chunk_rate
 from testbed.stream.records import write_source_record
-from testbed.stream.sender import MODES, Sender
-from testbed.wire.constants import CORECAST_PORT
+from testbed.stream.sender import Sender
 from testbed.wire.corecast import chunk_hash
 
 SNDBUF = 8 << 20
@@ -58,100 +59,17 @@ class SourceConfig:
     stall_timeout: float
 
 
-def _number(cfg: dict, key: str, default, kind=(int, float)):
-    value = cfg.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"config '{key}' has the wrong type ({type(value).__name__})")
-    return value
-
-
 def parse_config(cfg: dict) -> SourceConfig:
-    """Check a source config dict; raise ConfigError with a one-line reason."""
-    name = require(cfg, "name", str)
-    mode = require(cfg, "mode", str)
-    if mode not in MODES:
-        raise ConfigError(f"config 'mode' must be one of {', '.join(MODES)}, not {mode!r}")
-    eid = require(cfg, "eid", str)
-    try:
-        socket.inet_aton(eid)
-        parse_destination(eid, 1)
-    except (OSError, DestinationError):
-        raise ConfigError(f"config 'eid' is not an IPv4 address: {eid!r}") from None
-    src_port = _number(cfg, "src_port", 5000, int)
-    if not 1 <= src_port <= 65535:
-        raise ConfigError("config 'src_port' must be 1..65535")
-    stream_id = _number(cfg, "stream_id", 1, int)
-    if not 0 <= stream_id <= 0xFFFFFFFF:
-        raise ConfigError("config 'stream_id' must fit 32 bits")
-    chunk_bytes = _number(cfg, "chunk_bytes", 1316, int)
-    if not 1200 <= chunk_bytes <= 1400:
-        raise ConfigError(f"config 'chunk_bytes' must be 1200..1400, not {chunk_bytes}")
-    bitrate = _number(cfg, "bitrate", 1_000_000, int)
-    speed = float(_number(cfg, "speed", 1.0))
-    if bitrate <= 0 or speed <= 0:
-        raise ConfigError("config 'bitrate' and 'speed' must be positive")
-    chunks = _number(cfg, "chunks", None, int)
-    duration = _number(cfg, "duration_s", None)
-    if chunks is not None and duration is not None:
-        raise ConfigError("config: give 'chunks' or 'duration_s', not both")
-    if duration is not None:
-        if duration <= 0:
-            raise ConfigError("config 'duration_s' must be positive")
-        chunks = max(1, round(duration * chunk_rate(bitrate, chunk_bytes)))
-    if chunks is not None and chunks < 1:
-        raise ConfigError("config 'chunks' must be >= 1")
-    content = cfg.get("content", "ffmpeg")
-    try:
-        make_producer(content if isinstance(content, str) else "", bitrate, chunk_bytes)
-    except ValueError as exc:
-        raise ConfigError(f"config 'content': {exc}") from None
-    if content.startswith("file:") and not os.path.isfile(content[5:]):
-        raise ConfigError(f"config 'content': no such file {content[5:]}")
-    service = None
-    if mode == "corecast":
-        svc = require(cfg, "service", dict)
-        try:
-            addr, _ = parse_destination(svc.get("addr"), svc.get("port", CORECAST_PORT))
-        except DestinationError as exc:
-            raise ConfigError(f"config 'service': {exc}") from None
-        service = (addr, int(svc.get("port", CORECAST_PORT)))
-    clients = []
-    raw_clients = cfg.get("clients", [])
-    if not isinstance(raw_clients, list):
-        raise ConfigError("config 'clients' must be a list of [eid, port]")
-    for item in raw_clients:
-        if not isinstance(item, (list, tuple)) or len(item) != 2:
-            raise ConfigError(f"config 'clients': entry {item!r} is not [eid, port]")
-        try:
-            clients.append(parse_destination(item[0], item[1]))
-        except DestinationError as exc:
-            raise ConfigError(f"config 'clients': {exc}") from None
-    if len(set(clients)) != len(clients):
-        raise ConfigError("config 'clients' lists a destination twice")
-    control_udp = None
-    if cfg.get("control") is not None:
-        ctl = require(cfg, "control", dict)
-        port = ctl.get("port")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ConfigError("config 'control.port' must be 0..65535")
-        try:
-            socket.inet_aton(str(ctl.get("addr", "127.0.0.1")))
-        except OSError:
-            raise ConfigError("config 'control.addr' is not an IPv4 address") from None
-        control_udp = (str(ctl.get("addr", "127.0.0.1")), port)
-    control_socket = cfg.get("control_socket")
-    if control_socket is not None and not isinstance(control_socket, str):
-        raise ConfigError("config 'control_socket' must be a path")
-    start_at = _number(cfg, "start_at", None)
-    stall = float(_number(cfg, "stall_timeout_s", 5.0))
-    for key in ("record_file", "sent_file", "status_file"):
-        if cfg.get(key) is not None and not isinstance(cfg[key], str):
-            raise ConfigError(f"config '{key}' must be a path")
-    return SourceConfig(name, mode, eid, src_port, stream_id, chunk_bytes, bitrate, speed, chunks, content,
-                        service, clients, control_udp, control_socket, start_at, cfg.get("record_file"),
-                        cfg.get("sent_file"), cfg.get("status_file"), stall)
+    """Check a source config dict against :class:`testbed.schemas.source.SourceSchema`; ConfigError (one line)."""
+    c = parse(SourceSchema, cfg)
+    chunks = c.chunks
+    if c.duration_s is not None:
+        chunks = max(1, round(c.duration_s * chunk_rate(c.bitrate, c.chunk_bytes)))
+    service = (c.service.addr, c.service.port) if c.service is not None else None
+    control = (c.control.addr, c.control.port) if c.control is not None else None
+    return SourceConfig(c.name, c.mode, c.eid, c.src_port, c.stream_id, c.chunk_bytes, c.bitrate, c.speed, chunks,
+                        c.content, service, list(c.clients), control, c.control_socket, c.start_at, c.record_file,
+                        c.sent_file, c.status_file, c.stall_timeout_s)
 
 
 class SourceNode:

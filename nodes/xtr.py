@@ -36,57 +36,27 @@ from typing import Any
 from testbed.lisp.corecast_etr import CoreCastEtr, itr_max_chunk
 from testbed.lisp.corecast_itr import CoreCastItr
 from testbed.lisp.dataplane import RESOLVE, SEND_RAW, WRITE_TUN, Encapsulator, Etr, Itr
-from testbed.lisp.lpm import parse_prefix
 from testbed.lisp.mapcache import MapCache
 from testbed.lisp.xtrcontrol import XtrControl
-from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, require, setup_logging, write_json_atomic
+from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.schemas import parse
+from testbed.schemas.xtr import TUN_MTU, XtrConfig
 from testbed.wire.constants import CORECAST_PORT, LISP_CONTROL_PORT, LISP_DATA_PORT
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 BATCH = 64  # packets drained from one socket before looking at the others
-TUN_MTU = 1464  # 1500 - 36 bytes of encapsulation: the kernel sends Frag-Needed for larger DF packets
 IP_PKTINFO = 8  # <linux/in.h>; the socket module lacks it
 _PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 
 
 def load(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Validate the xTR config (raises ConfigError with a one-line reason)."""
-    for key in ("rloc", "map_server", "map_resolver", "key", "tun", "eid_block"):
-        require(cfg, key, str)
-    require(cfg, "eid_prefixes", list)
-    for addr in (cfg["rloc"], cfg["map_server"], cfg["map_resolver"]):
-        try:
-            socket.inet_aton(addr)
-        except OSError:
-            raise ConfigError(f"'{addr}' is not an IPv4 address") from None
-    if len(cfg["tun"]) > 15:
-        raise ConfigError(f"tun name '{cfg['tun']}' longer than 15 characters")
-    svc = cfg.get("corecast_service")
-    if svc is not None and not (isinstance(svc, dict) and "addr" in svc):
-        raise ConfigError("corecast_service must be an object with 'addr'")
-    if svc is not None:
-        allowed = svc.get("allowed_sources", [])
-        if not isinstance(allowed, list) or not all(isinstance(p, str) for p in allowed):
-            raise ConfigError("corecast_service.allowed_sources must be a list of prefixes")
-        for prefix in allowed:
-            try:
-                parse_prefix(prefix)
-            except ValueError:
-                raise ConfigError(f"corecast_service.allowed_sources: '{prefix}' is not an IPv4 prefix") from None
-        if not isinstance(cfg.get("lan_if"), str):
-            raise ConfigError("corecast_service needs 'lan_if' (the EID-side LAN interface)")
-    if not isinstance(cfg.get("corecast_defence", True), bool):
-        raise ConfigError("corecast_defence must be true or false")
-    limit = 0xFFFF - 28
-    mx = cfg.get("corecast_max_chunk")
-    if mx is not None and (not isinstance(mx, int) or isinstance(mx, bool) or not 1 <= mx <= limit):
-        raise ConfigError(f"corecast_max_chunk must be an integer in 1..{limit} (bytes)")
-    qn = cfg.get("corecast_quarantine", 64)
-    if not isinstance(qn, int) or isinstance(qn, bool) or not 1 <= qn <= 65536:
-        raise ConfigError("corecast_quarantine must be an integer in 1..65536 (chunks)")
-    return cfg
+    """Validate the xTR config against :class:`testbed.schemas.xtr.XtrConfig`; return it with defaults filled in.
+
+    Raises ConfigError with a one-line reason naming the field.
+    """
+    return parse(XtrConfig, cfg).as_cfg()
 
 
 def open_tun(name: str) -> int:
@@ -342,7 +312,7 @@ class XtrNode:
 
 def run(cfg: dict[str, Any]) -> int:
     """Set up, serve until SIGTERM, tear down."""
-    load(cfg)
+    cfg = load(cfg)
     stop = StopFlag()
     node = XtrNode(cfg)
     try:

@@ -203,7 +203,9 @@ def test_content_that_ends_early_exits_nonzero(tmp_path, ts_file):
     ({"eid": "not-an-ip"}, "eid"),
     ({"mode": "corecast"}, "service"),
     ({"content": "file:/nonexistent.ts"}, "no such file"),
-    ({"clients": [["10.1.0.10", 70000]]}, "bad-port"),
+    ({"clients": [["10.1.0.10", 70000]]}, "'clients[0][1]'"),
+    ({"chunk_bytes": 1400}, "not a multiple of 188"),
+    ({"chunk_bytes": 1200}, "not a multiple of 188"),
     ({"chunks": 5, "duration_s": 1}, "not both"),
     ({"eid": "192.0.2.1"}, "cannot bind"),
 ])
@@ -217,6 +219,24 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, change, words):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("source: ") and words in lines[0]
+
+
+def test_ts_content_takes_only_multiples_of_188(tmp_path, ts_file):
+    """Issue 11 item 9: TS content (ffmpeg, a .ts file, a file of TS packets) keeps whole TS packets per chunk;
+    other content may be cut at any size."""
+    from nodes.source import parse_config
+    from testbed.nodeutil import ConfigError
+    raw = tmp_path / "data.bin"
+    raw.write_bytes(bytes(range(256)) * 40)
+    packets = tmp_path / "noext"
+    packets.write_bytes((b"\x47" + bytes(187)) * 20)
+    for content in ("ffmpeg", f"file:{ts_file}", f"file:{packets}"):
+        for size in (1200, 1300, 1400):
+            with pytest.raises(ConfigError, match=f"chunk_bytes {size} is not a multiple of 188"):
+                parse_config(source_cfg(tmp_path, content=content, chunk_bytes=size))
+        assert parse_config(source_cfg(tmp_path, content=content, chunk_bytes=1316)).chunk_bytes == 1316
+    for size in (1200, 1300, 1400):
+        assert parse_config(source_cfg(tmp_path, content=f"file:{raw}", chunk_bytes=size)).chunk_bytes == size
 
 
 def test_control_client_cli_reports_errors(tmp_path):

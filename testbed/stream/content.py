@@ -23,6 +23,8 @@ import threading
 from typing import Protocol
 
 TS_PACKET = 188
+TS_SYNC = 0x47
+TS_SUFFIXES = (".ts", ".m2ts", ".mts", ".trp", ".tsv")
 MIN_FFMPEG_BITRATE = 300_000
 """Lowest bitrate (bits/s) at which the test pattern's video fits the CBR mux."""
 VIDEO_SHARE = 0.8
@@ -248,3 +250,36 @@ def make_producer(spec: str, bitrate: int, chunk_bytes: int) -> Producer:
     if spec.startswith("file:") and len(spec) > 5:
         return FileProducer(spec[5:], chunk_bytes)
     raise ValueError(f"content must be 'ffmpeg' or 'file:/path.ts', not {spec!r}")
+
+
+def is_ts_content(spec: str) -> bool:
+    """Whether the content ``spec`` ("ffmpeg" or "file:/path") is MPEG-TS.
+
+    ffmpeg's test pattern is TS; a file is TS if its name ends in a TS suffix
+    (:data:`TS_SUFFIXES`) or it starts with TS sync bytes (0x47 at 0 and 188).
+    A file that cannot be read is judged by its name.
+    """
+    if spec == "ffmpeg":
+        return True
+    path = spec[5:] if spec.startswith("file:") else spec
+    if path.lower().endswith(TS_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(TS_PACKET + 1)
+    except OSError:
+        return False
+    return bool(head) and head[0] == TS_SYNC and (len(head) <= TS_PACKET or head[TS_PACKET] == TS_SYNC)
+
+
+def check_chunk_bytes(spec: str, chunk_bytes: int) -> None:
+    """Raise ValueError unless ``chunk_bytes`` keeps whole TS packets in each chunk of TS content.
+
+    Only multiples of 188 bytes put whole MPEG-TS packets into each datagram, so a
+    lost datagram costs whole TS packets and the player's 188-byte grid survives
+    (1316 = 7 x 188 is the only one within the paper's 1200..1400). Other content
+    may be cut at any size.
+    """
+    if chunk_bytes % TS_PACKET and is_ts_content(spec):
+        raise ValueError(f"chunk_bytes {chunk_bytes} is not a multiple of {TS_PACKET}: MPEG-TS content needs whole "
+                         f"TS packets in each chunk (1316 = 7 x {TS_PACKET} is the one within 1200..1400)")

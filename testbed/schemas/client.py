@@ -1,0 +1,38 @@
+"""Schema of the receiver's config (``python -m nodes.client``); see docs/streaming.md.
+
+``eids``: the client EIDs this host serves (one host per client, or a block per
+AS); ``rcvbuf``: the socket receive buffer in bytes; ``player``: ffmpeg records
+the stream to ``player_file`` ("udp": from the client's socket; "pipe": through
+this process).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from testbed.schemas import IPv4, Name, NodeBase, OutPath, Port
+
+
+class ClientSchema(NodeBase):
+    """Every key of the client config."""
+
+    name: Name
+    port: Port = 6000
+    bind: IPv4 = "0.0.0.0"
+    eids: list[IPv4] = Field(default_factory=list, max_length=1_000_000)
+    record_file: OutPath | None = None
+    player: bool = False
+    player_mode: Literal["udp", "pipe"] = "udp"
+    player_file: OutPath | None = None
+    count_frames: bool = True
+    rcvbuf: int = Field(8 << 20, ge=4096, le=1 << 30)
+
+    @model_validator(mode="after")
+    def _player(self) -> "ClientSchema":
+        if self.player and self.player_file is None:
+            raise ValueError("player mode needs 'player_file' (the recorded .ts)")
+        if self.player and len(self.eids) > 1:
+            raise ValueError("player mode serves one EID ('eids' lists more)")
+        return self
