@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help="experiment name (see 'corecast list')")
     _add_sets(p)
     p.add_argument("--out", help="run directory (default results/EXPERIMENT/UTC-TIMESTAMP)")
-    p.add_argument("--keep-pcap", action="store_true", help="keep the captures in the run's pcap/ directory")
+    p.add_argument("--keep-pcap", action="store_true", help="keep the captures in the run's pcap/ directory "
+                   "(pcapng, whole packets, a comment naming run, mode, node and interface)")
+    p.add_argument("--snaplen", type=int, default=None, metavar="N",
+                   help="cut captured packets after N bytes (>= 64; default: whole packets with --keep-pcap)")
 
     p = sub.add_parser("figures", help="regenerate figures from stored results (no re-run)")
     p.add_argument("results_dir", nargs="?", default=None, help="a run directory or a tree of them "
@@ -129,7 +132,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from testbed.experiment import run_experiment
     if args.experiment not in EXPERIMENTS:
         raise UsageError(f"unknown experiment '{args.experiment}' (choose: {', '.join(EXPERIMENTS)})")
-    return run_experiment(args.experiment, args.sets, out=args.out, keep_pcap=args.keep_pcap)
+    if args.snaplen is not None:
+        from testbed.net.capture import check_snaplen
+        try:
+            check_snaplen(args.snaplen)
+        except ValueError as exc:
+            raise UsageError(f"--snaplen: {exc}") from None
+    return run_experiment(args.experiment, args.sets, out=args.out, keep_pcap=args.keep_pcap, snaplen=args.snaplen)
 
 
 def cmd_figures(args: argparse.Namespace) -> int:

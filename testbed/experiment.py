@@ -14,18 +14,20 @@ from typing import Any, Iterable, Iterator
 from testbed.measure import Network, StreamSpec
 from testbed.nodeutil import ConfigError
 from testbed.params import TOPO_KEYS, parse_sets, topo_params
-from testbed.progress import Progress
+from testbed.bars import Bar as Progress
 from testbed.results import Measurements, RunDir
 
 
 class Context:
     """What an experiment's ``run(ctx)`` gets: parameters, the run directory, measurements, progress."""
 
-    def __init__(self, experiment: str, params: dict[str, Any], run: RunDir, keep_pcap: bool) -> None:
+    def __init__(self, experiment: str, params: dict[str, Any], run: RunDir, keep_pcap: bool,
+                 snaplen: int | None = None) -> None:
         self.experiment = experiment
         self.params = params
         self.run = run
         self.keep_pcap = keep_pcap
+        self.snaplen = snaplen if snaplen is not None else (0 if keep_pcap else 128)  # 0: whole packets
         self.keep_records = bool(params.get("keep_records", False))
         self.measurements = Measurements(run.measurements_path)
         self._bar: Progress | None = None
@@ -111,14 +113,15 @@ def parse_experiment_params(module: Any, sets: list[str]) -> dict[str, Any]:
     return params
 
 
-def run_experiment(name: str, sets: list[str], out: str | None = None, keep_pcap: bool = False) -> int:
+def run_experiment(name: str, sets: list[str], out: str | None = None, keep_pcap: bool = False,
+                   snaplen: int | None = None) -> int:
     """``corecast run NAME``: parameters, run directory, the experiment, figures, a summary."""
     from experiments import EXPERIMENTS
     module = EXPERIMENTS[name]
     params = parse_experiment_params(module, sets)
     run = RunDir.create(name, params, out=out, pcap=True)
     print(f"corecast run {name}: run directory {run.path}", flush=True)
-    ctx = Context(name, params, run, keep_pcap)
+    ctx = Context(name, params, run, keep_pcap, snaplen)
     code = 0
     try:
         with run:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from testbed import model
 from testbed.addressing import AddressPlan, make_plan
-from testbed.net.capture import Capture, read_counters
+from testbed.net.capture import Capture, capture_comment, read_counters
 from testbed.net.daemon import ClientDaemon, Daemon, SourceDaemon
 from testbed.net.network import Testbed
 from testbed.params import topo_params
@@ -165,8 +165,11 @@ class Network:
         cap = None
         try:
             pcap = os.path.join(run.path, "pcap", f"{tag}-x0-core.pcap")
+            comment = capture_comment(run.path, spec.mode, plan.source_as.xtr, plan.source_as.core_if,
+                                      point=self.label) if self.ctx.keep_pcap else None
             cap = Capture(self.tb.node(plan.source_as.xtr), plan.source_as.core_if, pcap,
-                          bpf="udp port 4341 or udp port 4342", direction="out")
+                          bpf="udp port 4341 or udp port 4342", direction="out",
+                          snaplen=getattr(self.ctx, "snaplen", 128), comment=comment)
             cap.start()
             self.tb.captures.append(cap)
             x0 = self.xtr(0)

@@ -44,6 +44,9 @@ local REF_LEN = 32
 local TYPE_NAMES = { [1] = "DATA", [2] = "REF" }
 
 local corecast = Proto("corecast", "CoreCast")
+corecast.prefs.mpeg_ts = Pref.bool("Dissect MPEG-TS chunks", true,
+    "Hand a DATA chunk that is whole 188-byte TS packets (sync byte 0x47) to the MPEG-TS dissector")
+local mp2t = Dissector.get("mp2t")
 
 local f = {
     version = ProtoField.uint8("corecast.version", "Version", base.DEC, nil, 0xF0),
@@ -115,6 +118,11 @@ local function dissect_message(tvb, pinfo, tree, behind_lisp)
         root:add(f.chunk_len, len - HEADER_LEN):set_generated()
         if len > HEADER_LEN then
             root:add(f.chunk, tvb(HEADER_LEN))
+            local n = len - HEADER_LEN
+            if corecast.prefs.mpeg_ts and mp2t ~= nil and n % 188 == 0 and tvb(HEADER_LEN, 1):uint() == 0x47 then
+                mp2t:call(tvb(HEADER_LEN):tvb(), pinfo, tree) -- the chunk is MPEG-TS: Wireshark's analysis
+                pinfo.cols.protocol = "CoreCast"
+            end
         end
         info = info .. string.format(" chunk=%d bytes", len - HEADER_LEN)
     elseif mtype == 2 then

@@ -3,6 +3,13 @@
 A capture is ready when tcpdump says it is listening (no fixed sleep); at stop
 it is sent SIGINT so it flushes, and the kernel-drop count it reports is kept:
 a measurement with drops is not trusted.
+
+Captures keep whole packets by default (``snaplen=0``), so a kept capture can be
+inspected, replayed and analysed (tshark's MPEG-TS analysis) as it was sent;
+``snaplen=N`` (N >= :data:`MIN_SNAPLEN`) cuts each packet after N bytes, which
+still counts exactly (testbed.decode counts by the IP header's total length).
+With a ``comment`` the capture is turned into pcapng at stop (``editcap``),
+carrying the comment (run, mode, node, interface) as its section comment.
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ class IfCounters:
 
 
 def read_counters(node: Any, intf: str) -> IfCounters:
-    """Counters of ``intf`` as seen inside ``node``'s namespace."""
-    out = node.cmd(f"ip -s -j link show dev {intf}")
+    """Counters of ``intf`` as seen inside ``node``'s namespace (``ip`` run through popen, 30 s deadline)."""
+    from testbed.net.nodecmd import run_in_node
+    out = run_in_node(node, ["ip", "-s", "-j", "link", "show", "dev", intf], timeout=30).stdout
     try:
         stats = json.loads(out)[0]["stats64"]
     except (ValueError, IndexError, KeyError) as exc:
@@ -41,17 +49,42 @@ def read_counters(node: Any, intf: str) -> IfCounters:
     return IfCounters(stats["tx"]["bytes"], stats["tx"]["packets"], stats["rx"]["bytes"], stats["rx"]["packets"])
 
 
+MIN_SNAPLEN = 64
+"""Shortest cut that still counts every type: Ethernet 14 + IPv4 20 + UDP 8 + LISP 8 + CoreCast 12 = 62 bytes."""
+
+
+def check_snaplen(snaplen: int) -> int:
+    """``snaplen`` if it is 0 (whole packets) or at least :data:`MIN_SNAPLEN`; ValueError otherwise."""
+    if isinstance(snaplen, bool) or not isinstance(snaplen, int) or (snaplen != 0 and not
+                                                                     MIN_SNAPLEN <= snaplen <= 262144):
+        raise ValueError(f"snap length must be 0 (whole packets) or {MIN_SNAPLEN} to 262144 bytes, got {snaplen!r}")
+    return snaplen
+
+
+def capture_comment(run: str, mode: str, node: str, intf: str, **more: Any) -> str:
+    """The pcapng section comment of a kept capture: ``corecast run=... mode=... node=... interface=... k=v``."""
+    parts = [f"run={run}", f"mode={mode}", f"node={node}", f"interface={intf}"]
+    parts += [f"{key}={value}" for key, value in more.items()]
+    return "corecast " + " ".join(parts)
+
+
 class Capture:
-    """tcpdump writing one pcap of one interface of one node."""
+    """tcpdump writing one capture of one interface of one node.
+
+    ``snaplen``: 0 keeps whole packets, N cuts after N bytes (see :func:`check_snaplen`).
+    ``comment``: if given, :meth:`stop` turns the pcap into pcapng with this
+    section comment and ``path`` then names the ``.pcapng`` file.
+    """
 
     def __init__(self, node: Any, intf: str, path: str, bpf: str = "udp", direction: str = "out",
-                 snaplen: int = 128) -> None:
+                 snaplen: int = 0, comment: str | None = None) -> None:
         self.node = node
         self.intf = intf
         self.path = path
         self.bpf = bpf
         self.direction = direction
-        self.snaplen = snaplen
+        self.snaplen = check_snaplen(snaplen)
+        self.comment = comment
         self.errpath = path + ".stderr"
         self.proc: subprocess.Popen | None = None
         self.captured = 0
@@ -60,7 +93,7 @@ class Capture:
     def start(self, timeout: float = 10.0) -> None:
         """Start tcpdump and wait until it is listening."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        cmd = ["tcpdump", "-n", "-U", "--immediate-mode", "-Z", "root", "-B", "32768", "-s", str(self.snaplen), "-i", self.intf,
+        cmd = ["tcpdump", "-n", "-U", "--immediate-mode", "-Z", "root", "-B", "32768", "-s", str(self.snaplen or 262144), "-i", self.intf,
                "-Q", self.direction, "-w", self.path, self.bpf]
         with open(self.errpath, "wb") as err:
             self.proc = self.node.popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
@@ -119,6 +152,34 @@ class Capture:
         m = re.search(r"(\d+) packets? dropped by kernel", text)
         self.dropped = int(m.group(1)) if m else 0
         self.proc = None
+        if self.comment is not None and os.path.exists(self.path):
+            self.path = to_pcapng(self.path, self.comment)
+
+
+def to_pcapng(path: str, comment: str, timeout: float = 600.0) -> str:
+    """Rewrite the pcap at ``path`` as pcapng with ``comment`` (editcap); return the new path (``.pcapng``).
+
+    The pcap is removed once the pcapng is complete; CaptureError if editcap is
+    missing or fails (the pcap is then kept as it was).
+    """
+    base = path[:-5] if path.endswith(".pcap") else path
+    out = base + ".pcapng"
+    tmp = out + ".part"
+    try:
+        proc = subprocess.run(["editcap", "-F", "pcapng", "--capture-comment", comment, path, tmp],
+                              capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as exc:
+        raise CaptureError("editcap not found (Debian package wireshark-common, with tshark)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CaptureError(f"editcap did not convert {path} within {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise CaptureError(f"editcap failed on {path}: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    os.replace(tmp, out)
+    if out != path:
+        os.unlink(path)
+    return out
 
 
 def iter_ip_packets(path: str):
