@@ -181,10 +181,22 @@ def test_negative_reply_given_up_and_timed_out_resolutions_are_counted():
     assert etr.expire(10.0) == 2 and etr.counters["cc-ref-unresolved"] == 3
 
 
-def test_ref_without_any_chunk_triggers_no_map_request():
-    etr = CoreCastEtr(["10.1.0.0/16"], MapCache())
-    assert etr.on_message(ref(), OUTSIDER, 0.0) == []
+def test_ref_without_any_chunk_is_not_queued_but_resolves_its_source():
+    """A flood of quarantined DATA may evict a new stream's first chunk; its REFs still get the
+    ITR vouched for, so the stream's next chunk goes straight to the vouched cache."""
+    cache = MapCache()
+    etr = CoreCastEtr(["10.1.0.0/16"], cache, quarantine=4, quarantine_per_rloc=4)
+    etr.on_message(data(b"first" * 200), ITR, 0.0)
+    for i in range(4):
+        etr.on_message(data(stream=i), f"174.16.9.{i}", 0.0)  # evicts the ITR's chunk
+    assert etr.on_message(ref(chunk=b"first" * 200), ITR, 0.0) == [(RESOLVE, int.from_bytes(SRC, "big"))]
     assert etr.counters["no-chunk"] == 1 and etr.counters["cc-ref-queued"] == 0
+    cache.install(source_site())
+    assert etr.on_resolved(int.from_bytes(SRC, "big"), source_site(), 0.1) == []
+    etr.on_message(ref(chunk=b"first" * 200), ITR, 0.2)  # vouched now (no chunk still)
+    etr.on_message(data(b"second" * 200), ITR, 0.3)
+    assert writes(etr.on_message(ref(chunk=b"second" * 200), ITR, 0.3))
+    assert etr.quarantined == 4  # the flood's chunks, never promoted
 
 
 def test_vouching_ends_when_the_mapping_changes_or_expires():

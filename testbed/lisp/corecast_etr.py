@@ -170,7 +170,10 @@ class CoreCastEtr:
         """Vouch for ``itr_rloc`` as a CoreCast ITR of ``src``: None if it is, else the REF's actions.
 
         A map-cache miss queues the REF with its chunk (from the vouched cache or the
-        quarantine) and asks for ``src``'s mapping; a REF with no chunk is not queued.
+        quarantine) and asks for ``src``'s mapping. A REF with no chunk is not queued,
+        but still asks (once per pending EID; the control plane deduplicates and caches
+        replies, negative ones too): if a flood of quarantined DATA evicted a new
+        stream's first chunk, the ITR is vouched for one round trip later all the same.
         """
         cache = self.map_cache
         entry = cache.lookup(src, now)
@@ -181,7 +184,7 @@ class CoreCastEtr:
                 snap = self._quarantine.get(key)
                 if snap is None or snap.digest != digest:
                     self.counters["no-chunk"] += 1
-                    return []
+                    return [] if src in self.pending else [(RESOLVE, src)]
             if self.pending.add(src, (itr_rloc, snap, dst, sport, dport), now):
                 return [(RESOLVE, src)]
             return []

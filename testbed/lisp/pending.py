@@ -39,6 +39,9 @@ class PendingQueues:
     def __len__(self) -> int:
         return len(self._q)
 
+    def __contains__(self, eid: int) -> bool:
+        return eid in self._q
+
     def add(self, eid: int, item: object, now: float) -> bool:
         """Queue ``item`` for ``eid``; return True if ``eid`` was not pending (emit RESOLVE)."""
         got = self._q.get(eid)
