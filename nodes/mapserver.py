@@ -2,27 +2,42 @@
 
 A thin socket loop around :class:`testbed.lisp.mapserver.MapServer`: one UDP
 socket bound to ``listen:port`` (default 4342), ``select`` with a timeout equal
-to the time to the next timer (registration expiry, status write).
+to the time to the next timer (registration expiry, status and table writes).
 
 Config (JSON object)::
 
     {"name": "ms", "listen": "10.255.0.1", "port": 4342, "expiry_s": 180, "negative_ttl_min": 15,
-     "sites": [{"name": "as1", "key": "secret", "algorithms": ["sha256", "sha1"],
-                "prefixes": ["10.1.0.0/16"]}],
+     "max_ttl_min": 1440, "rloc_prefixes": ["172.16.0.0/12"],
+     "sites": [{"name": "as1", "key": "secret", "keys": {"1": "other-secret"},
+                "algorithms": ["sha256", "sha1"], "prefixes": ["10.1.0.0/16"],
+                "rloc_prefixes": ["172.16.1.0/24"]}],
      "ready_file": ..., "status_file": ..., "table_file": ..., "log_level": "info"}
 
-A site key is used as the UTF-8 bytes of the string. Times in the table are
-wall-clock seconds (``time.time()``). SIGUSR1 logs the registration table and
-writes ``table_file``; ``status_file`` (counters) is written every second and at
-exit, ``table_file`` at exit. Every dropped message is logged with its reason,
-at most :data:`LOG_BURST` lines a second (the rest are summarised), so a flood
-of garbage cannot flood the log. Bad input never stops the loop.
+A site key is used as the UTF-8 bytes of the string: ``key`` is Key ID 0,
+``keys`` maps more Key IDs (0-255, as JSON strings) to keys; a site needs at
+least one. ``rloc_prefixes`` (top level: the default for every site; per site:
+that site's own) is the RLOC space every registered locator must lie in
+(default any address; the testbed renders its RLOC block). ``max_ttl_min``
+caps record TTLs (minutes, default one day). Times in the table are wall-clock
+seconds (``time.time()``).
+
+``table_file`` is the registration table: loaded at start (entries whose
+expiry time has passed, or that the current config rejects, are dropped and
+counted ``restore-expired`` / ``restore-invalid``; an unreadable file is
+logged and ignored), and written atomically whenever the table changed (at
+most once a second) and at exit, so a restarted Map-Server answers at once.
+SIGUSR1 logs the table and writes it now. ``status_file`` (counters, and the
+xTR-IDs and site-IDs of registrations that carried them) is written every
+second and at exit. Every dropped message is logged with its reason, at most
+:data:`LOG_BURST` lines a second (the rest are summarised), so a flood of
+garbage cannot flood the log. Bad input never stops the loop.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import json
 import logging
+import os
 import select
 import signal
 import socket
@@ -30,7 +45,9 @@ import time
 from typing import Any
 
 from testbed.lisp.mapserver import MapServer, Site
-from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, require, setup_logging, write_json_atomic
+from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.schemas import parse
+from testbed.schemas.mapserver import MapServerConfig
 from testbed.wire.constants import LISP_CONTROL_PORT
 from testbed.wire.lispctrl import ALG_SHA1_96, ALG_SHA256_128
 
@@ -39,41 +56,46 @@ LOG_BURST = 20
 """Drop log lines allowed per second."""
 BATCH = 256
 STATUS_PERIOD = 1.0
+TABLE_PERIOD = 1.0
+"""Seconds: the table file is rewritten at most this often (and at exit)."""
 
 
 def load(cfg: dict[str, Any]) -> tuple[list[Site], dict[str, Any]]:
-    """Validate the config; return (sites, MapServer options). Raises ConfigError with a one-line reason."""
-    listen = require(cfg, "listen", str)
-    try:
-        ipaddress.IPv4Address(listen)
-    except ValueError:
-        raise ConfigError(f"'listen' {listen!r} is not an IPv4 address") from None
-    port = cfg.get("port", LISP_CONTROL_PORT)
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ConfigError(f"'port' {port!r} is not a UDP port")
-    expiry = cfg.get("expiry_s", 180.0)
-    neg = cfg.get("negative_ttl_min", 15)
-    if not isinstance(expiry, (int, float)) or isinstance(expiry, bool) or expiry <= 0:
-        raise ConfigError(f"'expiry_s' {expiry!r} must be a positive number")
-    if not isinstance(neg, int) or isinstance(neg, bool) or not 0 <= neg < 2**32:
-        raise ConfigError(f"'negative_ttl_min' {neg!r} must be a whole number of minutes")
+    """Validate the config against :class:`testbed.schemas.mapserver.MapServerConfig`.
+
+    Return (sites, MapServer options); raise ConfigError with a one-line reason naming the field.
+    """
+    conf = parse(MapServerConfig, cfg)
     sites = []
-    for i, raw in enumerate(require(cfg, "sites", list)):
-        if not isinstance(raw, dict):
-            raise ConfigError(f"sites[{i}] must be an object")
-        name = require(raw, "name", str)
-        key = require(raw, "key", str)
-        algs = raw.get("algorithms", ["sha256", "sha1"])
-        if not isinstance(algs, list) or not algs or any(a not in ALGORITHMS for a in algs):
-            raise ConfigError(f"site {name}: 'algorithms' must be a non-empty list of {sorted(ALGORITHMS)}")
-        prefixes = require(raw, "prefixes", list)
-        for p in prefixes:
-            try:
-                ipaddress.IPv4Network(p, strict=True)
-            except (ValueError, TypeError):
-                raise ConfigError(f"site {name}: {p!r} is not an IPv4 prefix (host bits must be zero)") from None
-        sites.append(Site(name, key.encode(), list(prefixes), frozenset(ALGORITHMS[a] for a in algs)))
-    return sites, {"expiry": float(expiry), "negative_ttl": neg}
+    for s in conf.sites:
+        key, keys = s.key_table()
+        sites.append(Site(s.name, key, list(s.prefixes), frozenset(ALGORITHMS[a] for a in s.algorithms), keys,
+                          tuple(s.rloc_prefixes) if s.rloc_prefixes is not None else None))
+    return sites, {"expiry": float(conf.expiry_s), "negative_ttl": conf.negative_ttl_min,
+                   "max_ttl": conf.max_ttl_min, "rloc_prefixes": list(conf.rloc_prefixes)}
+
+
+def read_table(path: str | None, log: logging.Logger) -> list:
+    """The registration rows of a table file; [] (logged) if it is missing or unreadable."""
+    if not path or not os.path.exists(path):
+        return []
+    try:
+        with open(path) as fh:
+            rows = json.load(fh).get("registrations", [])
+        return rows if isinstance(rows, list) else []
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("ignoring table file %s: %s", path, exc)
+        return []
+
+
+def xtr_summary(ms: MapServer) -> dict[str, dict[str, Any]]:
+    """{xTR-ID hex: {site, site_id, prefixes}} of the registrations that carried an xTR-ID (I bit)."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in ms.table():
+        if row["xtr_id"] is not None:
+            entry = out.setdefault(row["xtr_id"], {"site": row["site"], "site_id": row["site_id"], "prefixes": []})
+            entry["prefixes"].append(row["prefix"])
+    return out
 
 
 class DropLog:
@@ -103,11 +125,14 @@ class DropLog:
 
 
 def write_table(cfg: dict[str, Any], ms: MapServer) -> None:
-    """Write the registration table to ``table_file`` if configured."""
+    """Write the registration table to ``table_file`` (atomically) if configured; a failure is logged."""
     path = cfg.get("table_file")
     if path:
-        write_json_atomic(path, {"name": cfg.get("name", "mapserver"), "written_at": time.time(),
-                                 "registrations": ms.table()})
+        try:
+            write_json_atomic(path, {"name": cfg.get("name", "mapserver"), "written_at": time.time(),
+                                     "registrations": ms.table()})
+        except OSError as exc:
+            logging.getLogger(cfg.get("name", "mapserver")).warning("cannot write %s: %s", path, exc.strerror)
 
 
 def log_table(log: logging.Logger, ms: MapServer) -> None:
@@ -124,10 +149,15 @@ def log_table(log: logging.Logger, ms: MapServer) -> None:
 
 def run(cfg: dict[str, Any]) -> int:
     """Serve until SIGTERM/SIGINT; return the exit status."""
+    sites, opts = load(cfg)
     name = cfg.get("name", "mapserver")
     log = setup_logging(name, cfg.get("log_level", "info"))
-    sites, opts = load(cfg)
     ms = MapServer(sites, **opts)
+    rows = read_table(cfg.get("table_file"), log)
+    if rows:
+        loaded = ms.restore(rows, time.time())
+        log.info("table file: %d registrations restored, %d expired, %d rejected", loaded,
+                 ms.counters.get("restore-expired", 0), ms.counters.get("restore-invalid", 0))
     port = cfg.get("port", LISP_CONTROL_PORT)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -150,9 +180,11 @@ def run(cfg: dict[str, Any]) -> int:
     drops = DropLog(log)
     send_errors = 0
     next_status = 0.0
+    next_table = 0.0
+    written = ms.version
 
     def status() -> dict[str, Any]:
-        return {"name": name, "time": time.time(), "registrations": len(ms),
+        return {"name": name, "time": time.time(), "registrations": len(ms), "xtrs": xtr_summary(ms),
                 "counters": dict(ms.counters, **({"send-error": send_errors} if send_errors else {}))}
 
     try:
@@ -165,10 +197,14 @@ def run(cfg: dict[str, Any]) -> int:
             if usr1:
                 usr1.clear()
                 log_table(log, ms)
-                write_table(cfg, ms)
+                written, next_table = -1, 0.0
             if ms.next_deadline() <= now:
                 ms.on_timer(now)
-            timeout = max(0.0, min(next_status, ms.next_deadline()) - now)
+            if ms.version != written and now >= next_table:
+                written, next_table = ms.version, now + TABLE_PERIOD
+                write_table(cfg, ms)
+            pending = next_table if ms.version != written else float("inf")
+            timeout = max(0.0, min(next_status, ms.next_deadline(), pending) - now)
             ready, _, _ = select.select([sock, wake_r], [], [], timeout)
             if wake_r in ready:
                 try:

@@ -24,6 +24,7 @@ def mapserver_config(plan: AddressPlan, rundir: str, keys: dict[int, str], expir
     """The map-server's config: one site per AS, allowed to register its own /16."""
     return {
         "listen": plan.ms_ip, "port": LISP_CONTROL_PORT, "expiry_s": expiry_s, "negative_ttl_min": 15,
+        "rloc_prefixes": [plan.rloc_block], "max_ttl_min": 1440,
         "table_file": os.path.join(rundir, "mapserver-table.json"),
         "sites": [{"name": f"as{a.number}", "key": keys[a.number], "algorithms": ["sha256", "sha1"],
                    "prefixes": [a.eid_prefix]} for a in plan.all_ases],
