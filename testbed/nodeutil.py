@@ -111,10 +111,39 @@ class StopFlag:
 
 
 def die_with_parent() -> None:
-    """Ask the kernel for SIGTERM when the process that started us dies (Linux prctl PR_SET_PDEATHSIG).
+    """Stop this node (SIGTERM to itself) when the testbed process that started it ends, however it ends.
 
-    So a daemon never outlives a testbed run that was killed hard.
+    The testbed passes the read end of a pipe it holds the only write end of
+    (env ``CORECAST_PARENT_FD=FD:INODE``, see :func:`testbed.net.daemon.watch_env`);
+    a watch thread reads it and gets end-of-file when that process is gone. Without
+    it (a node started by hand) the kernel's ``PR_SET_PDEATHSIG`` is asked instead,
+    which fires when the *thread* that forked us exits (Linux prctl(2)).
     """
+    import threading
+    spec = os.environ.pop("CORECAST_PARENT_FD", "")  # our own children must not take it for theirs
+    try:
+        fd_text, ino_text = spec.split(":", 1)
+        fd, ino = int(fd_text), int(ino_text)
+        if os.fstat(fd).st_ino != ino:
+            raise ValueError("not the testbed's pipe")
+    except (ValueError, OSError):
+        fd = -1
+    if fd >= 0:
+        os.set_inheritable(fd, False)
+
+        def watch() -> None:
+            while True:
+                try:
+                    if not os.read(fd, 64):
+                        break
+                except InterruptedError:
+                    continue
+                except OSError:
+                    break
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+        return
     import ctypes
     try:
         libc = ctypes.CDLL(None, use_errno=True)

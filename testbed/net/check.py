@@ -1,20 +1,40 @@
-"""Reachability checks of a running testbed, printed as a table.
+"""Reachability checks of a running testbed, printed as a table; every check is linear in the ASes.
 
-* every host reaches its AS's border router (EID LAN);
-* every border router reaches every other border router and the mapping host
-  over RLOC space;
-* without LISP, EIDs of different ASes must NOT reach each other;
-  with the xTRs running (``lisp=True``) they must, by ping and by UDP.
-Pings from one node run in parallel inside one shell command.
+* every host reaches its AS's border router (EID LAN): one ping per host;
+* RLOC space: every border router reaches the mapping host, the source AS's border
+  router and its next :data:`RING` neighbours (AS numbers modulo the AS count), and
+  the source AS's border router reaches every other one: about (RING + 3) pings per AS
+  instead of all pairs;
+* without LISP, EIDs of different ASes must NOT reach each other (the source pings one
+  client EID per AS); with the xTRs running (``lisp=True``) they must, by ping (every
+  client AS) and by UDP (a sample of at most :data:`UDP_SAMPLE` ASes, spread evenly).
+
+Every probe runs through the node's ``popen`` (targets are arguments, never a long
+shell line) with a deadline; a probe that overruns it raises
+:class:`~testbed.net.nodecmd.NodeCommandError` (one line). Probes of different nodes
+run in parallel, at most :data:`PARALLEL` processes at a time.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.addressing import AddressPlan
+from testbed.net.nodecmd import NodeCommandError, finish, kill_group, start_in_node
+
+RING = 2
+"""Other border routers each border router pings besides the mapping host and the source AS's."""
+UDP_SAMPLE = 8
+"""Client ASes probed by UDP echo (the ping row covers every AS)."""
+PARALLEL = 48
+"""Probe processes run at once."""
+
+PROBE_SH = ('c=$1; w=$2; shift 2; for t in "$@"; do '
+            '(ping -n -q -c "$c" -W "$w" "$t" >/dev/null 2>&1 && echo "OK $t" || echo "NO $t") & done; wait')
+"""One probe process: ping every target (arguments) in parallel, print ``OK|NO target`` per target."""
 
 
 @dataclass
@@ -33,14 +53,11 @@ class CheckRow:
         return self.ok == self.total if self.expect_reach else self.ok == 0
 
 
-def ping_many(node: Any, targets: list[str], wait: float = 1.0, count: int = 1) -> dict[str, bool]:
-    """Ping every target from ``node`` at once; return target -> reached."""
-    if not targets:
-        return {}
-    script = " ".join(
-        f"(ping -n -q -c {count} -W {wait:g} {t} >/dev/null 2>&1 && echo OK {t} || echo NO {t}) &" for t in targets
-    )
-    out = node.cmd(f"{script} wait")
+def _probe_deadline(count: int, wait: float) -> float:
+    return count + wait + 30.0
+
+
+def _parse(out: str, targets: list[str]) -> dict[str, bool]:
     result = {t: False for t in targets}
     for line in out.splitlines():
         parts = line.split()
@@ -49,21 +66,98 @@ def ping_many(node: Any, targets: list[str], wait: float = 1.0, count: int = 1) 
     return result
 
 
-def udp_echo(server: Any, server_ip: str, client: Any, port: int = 7777, timeout: float = 3.0) -> bool:
-    """Send one UDP datagram from ``client`` to ``server_ip`` and get the echo back (python one-liners)."""
-    srv = server.popen([sys.executable, "-c", (
-        "import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-        f"s.bind(('{server_ip}',{port}));s.settimeout({timeout});print('ready',flush=True);"
-        "d,a=s.recvfrom(2048);s.sendto(d,a)")], stdout=-1, stderr=-1, text=True)
+def ping_all(jobs: list[tuple[Any, list[str]]], wait: float = 1.0, count: int = 1) -> list[dict[str, bool]]:
+    """Ping each job's targets from its node; return target -> reached per job (same order).
+
+    At most :data:`PARALLEL` probe processes at once; each has a deadline of
+    ``count + wait + 30`` s (NodeCommandError naming the node if it overruns).
+    """
+    results: list[dict[str, bool]] = [{} for _ in jobs]
+    running: list[tuple[int, Any, float]] = []
+    todo = [(i, node, targets) for i, (node, targets) in enumerate(jobs) if targets]
+
+    def reap(entry: tuple[int, Any, float]) -> None:
+        i, proc, deadline = entry
+        node, targets = jobs[i]
+        out = finish(proc, deadline - time.monotonic(), f"{node.name}: ping of {len(targets)} targets")
+        results[i] = _parse(out, targets)
+
     try:
-        srv.stdout.readline()
-        out = client.cmd(f"{sys.executable} -c \"import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-                         f"s.settimeout({timeout});s.sendto(b'corecast-check',('{server_ip}',{port}));"
-                         "print('ECHO' if s.recvfrom(2048)[0]==b'corecast-check' else 'BAD')\" 2>&1")
-        return "ECHO" in out
+        for i, node, targets in todo:
+            if len(running) >= PARALLEL:
+                reap(running.pop(0))
+            proc = start_in_node(node, ["sh", "-c", PROBE_SH, "probe", str(count), f"{wait:g}", *targets])
+            running.append((i, proc, time.monotonic() + _probe_deadline(count, wait)))
+        while running:
+            reap(running.pop(0))
+    except BaseException:
+        for _i, proc, _d in running:
+            kill_group(proc)
+        raise
+    return results
+
+
+def ping_many(node: Any, targets: list[str], wait: float = 1.0, count: int = 1) -> dict[str, bool]:
+    """Ping every target from ``node`` at once; return target -> reached."""
+    return ping_all([(node, list(targets))], wait, count)[0]
+
+
+ECHO_SERVER = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+               "s.bind((sys.argv[1],int(sys.argv[2])));s.settimeout(float(sys.argv[3]));print('ready',flush=True)\n"
+               "while True:\n try:\n  d,a=s.recvfrom(2048)\n except OSError:\n  break\n s.sendto(d,a)")
+ECHO_CLIENT = ("import socket,sys,time;port=int(sys.argv[1]);t=float(sys.argv[2]);ts=sys.argv[3:];"
+               "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(0.2);end=time.monotonic()+t;got=set()\n"
+               "while time.monotonic()<end and len(got)<len(ts):\n"
+               " [s.sendto(b'corecast-check',(x,port)) for x in ts if x not in got]\n"
+               " try:\n  d,a=s.recvfrom(2048)\n  got.add(a[0]) if d==b'corecast-check' else None\n"
+               " except socket.timeout:\n  pass\n"
+               "[print('ECHO',x) for x in sorted(got)]")
+
+
+def udp_echo_many(pairs: list[tuple[Any, str]], client: Any, port: int = 7777, timeout: float = 5.0) -> dict[str, bool]:
+    """Start one UDP echo server per (node, address), then send to all from ``client``; address -> echoed.
+
+    The client resends every 0.2 s until each address answered or ``timeout`` passed
+    (the first datagram to a new EID may wait for a Map-Reply).
+    """
+    servers = []
+    try:
+        for node, addr in pairs:
+            servers.append(node.popen([sys.executable, "-c", ECHO_SERVER, addr, str(port), str(timeout + 10)],
+                                      stdin=-3, stdout=-1, stderr=-3, text=True))
+        for (node, _addr), srv in zip(pairs, servers):
+            line = _readline(srv, 20.0)
+            if line.strip() != "ready":
+                raise NodeCommandError(f"{node.name}: the UDP echo server did not start")
+        targets = [addr for _node, addr in pairs]
+        proc = start_in_node(client, [sys.executable, "-c", ECHO_CLIENT, str(port), f"{timeout:g}", *targets])
+        out = finish(proc, timeout + 30, f"{client.name}: UDP echo to {len(targets)} addresses")
+        got = {line.split()[1] for line in out.splitlines() if line.startswith("ECHO ")}
+        return {t: t in got for t in targets}
     finally:
-        srv.kill()
-        srv.wait()
+        for srv in servers:
+            kill_group(srv)
+
+
+def _readline(proc: Any, timeout: float) -> str:
+    """One line of a process's stdout, waiting at most ``timeout`` s ('' on timeout or EOF)."""
+    import select
+    poller = select.poll()  # not select(): a 400-node network has file descriptors above 1024
+    poller.register(proc.stdout.fileno(), select.POLLIN)
+    return proc.stdout.readline() if poller.poll(int(timeout * 1000)) else ""
+
+
+def udp_echo(server: Any, server_ip: str, client: Any, port: int = 7777, timeout: float = 3.0) -> bool:
+    """Send one UDP datagram from ``client`` to ``server_ip`` (served by ``server``) and get the echo back."""
+    return udp_echo_many([(server, server_ip)], client, port, timeout)[server_ip]
+
+
+def spread(items: list, n: int) -> list:
+    """At most ``n`` items spread evenly over ``items`` (first and last included)."""
+    if len(items) <= n:
+        return list(items)
+    step = (len(items) - 1) / (n - 1)
+    return [items[round(k * step)] for k in range(n)]
 
 
 def _row(what: str, results: dict[str, bool], expect: bool, label: str) -> CheckRow:
@@ -71,36 +165,47 @@ def _row(what: str, results: dict[str, bool], expect: bool, label: str) -> Check
     return CheckRow(what, sum(results.values()), len(results), expect, fails)
 
 
+def rloc_targets(plan: AddressPlan) -> dict[str, list[str]]:
+    """xTR name -> RLOC-space addresses it pings (the mapping host, x0's RLOC, RING neighbours; x0: all)."""
+    ases = plan.all_ases
+    n = len(ases)
+    src = plan.source_as
+    out = {}
+    for i, a in enumerate(ases):
+        if a.number == src.number:
+            targets = [b.rloc for b in ases if b.number != a.number]
+        else:
+            targets = [src.rloc] + [ases[(i + k) % n].rloc for k in range(1, RING + 1)]
+        seen: list[str] = []
+        for t in [plan.ms_ip, *targets]:
+            if t != a.rloc and t not in seen:
+                seen.append(t)
+        out[a.xtr] = seen
+    return out
+
+
 def run_checks(tb: Any, plan: AddressPlan, lisp: bool = False) -> list[CheckRow]:
     """Probe the network of ``tb`` and return the table rows."""
     rows: list[CheckRow] = []
-    hosts_ok, hosts_total, host_fail = 0, 0, []
+    host_jobs = []
     for a in plan.all_ases:
         hosts = sorted({h for h, _ in a.clients} | ({plan.source_host} if a.number == 0 else set()))
-        for h in hosts:
-            res = ping_many(tb.node(h), [a.xtr_lan_ip])
-            hosts_total += 1
-            hosts_ok += res[a.xtr_lan_ip]
-            host_fail += [f"{h}->{a.xtr}"] if not res[a.xtr_lan_ip] else []
-    rows.append(CheckRow("hosts reach their border router", hosts_ok, hosts_total, True, host_fail))
-    rlocs = [a.rloc for a in plan.all_ases]
-    ok = total = 0
-    fails: list[str] = []
-    for a in plan.all_ases:
-        res = ping_many(tb.node(a.xtr), [r for r in rlocs if r != a.rloc] + [plan.ms_ip])
-        ok += sum(res.values())
-        total += len(res)
-        fails += [f"{a.xtr}->{t}" for t, v in res.items() if not v]
-    rows.append(CheckRow("border routers reach each other and the mapping host (RLOC)", ok, total, True, fails))
-    targets = [a.clients[0][1] for a in plan.client_ases if a.clients]
-    cross = ping_many(tb.node(plan.source_host), targets, wait=2.0 if lisp else 1.0, count=3 if lisp else 1)
+        host_jobs += [(h, a) for h in hosts]
+    res = ping_all([(tb.node(h), [a.xtr_lan_ip]) for h, a in host_jobs])
+    fails = [f"{h}->{a.xtr}" for (h, a), r in zip(host_jobs, res) if not r[a.xtr_lan_ip]]
+    rows.append(CheckRow("hosts reach their border router", len(host_jobs) - len(fails), len(host_jobs), True, fails))
+    targets = rloc_targets(plan)
+    res = ping_all([(tb.node(x), t) for x, t in targets.items()])
+    ok = sum(sum(r.values()) for r in res)
+    total = sum(len(r) for r in res)
+    fails = [f"{x}->{t}" for x, r in zip(targets, res) for t, v in r.items() if not v]
+    rows.append(CheckRow("border routers reach the mapping host and each other (RLOC)", ok, total, True, fails))
+    eids = [a.clients[0][1] for a in plan.client_ases if a.clients]
+    cross = ping_many(tb.node(plan.source_host), eids, wait=2.0 if lisp else 1.0, count=3 if lisp else 1)
     if lisp:
         rows.append(_row("EIDs of other ASes reachable through LISP (ping)", cross, True, plan.source_host))
-        udp = {}
-        for a in plan.client_ases:
-            if a.clients:
-                host, eid = a.clients[0]
-                udp[eid] = udp_echo(tb.node(host), eid, tb.node(plan.source_host))
+        sample = spread([a for a in plan.client_ases if a.clients], UDP_SAMPLE)
+        udp = udp_echo_many([(tb.node(a.clients[0][0]), a.clients[0][1]) for a in sample], tb.node(plan.source_host))
         rows.append(_row("EIDs of other ASes reachable through LISP (UDP)", udp, True, plan.source_host))
     else:
         rows.append(_row("EIDs of other ASes unreachable without LISP", cross, False, plan.source_host))

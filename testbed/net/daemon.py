@@ -5,6 +5,14 @@ A :class:`Daemon` renders its JSON config into the run directory, checks it
 node with output to ``logs/NAME.log``, waits for its ready file (no fixed
 sleeps), and stops it with SIGTERM then SIGKILL. A daemon that dies early is
 reported with the tail of its log.
+
+Daemons die with the testbed process, whatever thread started them: every daemon
+gets the read end of a pipe (:func:`parent_watch_fd`, env ``CORECAST_PARENT_FD``)
+whose only write end the testbed process holds and never writes; when that process
+ends, however it ends (even SIGKILL), the kernel closes the write end, the daemon's
+watch thread reads end-of-file and the daemon stops as on SIGTERM
+(:func:`testbed.nodeutil.die_with_parent`). ``PR_SET_PDEATHSIG`` alone is not
+enough: it fires when the *thread* that forked the child exits.
 """
 
 from __future__ import annotations
@@ -23,6 +31,25 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 
 class DaemonError(RuntimeError):
     """A daemon failed to start or died; the message names it and quotes its log."""
+
+
+_watch: tuple[int, int, int] | None = None  # (owner pid, read fd, write fd)
+
+
+def parent_watch_fd() -> int:
+    """The read end of this process's parent-watch pipe (created once per process, never written)."""
+    global _watch
+    if _watch is None or _watch[0] != os.getpid():
+        r, w = os.pipe()  # both close-on-exec: only the children we pass ``r`` to inherit it
+        _watch = (os.getpid(), r, w)
+    return _watch[1]
+
+
+def watch_env(env: dict[str, str]) -> tuple[int, ...]:
+    """Put the parent-watch fd into ``env`` (``CORECAST_PARENT_FD=FD:INODE``); return the fds to pass."""
+    fd = parent_watch_fd()
+    env["CORECAST_PARENT_FD"] = f"{fd}:{os.fstat(fd).st_ino}"
+    return (fd,)
 
 
 def log_tail(path: str, lines: int = 12) -> str:
@@ -81,16 +108,25 @@ class Daemon:
         env = dict(os.environ)
         env["PYTHONPATH"] = PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
         env["PYTHONUNBUFFERED"] = "1"
+        fds = watch_env(env)
         log = open(self.log_path, "ab")
         try:
             self.proc = self.node.popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT, env=env)
+                                        stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT, env=env, pass_fds=fds)
         finally:
             log.close()
 
     def alive(self) -> bool:
         """True while the program runs."""
         return self.proc is not None and self.proc.poll() is None
+
+    def died_line(self, when: str = "") -> DaemonError:
+        """A one-line error for a daemon found dead (``when``: e.g. 'mid-stream')."""
+        code = self.proc.poll() if self.proc else None
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        last = log_tail(self.log_path, 1).strip()[-200:]
+        return DaemonError(f"{self.name} ({self.program}) died{' ' + when if when else ''} ({how}); "
+                           f"see {self.log_path}" + (f"; last line: {last}" if last else ""))
 
     def died_error(self) -> DaemonError:
         """An error describing an early exit, with the log's tail."""
@@ -148,6 +184,11 @@ def wait_all_ready(daemons: list[Daemon], timeout: float = 20.0) -> None:
                               f"({len(pending)} daemons pending); last lines of {d.log_path}:\n{log_tail(d.log_path)}")
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+def first_dead(daemons: list[Daemon]) -> Daemon | None:
+    """The first started daemon that is no longer running, or None."""
+    return next((d for d in daemons if d.proc is not None and d.proc.poll() is not None), None)
 
 
 def stop_all(daemons: list[Daemon], timeout: float = 5.0) -> None:

@@ -5,8 +5,11 @@ with Testbed(plan, rundir) as tb:
     tb.start_daemons([...])
     ...
 ```
-Teardown runs in ``finally``: daemons, captures, then Mininet; an exception or
-Ctrl-C mid-run leaves nothing behind.
+Teardown runs in ``finally``: daemons, captures, then Mininet, then any process
+of the run still alive among our children; an exception or Ctrl-C mid-run leaves
+nothing behind. While it tears down, SIGINT and SIGTERM are held back (a second
+Ctrl-C cannot cut the teardown short) and delivered as KeyboardInterrupt once it is
+done; node shells are in ``quiet`` mode (a failing command is logged, not raised).
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import sys
+import threading
 
 from mininet.log import setLogLevel
 from mininet.net import Mininet
-from mininet.nodelib import LinuxBridge
 
 from testbed.addressing import AddressPlan
 from testbed.net import registry
 from testbed.net.daemon import Daemon, stop_all, wait_all_ready
+from testbed.net.nodeclasses import MarkedBridge, MarkedLink
 from testbed.nodeutil import write_json_atomic
 from topologies.paper import PaperTopo
 
@@ -33,7 +39,7 @@ def default_switch_class() -> type:
     if shutil.which("ovs-vsctl") and os.path.isdir("/sys/module/openvswitch"):
         from mininet.node import OVSBridge
         return OVSBridge
-    return LinuxBridge
+    return MarkedBridge
 
 
 class Testbed:
@@ -68,8 +74,8 @@ class Testbed:
         write_json_atomic(os.path.join(self.rundir, "plan.json"), self.plan.to_dict())
         setLogLevel(os.environ.get("CORECAST_MININET_LOG", "error"))
         topo = self.topo_cls(plan=self.plan)
-        self.net = Mininet(topo=topo, switch=self.switch_cls, controller=None, autoSetMacs=False,
-                           build=False, waitConnected=False)
+        self.net = Mininet(topo=topo, switch=self.switch_cls, link=MarkedLink, controller=None,
+                           autoSetMacs=False, build=False, waitConnected=False)
         self.net.build()
         self.net.start()
 
@@ -94,7 +100,13 @@ class Testbed:
                 self.daemons.remove(d)
 
     def stop(self) -> None:
-        """Stop daemons, captures and the network; safe to call twice."""
+        """Stop daemons, captures and the network; safe to call twice; Ctrl-C waits until it is done."""
+        with _SignalsHeld() as held:
+            self._teardown()
+        if held.got and sys.exc_info()[0] is None:
+            raise KeyboardInterrupt(f"signal {held.got} during teardown")
+
+    def _teardown(self) -> None:
         try:
             self.stop_daemons()
             for cap in reversed(self.captures):
@@ -107,7 +119,58 @@ class Testbed:
             net, self.net = self.net, None
             try:
                 if net is not None:
+                    for node in [*net.hosts, *net.switches]:
+                        node.quiet = True
                     net.stop()
             finally:
+                kill_our_children()
                 registry.unregister()
                 registry.release_lock()
+
+
+class _SignalsHeld:
+    """Hold SIGINT and SIGTERM back for a block (main thread only); ``got`` is the last one that came."""
+
+    def __init__(self) -> None:
+        self.got: int | None = None
+        self._old: dict[int, object] = {}
+
+    def _hold(self, signum: int, _frame: object) -> None:
+        self.got = signum
+
+    def __enter__(self) -> "_SignalsHeld":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._hold)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def kill_our_children() -> int:
+    """SIGKILL any child process of ours that carries this run's id (a shell or daemon Mininet lost track of,
+    e.g. one whose start a Ctrl-C cut short); return how many."""
+    rid = registry.run_id()
+    if not rid:
+        return 0
+    me, mark = str(os.getpid()), f"{registry.ENV_ID}={rid}".encode()
+    killed = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[1] != me:
+                    continue
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                if mark not in fh.read().split(b"\0"):
+                    continue
+            os.killpg(int(name), signal.SIGKILL) if os.getpgid(int(name)) == int(name) else os.kill(int(name), 9)
+            killed += 1
+        except (OSError, IndexError):
+            continue
+    if killed:
+        log.warning("teardown: killed %d leftover processes of the run", killed)
+    return killed

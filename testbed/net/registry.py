@@ -1,19 +1,30 @@
-"""Which testbed runs are active on this machine, so ``corecast clean`` can find what a crash left.
+"""Which testbed runs are active on this machine, so ``corecast clean`` can prove what a crash left.
 
-Every process we start inherits ``CORECAST_RUN=<run directory>`` in its
-environment; an active run also has a file ``/run/corecast/<pid>.json``.
+An active run has a file ``/run/corecast/<pid>.json`` (env ``CORECAST_REGISTRY``
+moves the directory) recording its owner: pid, the owner's start time (clock
+ticks since boot, so a reused pid is told apart), its mount, pid and network
+namespace inodes, and a random run id. Every process the run starts inherits
+``CORECAST_RUN=<run directory>`` and ``CORECAST_RUN_ID=<run id>``, and every link
+it creates in the root network namespace carries the alias ``corecast:<run id>``.
+A process or link is ours only if its id names an entry of *this* registry, and a
+process only if it also shares our pid namespace and sees this same registry
+directory (a container's own ``/run/corecast`` is another directory): see
+:mod:`testbed.net.clean`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 
 from testbed.nodeutil import write_json_atomic
 
 REGISTRY_DIR = os.environ.get("CORECAST_REGISTRY", "/run/corecast")
 ENV_MARK = "CORECAST_RUN"
+ENV_ID = "CORECAST_RUN_ID"
+ALIAS_PREFIX = "corecast:"
 
 
 class Busy(RuntimeError):
@@ -45,7 +56,7 @@ def acquire_lock(wait: float | None = None) -> None:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 os.close(fd)
-                others = [e for e in entries() if pid_alive(int(e.get("pid", 0)))]
+                others = [e for e in entries() if owner_state(e) == "alive"]
                 who = f" (pid {others[0]['pid']}, {others[0]['rundir']})" if others else ""
                 raise Busy(f"another testbed run is active{who}; wait for it, or stop it and run 'corecast clean'")
             time.sleep(0.2)
@@ -59,18 +70,56 @@ def release_lock() -> None:
         _lock_fd = None
 
 
+def proc_starttime(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (/proc/PID/stat field 22), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def ns_inode(pid: int | str, kind: str) -> int | None:
+    """Inode of a process's namespace of ``kind`` (mnt, pid, net), None if unreadable."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+    except OSError:
+        return None
+
+
+def identity(pid: int | str = "self") -> dict:
+    """What an entry records about its owner: start time and namespace inodes."""
+    return {"starttime": proc_starttime(os.getpid() if pid == "self" else int(pid)),
+            "mnt_ns": ns_inode(pid, "mnt"), "pid_ns": ns_inode(pid, "pid"), "net_ns": ns_inode(pid, "net")}
+
+
 def register(rundir: str) -> str:
-    """Record this process as running ``rundir``; return the registry file path."""
+    """Record this process as running ``rundir`` under a fresh run id; return the registry file path."""
     os.makedirs(REGISTRY_DIR, exist_ok=True)
     path = os.path.join(REGISTRY_DIR, f"{os.getpid()}.json")
-    write_json_atomic(path, {"pid": os.getpid(), "rundir": os.path.abspath(rundir), "started": time.time()})
+    run_id = secrets.token_hex(8)
+    write_json_atomic(path, {"pid": os.getpid(), "rundir": os.path.abspath(rundir), "started": time.time(),
+                             "id": run_id, **identity()})
     os.environ[ENV_MARK] = os.path.abspath(rundir)
+    os.environ[ENV_ID] = run_id
     return path
+
+
+def run_id() -> str | None:
+    """The id of the run this process registered (None outside a run)."""
+    return os.environ.get(ENV_ID) or None
+
+
+def link_alias() -> str | None:
+    """The alias our root-namespace links carry (None outside a run)."""
+    rid = run_id()
+    return ALIAS_PREFIX + rid if rid else None
 
 
 def unregister() -> None:
     """Forget this process's entry and stop marking new children as ours."""
     os.environ.pop(ENV_MARK, None)
+    os.environ.pop(ENV_ID, None)
     try:
         os.unlink(os.path.join(REGISTRY_DIR, f"{os.getpid()}.json"))
     except FileNotFoundError:
@@ -91,11 +140,29 @@ def entries() -> list[dict]:
         try:
             with open(path) as fh:
                 entry = json.load(fh)
+            if not isinstance(entry, dict):
+                continue
             entry["_path"] = path
             out.append(entry)
         except (OSError, ValueError):
             continue
     return out
+
+
+def owner_state(entry: dict) -> str:
+    """``alive``, ``dead`` or ``unknown`` (another pid namespace wrote it: we cannot judge its pid).
+
+    Alive means a process with the recorded pid and the recorded start time exists;
+    an entry of the older format (no start time) is alive while its pid is.
+    """
+    pid = int(entry.get("pid", 0) or 0)
+    if pid <= 0:
+        return "dead"
+    if entry.get("pid_ns") is not None and entry.get("pid_ns") != ns_inode("self", "pid"):
+        return "unknown"
+    if entry.get("starttime") is None:
+        return "alive" if pid_alive(pid) else "dead"
+    return "alive" if proc_starttime(pid) == entry["starttime"] else "dead"
 
 
 def pid_alive(pid: int) -> bool:

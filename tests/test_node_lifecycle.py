@@ -1,0 +1,213 @@
+"""The testbed's own robustness without a network (issue 11, items 10, 12, 13, 16).
+
+* node commands: every wait has a deadline and ends in a one-line NodeCommandError,
+  the process group is killed; long target lists go through argv, not a shell line;
+* daemons die with the testbed process whatever thread started them, and outlive
+  the thread (the parent-watch pipe, not PR_SET_PDEATHSIG);
+* the registry tells a dead owner from a live one (pid reuse, other pid namespace);
+* a daemon found dead gives one line naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from testbed.net import registry
+from testbed.net.check import PROBE_SH, ping_all, rloc_targets, spread
+from testbed.net.daemon import Daemon, first_dead
+from testbed.net.nodecmd import NodeCommandError, run_in_node
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class LocalNode:
+    """Stands in for a Mininet node: popen in this namespace, in a new session like ``mnexec -d``."""
+
+    name = "local"
+
+    def popen(self, argv, **kw):
+        kw.setdefault("start_new_session", True)
+        return subprocess.Popen(argv, **kw)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return bool(pred())
+
+
+# -- node commands ---------------------------------------------------------------------------------------------
+
+def test_run_in_node_deadline_is_one_line_and_kills_the_group(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    t0 = time.monotonic()
+    with pytest.raises(NodeCommandError) as err:
+        run_in_node(LocalNode(), ["sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait"], timeout=0.5)
+    assert time.monotonic() - t0 < 5
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("local: 'sh -c sleep 30") and "within 0.5 s" in msg
+    child = int(pidfile.read_text())
+    assert wait_until(lambda: not alive(child), 5), "the command's children must die with it"
+
+
+def test_run_in_node_returns_output_and_status():
+    res = run_in_node(LocalNode(), ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=10)
+    assert (res.returncode, res.stdout, res.stderr) == (3, "out\n", "err\n")
+
+
+def test_ping_probe_takes_a_thousand_targets_as_arguments():
+    """The RLOC check's targets go through execve: 1,000 targets (~14 kB) do not hit the 4,095-byte line limit."""
+    targets = [f"127.0.{i // 250}.{1 + i % 250}" for i in range(1000)]
+    assert len(" ".join(targets)) > 4095
+    fake = PROBE_SH.replace("ping -n -q", "true")  # the probe's shape, without 1,000 pings
+    res = run_in_node(LocalNode(), ["sh", "-c", fake, "probe", "1", "1", *targets], timeout=60)
+    lines = res.stdout.split("\n")
+    assert sorted(ln.split()[1] for ln in lines if ln) == sorted(targets)
+    assert all(ln.startswith("OK ") for ln in lines if ln)
+
+
+def test_ping_all_reports_reached_and_unreached():
+    res = ping_all([(LocalNode(), ["127.0.0.1"]), (LocalNode(), ["198.51.100.77"])], wait=1)
+    assert res == [{"127.0.0.1": True}, {"198.51.100.77": False}]
+
+
+def test_rloc_check_is_linear_in_the_ases():
+    from testbed.addressing import make_plan
+    from testbed.params import topo_params
+    plan = make_plan(topo_params({"ases": 200, "clients": 1}))
+    targets = rloc_targets(plan)
+    total = sum(len(t) for t in targets.values())
+    n = len(plan.all_ases)
+    assert total < 6 * n  # all pairs would be n * n = 40,401
+    assert set(targets["x0"]) == {a.rloc for a in plan.all_ases[1:]} | {plan.ms_ip}
+    assert all(plan.ms_ip in t and plan.source_as.rloc in t for x, t in targets.items() if x != "x0")
+    reached = {t for ts in targets.values() for t in ts}
+    assert reached == {a.rloc for a in plan.all_ases} | {plan.ms_ip}  # every RLOC is pinged by someone
+    assert spread(list(range(200)), 8) == [0, 28, 57, 85, 114, 142, 171, 199]
+
+
+# -- daemons die with the testbed process, whatever thread started them ------------------------------------------
+
+SLEEPER = textwrap.dedent("""
+    import time
+    from testbed.nodeutil import StopFlag, mark_ready, node_main
+    def run(cfg):
+        stop = StopFlag()
+        mark_ready(cfg)
+        while not stop.is_set():
+            time.sleep(0.05)
+        return 0
+    node_main("sleeper", run)
+""")
+
+
+class SleeperDaemon(Daemon):
+    """A node program that only waits for SIGTERM (started through node_main like every node)."""
+
+    program = "sleeper"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", SLEEPER, "--config", self.config_path]
+
+
+def test_daemon_started_from_a_thread_outlives_the_thread(tmp_path):
+    d = SleeperDaemon(LocalNode(), "sleeper", str(tmp_path), {})
+    t = threading.Thread(target=lambda: (d.start(), d.wait_ready(20)))
+    t.start()
+    t.join(30)
+    assert not t.is_alive()
+    try:
+        time.sleep(1.0)  # PR_SET_PDEATHSIG would have fired when the thread ended
+        assert d.alive(), f"the daemon died with the thread that started it: {d.died_error()}"
+        assert first_dead([d]) is None
+    finally:
+        d.stop()
+    assert first_dead([d]) is d
+
+
+DRIVER = textwrap.dedent("""
+    import sys, threading, time
+    sys.path.insert(0, sys.argv[2])
+    from test_node_lifecycle import LocalNode, SleeperDaemon
+    d = SleeperDaemon(LocalNode(), "sleeper", sys.argv[1], {})
+    t = threading.Thread(target=lambda: (d.start(), d.wait_ready(20)))
+    t.start(); t.join()
+    print(d.proc.pid, flush=True)
+    time.sleep(600)
+""")
+
+
+def test_daemon_dies_when_the_testbed_process_is_killed(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    drv = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path), os.path.dirname(__file__)],
+                           stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    try:
+        pid = int(drv.stdout.readline())
+        assert alive(pid)
+        drv.send_signal(signal.SIGKILL)
+        drv.wait(10)
+        assert wait_until(lambda: not alive(pid), 10), "the daemon outlived the killed testbed process"
+    finally:
+        if drv.poll() is None:
+            drv.kill()
+            drv.wait()
+
+
+def test_dead_daemon_is_named_in_one_line(tmp_path):
+    d = SleeperDaemon(LocalNode(), "ms", str(tmp_path), {})
+    d.program = "mapserver"
+    d.start()
+    d.wait_ready(20)
+    d.proc.kill()
+    d.proc.wait(10)
+    msg = str(d.died_line("mid-stream"))
+    assert msg.startswith("ms (mapserver) died mid-stream (killed by signal 9); see ")
+    assert "\n" not in msg
+
+
+# -- the registry proves who is alive --------------------------------------------------------------------------
+
+def test_owner_state_tells_dead_reused_and_foreign_owners():
+    me = {"pid": os.getpid(), **registry.identity()}
+    assert registry.owner_state(me) == "alive"
+    assert registry.owner_state({**me, "starttime": me["starttime"] - 1}) == "dead"  # the pid was reused
+    assert registry.owner_state({**me, "pid_ns": 1}) == "unknown"  # another pid namespace wrote it
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert registry.owner_state({"pid": gone.pid, "starttime": 1, "pid_ns": me["pid_ns"]}) == "dead"
+
+
+def test_register_records_owner_and_marks_children(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "REGISTRY_DIR", str(tmp_path))
+    path = registry.register(str(tmp_path / "run"))
+    try:
+        entry = json.loads(open(path).read())
+        assert entry["pid"] == os.getpid() and entry["id"] == registry.run_id()
+        assert entry["mnt_ns"] == os.stat("/proc/self/ns/mnt").st_ino
+        assert entry["starttime"] == registry.proc_starttime(os.getpid())
+        assert registry.link_alias() == "corecast:" + entry["id"]
+        env = subprocess.run(["sh", "-c", "echo $CORECAST_RUN_ID"], capture_output=True, text=True).stdout.strip()
+        assert env == entry["id"]
+    finally:
+        registry.unregister()
+    assert not os.path.exists(path) and registry.run_id() is None
