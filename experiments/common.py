@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from testbed.nodeutil import ConfigError
+from testbed.params import check_stream
 
 MODES = ("unicast", "corecast")
 
@@ -154,16 +155,9 @@ def stream_speed(params: dict[str, Any], datagrams_per_chunk: int) -> float:
 
 
 def check_common(params: dict[str, Any]) -> None:
-    """Checks every sweep shares: positive stream numbers, chunk size within 1200..1400."""
-    for key in ("chunks", "bitrate", "max_pps"):
-        if key in params and params[key] <= 0:
-            raise ConfigError(f"{key} must be positive, got {params[key]}")
-    if "speed" in params and params["speed"] <= 0:
-        raise ConfigError(f"speed must be positive, got {params['speed']}")
-    if "chunk_bytes" in params and not 1200 <= params["chunk_bytes"] <= 1400:
-        raise ConfigError(f"chunk_bytes must be within 1200..1400, got {params['chunk_bytes']}")
-    if params.get("content", "file") not in ("file", "ffmpeg"):
-        raise ConfigError(f"content must be file or ffmpeg, got '{params['content']}'")
+    """The stream and LISP parameter checks (:func:`testbed.params.check_stream`), for a ``validate``
+    that derives stream parameters; ``parse_experiment_params`` runs them for every experiment anyway."""
+    check_stream(params)
 
 
 def run_point(ctx: Any, point: Point) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 
 from testbed.measure import Network, StreamSpec
 from testbed.nodeutil import ConfigError
-from testbed.params import TOPO_KEYS, parse_sets, topo_params
+from testbed.params import TOPO_KEYS, check_out_dir, check_stream, parse_sets, topo_params
 from testbed.bars import Bar as Progress
 from testbed.results import Measurements, RunDir
 
@@ -108,6 +108,7 @@ def parse_experiment_params(module: Any, sets: list[str]) -> dict[str, Any]:
             raise ConfigError(f"{key} must be a number, got '{value}'")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ConfigError(f"{key} must not be negative, got {value}")
+    check_stream(params)  # what a daemon would refuse later, refused before anything is built
     if hasattr(module, "validate"):
         module.validate(params)
     return params
@@ -119,6 +120,7 @@ def run_experiment(name: str, sets: list[str], out: str | None = None, keep_pcap
     from experiments import EXPERIMENTS
     module = EXPERIMENTS[name]
     params = parse_experiment_params(module, sets)
+    check_out_dir(out if out is not None else "results")
     run = RunDir.create(name, params, out=out, pcap=True)
     print(f"corecast run {name}: run directory {run.path}", flush=True)
     ctx = Context(name, params, run, keep_pcap, snaplen)

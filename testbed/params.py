@@ -6,7 +6,9 @@ the CLI turns it into exit status 2.
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -173,3 +175,102 @@ def topo_params(values: dict[str, Any]) -> TopoParams:
         raise ConfigError("too many clients for one host per client")
     return TopoParams(ases=ases, clients_per_as=counts, capable=capable, client_hosts=hosts,
                       distribution=dist, seed=seed)
+
+
+# ----------------------------------------------------------------- stream and LISP parameters of experiments
+
+MIN_CHUNK_BYTES, MAX_CHUNK_BYTES = 1200, 1400
+"""The paper's chunk sizes; the source refuses others (:mod:`testbed.schemas.source`)."""
+MIN_BITRATE = 300_000
+"""Both content kinds are ffmpeg's CBR test pattern, whose video does not fit below this (b/s)."""
+MAX_BITRATE = 100_000_000
+MAX_SPEED = 1000.0
+"""The source's limit on the speed multiplier."""
+MAX_CHUNKS = 10_000_000
+MAX_TIMER_S = 86_400.0
+CONTENTS = ("file", "ffmpeg")
+"""``content=file``: one TS file generated per run; ``content=ffmpeg``: a live test pattern."""
+
+
+def _whole(params: dict[str, Any], key: str, low: int, high: int, why: str = "") -> None:
+    if key not in params:
+        return
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be a whole number, got '{value}'")
+    if not low <= value <= high:
+        raise ConfigError(f"{key} must be within {low}..{high}{why}, got {value}")
+
+
+def _positive(params: dict[str, Any], key: str, high: float, unit: str = "") -> None:
+    if key not in params:
+        return
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number{unit}, got '{value}'")
+    if not 0 < value <= high:
+        raise ConfigError(f"{key} must be above 0 and at most {high:g}{unit}, got {value}")
+
+
+def _flag(params: dict[str, Any], key: str) -> None:
+    if key in params and not isinstance(params[key], bool):
+        raise ConfigError(f"{key} must be true or false, got '{params[key]}'")
+
+
+def check_stream(params: dict[str, Any]) -> None:
+    """Check the stream and LISP parameters every experiment may carry, before anything is built.
+
+    What a daemon would refuse later is refused here, one ConfigError line each:
+    ``chunks`` 1..10,000,000; ``seconds`` > 0 and long enough for one chunk;
+    ``bitrate`` 300,000..100,000,000 b/s (ffmpeg's test pattern); ``chunk_bytes``
+    within 1200..1400 and a multiple of 188 (both contents are MPEG-TS, so 1316);
+    ``speed`` in (0, 1000]; ``max_pps`` >= 1; ``content`` file or ffmpeg; ``player``
+    and ``keep_records`` booleans; ``register_interval`` and ``expiry`` (seconds)
+    in (0, 86400], the expiry no shorter than the register interval (else every
+    registration would lapse between two Map-Registers).
+    """
+    from testbed.stream.content import check_chunk_bytes
+    _whole(params, "chunks", 1, MAX_CHUNKS)
+    _positive(params, "seconds", MAX_TIMER_S, " (seconds)")
+    _whole(params, "bitrate", MIN_BITRATE, MAX_BITRATE, " b/s (ffmpeg's test pattern needs 300,000)")
+    _whole(params, "chunk_bytes", MIN_CHUNK_BYTES, MAX_CHUNK_BYTES, " (the paper's chunk sizes)")
+    if "chunk_bytes" in params:
+        try:
+            check_chunk_bytes("ffmpeg", params["chunk_bytes"])  # both contents are MPEG-TS
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    _positive(params, "speed", MAX_SPEED)
+    _whole(params, "max_pps", 1, 10_000_000)
+    if "content" in params and params["content"] not in CONTENTS:
+        raise ConfigError(f"content must be {' or '.join(CONTENTS)}, got '{params['content']}'")
+    _flag(params, "player")
+    _flag(params, "keep_records")
+    _positive(params, "register_interval", MAX_TIMER_S, " (seconds)")
+    _positive(params, "expiry", MAX_TIMER_S, " (seconds)")
+    if "expiry" in params and params["expiry"] < params.get("register_interval", 60.0):
+        raise ConfigError(f"expiry {params['expiry']} s is shorter than register_interval "
+                          f"{params.get('register_interval', 60.0)} s: registrations would lapse between refreshes")
+    if "seconds" in params and "chunk_bytes" in params and "bitrate" in params:
+        if params["seconds"] * params["bitrate"] / (8 * params["chunk_bytes"]) < 1:
+            raise ConfigError(f"seconds {params['seconds']} is shorter than one chunk at {params['bitrate']} b/s")
+
+
+def check_out_dir(path: str) -> None:
+    """ConfigError unless a run directory can be made at ``path``.
+
+    The path, or its nearest existing parent, must be a directory in which a
+    directory can really be created (a probe, made and removed at once: file
+    modes say nothing for root, nor for /proc or a read-only mount).
+    """
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise ConfigError(f"--out {path}: {probe} is not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".corecast-probe-", dir=probe))
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: {probe} is not writable ({exc.strerror})") from None
