@@ -32,7 +32,7 @@ import socket
 import sys
 import time
 
-from testbed.lisp.lpm import parse_prefix
+from testbed.lisp.prefixes import parse_prefix
 from testbed.lisp.mapcache import MapEntry
 from testbed.wire.constants import LISP_CONTROL_PORT
 from testbed.wire.errors import DecodeError

@@ -8,7 +8,7 @@ from hypothesis import example, given, settings, strategies as st
 from testbed.lisp.corecast_etr import CoreCastEtr, itr_max_chunk
 from testbed.lisp.corecast_itr import CoreCastItr
 from testbed.lisp.dataplane import RESOLVE, SEND_RAW, WRITE_TUN, Etr
-from testbed.lisp.lpm import parse_prefix
+from testbed.lisp.prefixes import parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.wire import corecast as cc
 from testbed.wire.constants import LISP_FLAG_C, LISP_FLAG_N

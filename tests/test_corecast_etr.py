@@ -8,7 +8,7 @@ from scapy.packet import Raw
 
 from testbed.lisp.corecast_etr import CoreCastEtr, unicast_packet
 from testbed.lisp.dataplane import WRITE_TUN, Etr, Itr, sum16
-from testbed.lisp.lpm import parse_prefix
+from testbed.lisp.prefixes import parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.wire import corecast as cc
 from testbed.wire.constants import LISP_FLAG_C, LISP_FLAG_N

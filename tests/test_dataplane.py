@@ -9,7 +9,7 @@ from scapy.packet import Raw
 
 from testbed.lisp.dataplane import (RESOLVE, SEND_RAW, WRITE_TUN, Encapsulator, Etr, Itr, flow_hash,
                                     ip_checksum_from, sum16)
-from testbed.lisp.lpm import parse_prefix
+from testbed.lisp.prefixes import parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.wire.constants import LISP_FLAG_C, LISP_FLAG_N
 from testbed.wire.ipv4 import build_ipv4_udp, checksum16

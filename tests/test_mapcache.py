@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from testbed.lisp.lpm import parse_prefix
+from testbed.lisp.prefixes import parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 
 

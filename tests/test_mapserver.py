@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from testbed.lisp.lpm import parse_prefix
+from testbed.lisp.prefixes import parse_prefix
 from testbed.lisp.mapserver import MapServer, Site
 from testbed.wire import lispctrl as lc
 

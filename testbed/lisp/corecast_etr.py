@@ -34,7 +34,7 @@ from __future__ import annotations
 import struct
 
 from testbed.lisp.dataplane import RESOLVE, WRITE_TUN, sum16
-from testbed.lisp.lpm import mask, parse_prefix
+from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.lisp.pending import PendingQueues
 from testbed.wire.constants import CORECAST_HEADER, CORECAST_REF, ENCAP_OVERHEAD, IPV4_HEADER, UDP_HEADER

@@ -33,7 +33,7 @@ import struct
 from testbed.lisp.corecast_etr import itr_max_chunk, unicast_packet
 from testbed.lisp.dataplane import RESOLVE, SEND_RAW, Encapsulator, sum16
 from testbed.lisp.pending import PendingQueues
-from testbed.lisp.lpm import mask, parse_prefix
+from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.wire.constants import CORECAST_HEADER, CORECAST_REF, LISP_FLAG_C, LISP_FLAG_N
 from testbed.wire.corecast import TYPE_DATA, TYPE_REF, VERSION, chunk_hash, error_reason

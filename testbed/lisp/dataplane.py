@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import struct
 
-from testbed.lisp.lpm import mask, parse_prefix
+from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.lisp.pending import PendingQueues
 from testbed.wire.constants import (ENCAP_OVERHEAD, IPV4_HEADER, LISP_DATA_PORT, LISP_FLAG_C, LISP_FLAG_KK,

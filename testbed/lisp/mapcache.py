@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from testbed.lisp.lpm import PrefixTrie, format_prefix, mask
+from testbed.lisp.prefixes import PrefixTable, format_prefix, mask
 
 _HOT_MAX = 65536
 
@@ -120,7 +120,7 @@ class MapCache:
     __slots__ = ("_trie", "_hot", "gen")
 
     def __init__(self) -> None:
-        self._trie: PrefixTrie[MapEntry] = PrefixTrie()
+        self._trie: PrefixTable[MapEntry] = PrefixTable()
         self._hot: dict[int, MapEntry] = {}
         self.gen = 0
 

@@ -43,7 +43,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
-from testbed.lisp.lpm import PrefixTrie, format_prefix, mask, parse_prefix
+from testbed.lisp.prefixes import PrefixTable, format_prefix, mask, parse_prefix
 from testbed.lisp.msregistry import ANY_RLOC, Accepted, ReplayGuard, Site, check_register, rloc_spaces
 from testbed.wire.errors import DecodeError
 from testbed.wire.lispctrl import (ACTION_NATIVE_FORWARD, Ecm, EidRecord, Locator, MapNotify, MapRegister, MapReply,
@@ -111,9 +111,9 @@ class MapServer:
         self._default_space = rloc_spaces(rloc_prefixes)
         self._spaces = {s.name: rloc_spaces(s.rloc_prefixes) for s in self.sites if s.rloc_prefixes is not None}
         self._by_name = {s.name: s for s in self.sites}
-        self._allowed: PrefixTrie[Site] = PrefixTrie()
-        self._all: PrefixTrie[bool] = PrefixTrie()   # configured and registered prefixes (for holes)
-        self._reg: PrefixTrie[Registration] = PrefixTrie()
+        self._allowed: PrefixTable[Site] = PrefixTable()
+        self._all: PrefixTable[bool] = PrefixTable()   # configured and registered prefixes (for holes)
+        self._reg: PrefixTable[Registration] = PrefixTable()
         self._heap: list[tuple[float, int, int]] = []
         self._replay = ReplayGuard()
         self._negative: dict[tuple[int, int, int], tuple[bytes, EidRecord]] = {}

@@ -28,7 +28,7 @@ import socket
 from collections import deque
 from dataclasses import dataclass, field
 
-from testbed.lisp.lpm import mask, parse_prefix
+from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.wire.lispctrl import ALG_SHA1_96, ALG_SHA256_128, EidRecord, Locator, MapRegister, is_ipv4
 
 ANY_RLOC = ("0.0.0.0/0",)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from testbed.lisp.lpm import mask
+from testbed.lisp.prefixes import mask
 from testbed.lisp.mapcache import MapEntry
 
 

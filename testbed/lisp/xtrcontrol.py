@@ -41,7 +41,7 @@ import random
 import socket
 from dataclasses import dataclass
 
-from testbed.lisp.lpm import mask, parse_prefix
+from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.wire.constants import LISP_CONTROL_PORT
 from testbed.wire.errors import DecodeError
