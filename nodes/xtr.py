@@ -103,7 +103,7 @@ class XtrNode:
         self.itr = Itr(rloc, self.map_cache, queue_limit=int(cfg.get("queue_limit", 64)), encap=encap)
         self.defence = bool(cfg.get("corecast_defence", True))
         cc_etr = (CoreCastEtr(cfg["eid_prefixes"], self.map_cache, defence=self.defence,
-                              max_chunk=cfg.get("corecast_max_chunk", itr_max_chunk(encap.outer_mtu)),
+                              max_chunk=cfg.get("corecast_max_chunk") or itr_max_chunk(encap.outer_mtu),
                               quarantine=int(cfg.get("corecast_quarantine", 64)))
                   if cfg.get("corecast") else None)
         self.cc_etr = cc_etr
