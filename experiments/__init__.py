@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-NAMES = ["demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join", "topology"]
+NAMES = ["demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join", "topology", "attack"]
 
 
 class _Registry(dict):

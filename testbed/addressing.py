@@ -8,6 +8,10 @@
 * RLOC block 172.16.0.0/12: the link of AS i's xTR to the core router is
   172.16.i.0/24 (core .1, xTR .2); the mapping host's link is 172.17.0.0/24
   (core .1, map-server .2). The core routes RLOC space only.
+* Attackers (only with ``make_plan(..., attackers=True)``, for ``corecast run attack``):
+  an ``outsider`` host on the core at 172.17.1.2 (core .1), a host of the Internet
+  that can reach every RLOC; and a ``rogue`` host on the LAN of the last client AS
+  at 10.j.0.66 (not a client of the stream).
 """
 
 from __future__ import annotations
@@ -67,6 +71,14 @@ class AddressPlan:
     ms_core_ip: str = "172.17.0.1"
     eid_block: str = EID_BLOCK
     rloc_block: str = RLOC_BLOCK
+    outsider: str | None = None
+    """Name of the attacker host on the core (None: no attackers in this plan)."""
+    outsider_ip: str = "172.17.1.2"
+    outsider_core_ip: str = "172.17.1.1"
+    rogue: str | None = None
+    """Name of the attacker host on the LAN of client AS ``rogue_as`` (None: none)."""
+    rogue_ip: str | None = None
+    rogue_as: int | None = None
 
     @property
     def all_ases(self) -> list[AsPlan]:
@@ -85,10 +97,15 @@ class AddressPlan:
                     "lan_if": a.lan_if, "core_if": a.core_if, "many_host": a.many_host,
                     "many_host_ip": a.many_host_ip, "many_block": a.many_block,
                     "clients": [{"host": h, "eid": e} for h, e in a.clients]}
-        return {"params": self.params.as_dict(), "eid_block": self.eid_block, "rloc_block": self.rloc_block,
-                "source": {"host": self.source_host, "eid": self.source_eid, "service_addr": self.service_addr},
-                "core": self.core, "ms": {"host": self.ms, "rloc": self.ms_ip, "core_ip": self.ms_core_ip},
-                "ases": [as_row(a) for a in self.all_ases]}
+        out = {"params": self.params.as_dict(), "eid_block": self.eid_block, "rloc_block": self.rloc_block,
+               "source": {"host": self.source_host, "eid": self.source_eid, "service_addr": self.service_addr},
+               "core": self.core, "ms": {"host": self.ms, "rloc": self.ms_ip, "core_ip": self.ms_core_ip},
+               "ases": [as_row(a) for a in self.all_ases]}
+        if self.outsider or self.rogue:
+            out["attackers"] = {"outsider": {"host": self.outsider, "ip": self.outsider_ip,
+                                             "core_ip": self.outsider_core_ip},
+                                "rogue": {"host": self.rogue, "ip": self.rogue_ip, "as": self.rogue_as}}
+        return out
 
 
 def _nth(base: str, third: int, n: int) -> str:
@@ -98,8 +115,12 @@ def _nth(base: str, third: int, n: int) -> str:
     return str(ipaddress.IPv4Address(bytes([o[0], o[1], third + n // PER_SUBNET, 1 + n % PER_SUBNET])))
 
 
-def make_plan(params: TopoParams) -> AddressPlan:
-    """Compute the addressing plan of the paper topology for ``params``."""
+def make_plan(params: TopoParams, attackers: bool = False) -> AddressPlan:
+    """Compute the addressing plan of the paper topology for ``params``.
+
+    ``attackers`` adds the ``outsider`` host on the core and the ``rogue`` host in the
+    last client AS (see the module docstring); without it the plan is unchanged.
+    """
     def as_plan(i: int, capable: bool) -> AsPlan:
         return AsPlan(number=i, eid_prefix=f"10.{i}.0.0/16", xtr=f"x{i}", xtr_lan_ip=f"10.{i}.0.1",
                       rloc=f"172.16.{i}.2", core_ip=f"172.16.{i}.1", switch=f"cc{i}", capable=capable)
@@ -115,4 +136,8 @@ def make_plan(params: TopoParams) -> AddressPlan:
             a.many_block = f"10.{i}.{CLIENT_BLOCK_OFFSET}.0/17"
             a.clients = [(a.many_host, _nth(f"10.{i}.0.0", CLIENT_BLOCK_OFFSET, c)) for c in range(n)]
         ases.append(a)
-    return AddressPlan(params=params, source_as=source, client_ases=ases)
+    plan = AddressPlan(params=params, source_as=source, client_ases=ases)
+    if attackers:
+        last = ases[-1].number
+        plan.outsider, plan.rogue, plan.rogue_ip, plan.rogue_as = "outsider", "rogue", f"10.{last}.0.66", last
+    return plan

@@ -395,6 +395,15 @@ PLOTTERS: dict[str, Callable[[pd.DataFrame, dict, str], list[str]]] = {
 """Experiment name -> plotter. The lead's experiments may register more (e.g. ``topology``)."""
 
 
+def plot_attack(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
+    """The attack experiment's figure: see :mod:`testbed.figures_attack` (imported on use)."""
+    from testbed.figures_attack import plot_attack as plot
+    return plot(df, run, outdir)
+
+
+PLOTTERS["attack"] = plot_attack
+
+
 def plot_run(path: str) -> list[str]:
     """Regenerate the figures of one run directory; FigureError if it cannot.
 

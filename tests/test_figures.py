@@ -48,6 +48,11 @@ def synthetic(name: str) -> pd.DataFrame:
     elif name == "join":
         rows = [_row(name, m, [10] * 4, cache=c, join_delay_s=(0.12 if c == "cold" else 0.02) + rnd.uniform(0, .03))
                 for m in both for c in ("cold", "warm") for _ in range(5)]
+    elif name == "attack":
+        rows = [_row(name, "corecast", [2, 2], row_kind="stream", defence=d, attack="") for d in ("on", "off")]
+        rows += [_row(name, "corecast", [2, 2], chunks=0, row_kind="attack", defence=d, attack=a,
+                      amplification=0.0 if d == "on" else amp) for d in ("on", "off")
+                 for a, amp in (("etr-outsider", 16.5), ("oversized", 905.1), ("forged-live", 1.8))]
     else:
         raise KeyError(name)
     return pd.DataFrame(rows)

@@ -48,6 +48,14 @@ class PaperTopo(Topo):
                 for name, eid in a.clients:
                     host = self.addHost(name, cls=host_cls, ip=f"{eid}/16", gateway=a.xtr_lan_ip)
                     self.addLink(host, switch)
+            if plan.rogue and a.number == plan.rogue_as:  # attackers: see testbed.addressing
+                self.addLink(self.addHost(plan.rogue, cls=host_cls, ip=f"{plan.rogue_ip}/16",
+                                          gateway=a.xtr_lan_ip), switch)
+        if plan.outsider:
+            out = self.addHost(plan.outsider, cls=host_cls, ip=None, gateway=plan.outsider_core_ip)
+            self.addLink(out, core, intfName1=f"{plan.outsider}-eth0",
+                         intfName2=f"{plan.core}-eth{len(plan.all_ases) + 1}",
+                         params1={"ip": f"{plan.outsider_ip}/24"}, params2={"ip": f"{plan.outsider_core_ip}/24"})
 
 
 TOPOLOGIES = {"paper": PaperTopo}

@@ -1,0 +1,118 @@
+"""The attack tool (testbed.attack): the datagrams of each attack, and counting what reached clients."""
+
+import socket
+
+import pytest
+from scapy.layers.inet import IP, UDP, fragment
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+from testbed.attack import MARKER, AttackError, Datagram, attack_chunk, build, classify, count_delivered
+from testbed.lisp.corecast_etr import CoreCastEtr
+from testbed.lisp.dataplane import WRITE_TUN, Etr
+from testbed.wire import corecast as cc
+from testbed.wire.constants import LISP_FLAG_C, LISP_FLAG_N
+
+CLIENTS = ["10.1.1.1", "10.1.1.2"]
+
+
+def etr_spec(**over):
+    spec = {"kind": "etr", "id": 1, "target": "172.16.1.2", "spoof": None, "stream_id": 77, "chunk_bytes": 1316,
+            "src_eids": ["10.0.0.10"], "dst_eids": CLIENTS, "sport": 5000, "dport": 7001, "refs": 100}
+    spec.update(over)
+    return spec
+
+
+def test_issue_sample_100_refs_of_a_1316_byte_chunk():
+    """One DATA (48 + P on the wire) and 100 REFs (68 bytes each): 8,164 bytes for 134,400 rebuilt (16.5x)."""
+    out = build(etr_spec())
+    assert len(out) == 101 and not any(d.raw for d in out)
+    assert out[0].ip_bytes == 48 + 1316 and {d.ip_bytes for d in out[1:]} == {68}
+    assert sum(d.ip_bytes for d in out) == 8164
+    assert out[0].data[0] == LISP_FLAG_N | LISP_FLAG_C and out[0].port == 4341
+    data = cc.decode(out[0].data[8:])
+    assert data.chunk.startswith(MARKER + b"\x01") and len(data.chunk) == 1316
+    ref = cc.decode(out[5].data[8:])
+    assert ref.chunk_hash == cc.chunk_hash(data.chunk) and socket.inet_ntoa(ref.dst_eid) == CLIENTS[0]
+    assert (ref.src_port, ref.dst_port, ref.stream_id) == (5000, 7001, 77)
+
+
+def test_undefended_etr_amplifies_the_sample_16_5x():
+    """What the attack measures, on the old ETR core: every REF becomes a full datagram to a client."""
+    etr = Etr(["10.1.0.0/16"], corecast=CoreCastEtr(["10.1.0.0/16"], defence=False))
+    sent = build(etr_spec())
+    written = [a[1] for d in sent for a in etr.on_lisp_packet(d.data, "172.17.1.2", 0.0) if a[0] == WRITE_TUN]
+    assert len(written) == 100 and sum(len(p) for p in written) == 134_400
+    assert round(134_400 / sum(d.ip_bytes for d in sent), 1) == 16.5
+
+
+def test_oversized_chunk_goes_as_one_udp_datagram():
+    [data, *_refs] = build(etr_spec(chunk_bytes=65000, refs=3))
+    assert data.ip_bytes == 65048 and not data.raw
+    with pytest.raises(AttackError, match="chunk_bytes"):
+        build(etr_spec(chunk_bytes=65488))
+
+
+def test_spoofed_outer_source_is_a_raw_ipv4_packet():
+    out = build(etr_spec(spoof="172.16.0.2", refs=2, rounds=3, src_eids=["10.2.0.1", "192.0.2.1"]))
+    assert len(out) == 9 and all(d.raw for d in out)
+    pkt = IP(out[0].data)
+    assert (pkt.src, pkt.dst, pkt[UDP].dport) == ("172.16.0.2", "172.16.1.2", 4341)
+    assert [socket.inet_ntoa(cc.decode(d.data[36:]).src_eid) for d in out[1:3]] == ["10.2.0.1", "192.0.2.1"]
+    assert [cc.decode(d.data[36:]).seq for d in (out[0], out[3], out[6])] == [1, 2, 3]
+    with pytest.raises(AttackError, match="MTU"):
+        build(etr_spec(spoof="172.16.0.2", chunk_bytes=2000))
+
+
+def test_service_attack_raw_and_lisp():
+    spec = {"kind": "service", "id": 5, "via": "raw", "service": "10.0.255.254", "port": 4340,
+            "claimed_src": "10.0.0.10", "target": "172.16.0.2", "stream_id": 9, "chunk_bytes": 1316,
+            "dst_eids": CLIENTS, "sport": 5000, "dport": 7005, "refs": 4}
+    raw = build(spec)
+    assert len(raw) == 5 and all(d.raw for d in raw)
+    pkt = IP(raw[1].data)
+    assert (pkt.src, pkt.dst, pkt[UDP].dport) == ("10.0.0.10", "10.0.255.254", 4340)
+    again = IP(raw[1].data)
+    del again[UDP].chksum, again[IP].chksum
+    assert bytes(again) == raw[1].data  # checksums as scapy computes them
+    assert raw[0].ip_bytes == 40 + 1316 and raw[1].ip_bytes == 60
+    lisp = build({**spec, "via": "lisp"})
+    assert not lisp[0].raw and lisp[0].dst == "172.16.0.2" and lisp[0].port == 4341
+    assert lisp[0].data[0] == LISP_FLAG_N and lisp[0].data[8:] == raw[0].data
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"kind": "nope"}, "unknown attack kind"), (etr_spec(target="x"), "target"), (etr_spec(refs=-1), "refs"),
+    (etr_spec(dst_eids=[]), "dst_eids"), (etr_spec(refs=30000), "refs"), (etr_spec(id=300), "id"),
+    ({"kind": "service", "via": "tcp"}, "via")])
+def test_bad_specs_are_one_line_errors(bad, match):
+    with pytest.raises(AttackError, match=match):
+        build(bad)
+
+
+def test_marker_chunk():
+    assert attack_chunk(7, 10) == MARKER + b"\x07" + bytes(range(3))
+    with pytest.raises(AttackError):
+        attack_chunk(1, 3)
+
+
+def test_count_delivered_reassembles_fragments_and_ignores_the_stream(tmp_path):
+    big = IP(src="10.0.0.10", dst="10.1.1.1", id=0) / UDP(sport=5000, dport=7003) / attack_chunk(3, 65000)
+    frags = fragment(big, fragsize=1480)
+    legit = IP(src="10.0.0.10", dst="10.1.1.1") / UDP(sport=5000, dport=6000) / (b"\x47" + bytes(1315))
+    small = IP(src="10.0.0.10", dst="10.1.1.2") / UDP(sport=5000, dport=7001) / attack_chunk(1, 1316)
+    path = str(tmp_path / "lan.pcap")
+    wrpcap(path, [Ether() / p for p in [legit, *frags, small, legit, small]])
+    got = count_delivered([path])
+    assert got[3] == {"datagrams": 1, "bytes": 65028, "fragments": len(frags)} and len(frags) > 40
+    assert got[1] == {"datagrams": 2, "bytes": 2 * 1344, "fragments": 2}
+    assert set(got) == {1, 3}
+
+
+def test_classify_skips_non_udp_and_orphan_fragments():
+    groups = {}
+    icmp = bytes(IP(src="1.1.1.1", dst="2.2.2.2", proto=1) / (b"x" * 20))
+    assert classify(icmp, groups) is None
+    orphan = bytearray(bytes(IP(src="1.1.1.1", dst="2.2.2.2", id=5, frag=100) / UDP() / b"y"))
+    assert classify(orphan, groups) is None and groups == {}
+    assert Datagram(False, "1.2.3.4", 4341, b"x" * 10).ip_bytes == 38
