@@ -103,3 +103,30 @@ def test_ecm_matches_fast_codec():
     assert bytes(pkt) == fast
     back = IP(build_ipv4_udp(A("192.0.2.1"), A("192.0.2.100"), 4342, 4342, fast))
     assert back[LispEcm].type == 8 and back[LispMapRequest].nonce == 3
+
+
+def test_i_bit_register_and_notify_trailer_match_fast_codec():
+    recs = [lc.EidRecord("10.5.0.0/24", ttl=3, locators=[lc.Locator("10.0.0.13", 0, 0, local=True)])]
+    fast = lc.MapRegister(7, recs, use_ttl=True, xtr_id=0xAACD21D1050F82BC, site_id=9).encode(b"secret")
+    back = LispMapRegister(fast)
+    assert back.flags.I and back.flags2.T and back.flags2.M
+    assert back.xtr_id == (0xAACD21D1050F82BC).to_bytes(16, "big") and back.site_id == 9
+    assert bytes(back) == fast
+    nfast = lc.MapNotify(7, recs, xtr_id=5, site_id=6).encode(b"secret")
+    nback = LispMapNotify(nfast)
+    assert nback.flags.I and not nback.flags.R and nback.site_id == 6 and bytes(nback) == nfast
+
+
+def test_mixed_afi_request_and_rloc_probe_dissect():
+    raw = H("1000010100000000000000550000000220010db80000000000000000000000010001c6336409002000010a01000a")
+    pkt = LispMapRequest(raw)
+    assert [a.afi for a in pkt.itr_rlocs] == [2, 1]
+    assert pkt.itr_rlocs[0].address6 == "2001:db8::1" and pkt.itr_rlocs[1].address == "198.51.100.9"
+    assert bytes(pkt) == raw
+    probe = lc.MapRequest(5, ["/0"], ["10.0.0.13"], probe=True).encode()
+    ppkt = LispMapRequest(probe)
+    assert ppkt.flags.P and ppkt.eids[0].afi == 0 and ppkt.eids[0].mask_len == 0 and bytes(ppkt) == probe
+    reply = lc.MapReply(5, [lc.EidRecord("10.1.0.0/16", locators=[lc.Locator("172.16.1.2", local=True,
+                                                                              probed=True)])], probe=True)
+    rpkt = LispMapReply(reply.encode())
+    assert rpkt.flags.P and rpkt.records[0].locators[0].flags.p and bytes(rpkt) == reply.encode()

@@ -40,6 +40,11 @@ def seeds() -> list[bytes]:
         req.encode(),
         lc.MapReply(4, recs).encode(),
         lc.MapNotify(5, recs).encode(KEY),
+        lc.MapRegister(6, recs, use_ttl=True, xtr_id=0xAACD21D1050F82BC, site_id=3).encode(KEY),
+        lc.MapRequest(7, ["/0"], ["192.0.2.1"], source_eid="10.1.0.1", probe=True).encode() + b"\0",
+        lc.MapRequest(8, ["10.1.0.10/32"], ["2001:db8::1", "198.51.100.9"]).encode(),
+        lc.MapRegister(9, [lc.EidRecord("2001:db8::/32", locators=[lc.Locator("2001:db8::2")]),
+                           lc.EidRecord("10.1.0.0/16", locators=[lc.Locator("2001:db8::3"), loc[0]])]).encode(KEY),
     ]
 
 
@@ -171,3 +176,33 @@ def test_xtr_control_fuzz():
         check_sends(sends)
         assert all(isinstance(eid, int) for eid, _ in resolved)
     assert sum(x.counters.values()) >= 20_000
+
+
+# Structured, correctly signed messages: I-bit registers, RLOC-probes, mixed-AFI ITR-RLOC lists.
+from test_wire_properties import notifies, probes, registers, replies, requests  # noqa: E402
+
+_CORE_MS = server()
+_CORE_XTR = XtrControl(rloc="192.0.2.1", eid_prefixes=["10.1.0.0/16"], map_server="192.0.2.9",
+                       map_resolver="192.0.2.9", key=KEY, map_cache=MapCache(), rng=random.Random(2))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(st.one_of(registers, notifies, probes, requests, replies), st.booleans(), st.sampled_from([1, 2]))
+def test_cores_never_raise_on_structured_messages(msg, sign, alg):
+    if sign and isinstance(msg, (lc.MapRegister, lc.MapNotify)):
+        msg.alg_id = alg
+        raw = msg.encode(KEY)
+    else:
+        raw = msg.encode()
+    check_sends(_CORE_MS.on_message(raw, "192.0.2.66", 4342, 0.0))
+    ecm = lc.Ecm("192.0.2.66", "10.1.0.1", 4342, 4342, raw).encode()
+    check_sends(_CORE_MS.on_message(ecm, "192.0.2.66", 4342, 0.0))
+    sends, resolved = _CORE_XTR.on_control(raw, "192.0.2.9", 4342, 0.0)
+    check_sends(sends)
+    assert all(isinstance(eid, int) for eid, _ in resolved)
+
+
+def test_cores_still_work_after_structured_messages():
+    still_works(_CORE_MS, 3.0)
+    assert _CORE_XTR.counters.get("probe-in", 0) > 0
+    assert _CORE_MS.counters.get("register-ok", 0) + _CORE_MS.counters.get("register-bad-auth", 0) > 0

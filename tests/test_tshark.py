@@ -58,6 +58,11 @@ def _messages() -> list[tuple[str, object, bytes]]:
     reg1 = lc.MapRegister(0x5152, records, alg_id=lc.ALG_SHA1_96, want_map_notify=False)
     notify = lc.MapNotify(0x5151, records, alg_id=lc.ALG_SHA256_128)
     ecm = lc.Ecm(ITR, MS, 61000, 4342, ecm_req.encode())
+    notify_i = lc.MapNotify(0x5153, records, alg_id=lc.ALG_SHA256_128, xtr_id=0xAACD21D1050F82BC, site_id=7)
+    reg_i = lc.MapRegister(0x5153, records, use_ttl=True, xtr_id=0xAACD21D1050F82BC, site_id=7)
+    probe = lc.MapRequest(0xE24A3E1157FAB443, ["/0"], [ITR], source_eid="10.0.0.1", probe=True)
+    probe_reply = lc.MapReply(0xE24A3E1157FAB443, [lc.EidRecord("10.1.0.0/16", locators=[
+        lc.Locator(ETR, local=True, probed=True, corecast=True)])], probe=True)
     ctl = lambda src, dst, msg, raw: _udp(src, dst, 4342, 4342, raw)  # noqa: E731
     return [
         ("data", LISP_FLAG_N, _udp(ITR, ETR, 50000, 4341, encode_lisp_header(LISP_FLAG_N, 0xABCDEF) + inner)),
@@ -72,6 +77,10 @@ def _messages() -> list[tuple[str, object, bytes]]:
         ("register", reg256, ctl(ETR, MS, reg256, reg256.encode(KEY))),
         ("register", reg1, ctl(ETR, MS, reg1, reg1.encode(KEY))),
         ("notify", notify, ctl(MS, ETR, notify, notify.encode(KEY))),
+        ("register-i", reg_i, ctl(ETR, MS, reg_i, reg_i.encode(KEY))),
+        ("notify-i", notify_i, ctl(MS, ETR, notify_i, notify_i.encode(KEY))),
+        ("probe", probe, ctl(ITR, ETR, probe, probe.encode())),
+        ("probe-reply", probe_reply, ctl(ETR, ITR, probe_reply, probe_reply.encode())),
     ]
 
 
@@ -190,3 +199,26 @@ def test_missing_tshark_fails_in_ci(monkeypatch):
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception):
         _tshark()
+
+
+def test_i_bit_register_and_notify_fields(dissected):
+    (_, reg, f), = [d for d in dissected if d[0] == "register-i"]
+    (_, note, n), = [d for d in dissected if d[0] == "notify-i"]
+    assert f["lisp.mreg.flags.xtrid"] == ["1"] and f["lisp.mreg.flags.wmn"] == ["1"]
+    assert n["lisp.type"] == ["4"] and n["lisp.mnot.flags.xtrid"] == ["1"] and n["lisp.mnot.flags.rtr"] == ["0"]
+    for fields in (f, n):
+        assert fields["lisp.xtrid"] == [(0xAACD21D1050F82BC).to_bytes(16, "big").hex(":")]
+        assert fields["lisp.siteid"] == [(7).to_bytes(8, "big").hex(":")]
+        assert fields["lisp.records"] == ["1"] and fields["lisp.loc.locator"] == [ETR]
+    assert n["lisp.nonce"] == [_nonce(note.nonce)] and f["lisp.nonce"] == [_nonce(reg.nonce)]
+
+
+def test_rloc_probe_and_probe_reply_fields(dissected):
+    (_, probe, f), = [d for d in dissected if d[0] == "probe"]
+    (_, reply, g), = [d for d in dissected if d[0] == "probe-reply"]
+    assert f["lisp.mreq.flags.probe"] == ["1"] and f["lisp.nonce"] == [_nonce(probe.nonce)]
+    assert f["lisp.mreq.record.prefix.length"] == ["0"] and f["lisp.mreq.record.prefix.afi"] == ["0"]
+    assert f["lisp.mreq.itr_rloc_ipv4"] == [ITR]
+    assert g["lisp.mrep.flags.probe"] == ["1"] and g["lisp.nonce"] == [_nonce(reply.nonce)]
+    assert g["lisp.loc.flags.probe"] == ["1"] and g["lisp.loc.flags.local"] == ["1"]
+    assert g["lisp.loc.flags"] == ["0x8007"] and g["lisp.loc.locator"] == [ETR]

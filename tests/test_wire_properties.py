@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 from hypothesis import given, settings
@@ -24,21 +25,46 @@ def prefixes(draw) -> str:
     return str(ipaddress.IPv4Network((value, plen), strict=False))
 
 
-locators = st.builds(lc.Locator, addrs, u8, u8, u8, u8, st.booleans(), st.booleans(), st.booleans(), st.booleans())
-records = st.builds(lc.EidRecord, prefixes(), st.integers(0, 2**32 - 1), st.integers(0, 7), st.booleans(),
-                    st.integers(0, 4095), st.lists(locators, max_size=4))
+addrs6 = st.integers(0, 2**128 - 1).map(lambda v: str(ipaddress.IPv6Address(v)))
+lcafs = st.tuples(u8, u8, u8, u8, st.binary(max_size=12)).map(
+    lambda t: "lcaf:" + (bytes(t[:4]) + len(t[4]).to_bytes(2, "big") + t[4]).hex())
+any_addrs = st.one_of(addrs, addrs, addrs6, lcafs)   # mixed-AFI lists: IPv4 mostly, IPv6 and LCAF too
+
+
+@st.composite
+def prefixes6(draw) -> str:
+    plen = draw(st.integers(0, 128))
+    return str(ipaddress.IPv6Network((draw(st.integers(0, 2**128 - 1)), plen), strict=False))
+
+
+any_prefixes = st.one_of(prefixes(), prefixes(), prefixes6(), st.integers(0, 255).map(lambda n: f"/{n}"),
+                         st.tuples(lcafs, st.integers(0, 255)).map(lambda t: f"{t[0]}/{t[1]}"))
+locators = st.builds(lc.Locator, any_addrs, u8, u8, u8, u8, st.booleans(), st.booleans(), st.booleans(),
+                     st.booleans())
+records = st.builds(lc.EidRecord, st.one_of(prefixes(), prefixes(), prefixes6()), st.integers(0, 2**32 - 1),
+                    st.integers(0, 7), st.booleans(), st.integers(0, 4095), st.lists(locators, max_size=4))
 nonces = st.integers(0, 2**64 - 1)
-requests = st.builds(lc.MapRequest, nonces, st.lists(prefixes(), max_size=3), st.lists(addrs, min_size=1, max_size=4),
-                     st.none() | addrs, st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans(),
-                     st.none() | records)
+requests = st.builds(lc.MapRequest, nonces, st.lists(any_prefixes, max_size=3),
+                     st.lists(any_addrs, min_size=1, max_size=4), st.none() | any_addrs, st.booleans(), st.booleans(),
+                     st.booleans(), st.booleans(), st.booleans(), st.none() | records)
+probes = st.builds(lc.MapRequest, nonces, st.just(["/0"]), st.lists(any_addrs, min_size=1, max_size=4),
+                   st.none() | addrs, probe=st.just(True))
 replies = st.builds(lc.MapReply, nonces, st.lists(records, max_size=3), st.booleans(), st.booleans(), st.booleans())
 auths = st.binary(max_size=40)
+xtr_ids = st.none() | st.integers(0, 2**128 - 1)
+
+
+def _no_site_without_xtr(msg):
+    """A site-ID travels only with an xTR-ID (the I bit)."""
+    return msg if msg.xtr_id is not None else dataclasses.replace(msg, site_id=0)
 registers = st.builds(lc.MapRegister, nonces, st.lists(records, max_size=3), u8, u8, st.booleans(), st.booleans(),
-                      auths)
-notifies = st.builds(lc.MapNotify, nonces, st.lists(records, max_size=3), u8, u8, auths)
+                      auths, st.booleans(), st.booleans(), st.booleans(), st.booleans(), st.booleans(), xtr_ids,
+                      st.integers(0, 2**64 - 1)).map(_no_site_without_xtr)
+notifies = st.builds(lc.MapNotify, nonces, st.lists(records, max_size=3), u8, u8, auths, st.booleans(), xtr_ids,
+                     st.integers(0, 2**64 - 1)).map(_no_site_without_xtr)
 ecms = st.builds(lc.Ecm, addrs, addrs, st.integers(0, 65535), st.integers(0, 65535), st.binary(max_size=64),
                  st.booleans())
-messages = st.one_of(requests, replies, registers, notifies, ecms)
+messages = st.one_of(requests, probes, replies, registers, notifies, ecms)
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,13 +4,16 @@ Contrib style: ``Packet`` subclasses with ``fields_desc`` and ``bind_layers`` at
 the bottom. Importing this module (or :mod:`testbed.layers`) makes ``rdpcap``
 decode UDP 4341 as :class:`LispData` (payload IP, or CoreCast when the C bit is
 set) and UDP 4342 as the control message named by the type nibble.
+Addresses are AFI 1 (IPv4) or AFI 2 (IPv6), AFI 0 where the RFC allows "no
+address"; a Map-Register or Map-Notify with the I bit ends with the 128-bit
+xTR-ID and 64-bit site-ID (RFC 9301 sections 5.6, 5.7).
 """
 
 from __future__ import annotations
 
 from scapy.fields import (BitEnumField, BitField, BitFieldLenField, ByteField, ConditionalField,
-                          FieldLenField, FlagsField, IntField, IPField, PacketField, PacketListField,
-                          StrLenField, X3BytesField, XLongField)
+                          FieldLenField, FlagsField, IntField, IP6Field, IPField, PacketField, PacketListField,
+                          StrLenField, X3BytesField, XLongField, XStrFixedLenField)
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Packet, Raw, bind_bottom_up, bind_layers
 
@@ -18,7 +21,7 @@ from testbed.wire.constants import LISP_CONTROL_PORT, LISP_DATA_PORT
 
 CONTROL_TYPES = {1: "Map-Request", 2: "Map-Reply", 3: "Map-Register", 4: "Map-Notify", 8: "ECM"}
 ACTIONS = {0: "no-action", 1: "natively-forward", 2: "send-map-request", 3: "drop"}
-AFIS = {0: "none", 1: "IPv4"}
+AFIS = {0: "none", 1: "IPv4", 2: "IPv6"}
 # Locator flags, least significant bit first: R, p, L, 12 unused, CoreCast capability (0x8000).
 LOC_FLAGS = ["R", "p", "L"] + [f"u{i}" for i in range(3, 15)] + ["CoreCast"]
 
@@ -50,7 +53,8 @@ class LispLocator(Packet):
                    ByteField("m_priority", 255), ByteField("m_weight", 0),
                    FlagsField("flags", 0x0001, 16, LOC_FLAGS),
                    BitEnumField("afi", 1, 16, AFIS),
-                   IPField("rloc", "0.0.0.0")]
+                   ConditionalField(IPField("rloc", "0.0.0.0"), lambda p: p.afi == 1),
+                   ConditionalField(IP6Field("rloc6", "::"), lambda p: p.afi == 2)]
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         return b"", s
@@ -69,7 +73,8 @@ class LispEidRecord(Packet):
                    BitField("rsvd", 0, 4),
                    BitField("map_version", 0, 12),
                    BitEnumField("afi", 1, 16, AFIS),
-                   IPField("prefix", "0.0.0.0"),
+                   ConditionalField(IPField("prefix", "0.0.0.0"), lambda p: p.afi == 1),
+                   ConditionalField(IP6Field("prefix6", "::"), lambda p: p.afi == 2),
                    PacketListField("locators", [], LispLocator, count_from=lambda p: p.loc_count)]
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
@@ -77,21 +82,25 @@ class LispEidRecord(Packet):
 
 
 class LispAfiAddress(Packet):
-    """An AFI-prefixed IPv4 address (ITR-RLOC of a Map-Request)."""
+    """An AFI-prefixed address (ITR-RLOC of a Map-Request): IPv4 or IPv6."""
 
     name = "LISP AFI address"
-    fields_desc = [BitEnumField("afi", 1, 16, AFIS), IPField("address", "0.0.0.0")]
+    fields_desc = [BitEnumField("afi", 1, 16, AFIS),
+                   ConditionalField(IPField("address", "0.0.0.0"), lambda p: p.afi == 1),
+                   ConditionalField(IP6Field("address6", "::"), lambda p: p.afi == 2)]
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         return b"", s
 
 
 class LispRequestRecord(Packet):
-    """A Map-Request record: reserved, EID mask-len, AFI, EID prefix."""
+    """A Map-Request record: reserved, EID mask-len, AFI, EID prefix (none for AFI 0: an RLOC-probe's)."""
 
     name = "LISP request record"
     fields_desc = [ByteField("reserved", 0), ByteField("mask_len", 32),
-                   BitEnumField("afi", 1, 16, AFIS), IPField("prefix", "0.0.0.0")]
+                   BitEnumField("afi", 1, 16, AFIS),
+                   ConditionalField(IPField("prefix", "0.0.0.0"), lambda p: p.afi == 1),
+                   ConditionalField(IP6Field("prefix6", "::"), lambda p: p.afi == 2)]
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         return b"", s
@@ -115,6 +124,12 @@ def _records_field() -> PacketListField:
     return PacketListField("records", [], LispEidRecord, count_from=lambda p: p.rec_count)
 
 
+def _trailer_fields() -> list:
+    """xTR-ID (16 bytes) and site-ID (64 bits), present when the I flag is set."""
+    return [ConditionalField(XStrFixedLenField("xtr_id", b"\x00" * 16, 16), lambda p: p.flags.I),
+            ConditionalField(XLongField("site_id", 0), lambda p: p.flags.I)]
+
+
 class LispMapRequest(LispControl):
     """Map-Request (RFC 9301 section 5.2)."""
 
@@ -127,6 +142,7 @@ class LispMapRequest(LispControl):
                    XLongField("nonce", 0),
                    BitEnumField("source_eid_afi", 0, 16, AFIS),
                    ConditionalField(IPField("source_eid", "0.0.0.0"), lambda p: p.source_eid_afi == 1),
+                   ConditionalField(IP6Field("source_eid6", "::"), lambda p: p.source_eid_afi == 2),
                    PacketListField("itr_rlocs", [], LispAfiAddress, count_from=lambda p: p.irc + 1),
                    PacketListField("eids", [], LispRequestRecord, count_from=lambda p: p.rec_count),
                    ConditionalField(PacketField("map_reply", None, LispEidRecord), lambda p: p.flags.M)]
@@ -157,21 +173,22 @@ class LispMapRegister(LispControl):
                    ByteField("key_id", 0), ByteField("alg_id", 2),
                    FieldLenField("auth_len", None, length_of="auth"),
                    StrLenField("auth", b"", length_from=lambda p: p.auth_len),
-                   _records_field()]
+                   _records_field()] + _trailer_fields()
 
 
 class LispMapNotify(LispControl):
-    """Map-Notify (RFC 9301 section 5.7): same shape as Map-Register."""
+    """Map-Notify (RFC 9301 section 5.7): ``Type=4|I|R|Reserved``, then the shape of a Map-Register."""
 
     name = "LISP Map-Notify"
     fields_desc = [BitEnumField("type", 4, 4, CONTROL_TYPES),
-                   BitField("reserved", 0, 20),
+                   FlagsField("flags", 0, 2, ["R", "I"]),
+                   BitField("reserved", 0, 18),
                    FieldLenField("rec_count", None, fmt="B", count_of="records"),
                    XLongField("nonce", 0),
                    ByteField("key_id", 0), ByteField("alg_id", 2),
                    FieldLenField("auth_len", None, length_of="auth"),
                    StrLenField("auth", b"", length_from=lambda p: p.auth_len),
-                   _records_field()]
+                   _records_field()] + _trailer_fields()
 
 
 class LispEcm(LispControl):

@@ -79,7 +79,7 @@ def decode_addr(buf: bytes, off: int, what: str) -> tuple[str, int]:
     if afi == AFI_IPV6:
         if off + 16 > end:
             raise DecodeError("truncated", what)
-        return socket.inet_ntop(socket.AF_INET6, buf[off:off + 16]), off + 16
+        return str(ipaddress.IPv6Address(buf[off:off + 16])), off + 16
     if afi == AFI_LCAF:
         if off + _LCAF_HEAD.size > end:
             raise DecodeError("truncated", f"{what} LCAF header")

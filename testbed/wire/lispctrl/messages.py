@@ -117,6 +117,8 @@ class MapReply:
 
 def _trailer(xtr_id: int | None, site_id: int) -> bytes:
     if xtr_id is None:
+        if site_id:
+            raise ValueError("a site-ID needs an xTR-ID (the I bit)")
         return b""
     check_u("xtr_id", xtr_id, 128)
     check_u("site_id", site_id, 64)
