@@ -133,3 +133,22 @@ def test_the_real_cli_refuses_without_building(tmp_path):
         assert "chunk_bytes" in lines[0] and not (tmp_path / "run").exists() and took < 5.0
     else:
         assert "needs root" in lines[0]
+
+
+def _every_parameter():
+    for name, module in sorted(EXPERIMENTS.items()):
+        for key, default in sorted(module.DEFAULTS.items()):
+            yield pytest.param(name, key, default, id=f"{name}-{key}")
+
+
+@pytest.mark.parametrize("experiment,key,default", list(_every_parameter()))
+def test_every_parameter_of_every_experiment_is_checked(experiment, key, default):
+    """Generated: each parameter of each experiment refuses a value of the wrong kind, and a negative number."""
+    module = EXPERIMENTS[experiment]
+    with pytest.raises(ConfigError, match=key) as err:
+        parse_experiment_params(module, [f"{key}=abc"])
+    assert "\n" not in str(err.value)
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and key != "seed":  # any int seeds
+        with pytest.raises(ConfigError) as err:
+            parse_experiment_params(module, [f"{key}=-1"])
+        assert "\n" not in str(err.value)
