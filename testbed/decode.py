@@ -263,6 +263,8 @@ def _print_totals(totals: CaptureTotals, out) -> None:
     for kind in KINDS:
         print(f"{kind:<18} {totals.packets[kind]:>10} {totals.bytes[kind]:>14}", file=out)
     print(f"{'total':<18} {totals.total_packets:>10} {sum(totals.bytes.values()):>14}", file=out)
+    if totals.cut:
+        print(f"({totals.cut} packets cut by the capture's snap length, each counted by its headers)", file=out)
 
 
 def decode_command(path: str, detail: bool = False, limit: int | None = None, totals_only: bool = False) -> int:

@@ -42,7 +42,7 @@ def _check(path: str, written: int) -> None:
     out = io.StringIO()
     with redirect_stdout(out):
         assert decode_command(path) == 0
-    assert len(out.getvalue().splitlines()) == written + 1 + len(KINDS) + 1
+    assert len(out.getvalue().splitlines()) == written + 1 + len(KINDS) + 1 + (1 if totals.cut else 0)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -242,3 +242,4 @@ def test_decode_command_shows_cut_packets(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert "lisp-control" in out[0] and "dst=cut" in out[0]
     assert out[1 + 4].split()[:2] == ["lisp-control", "1"]
+    assert out[-1] == "(1 packets cut by the capture's snap length, each counted by its headers)"
