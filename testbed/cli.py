@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="topologies and experiments, one line each")
 
     p = sub.add_parser("lig", help="ask the mapping system for an EID, like the classic lig tool")
-    p.add_argument("eid")
+    p.add_argument("eid", nargs="?", help="EID to look up (optional with --probe)")
     p.add_argument("--resolver", default="172.17.0.2", help="Map-Resolver address (default %(default)s)")
+    p.add_argument("--probe", metavar="RLOC", default=None, help="RLOC-probe this RLOC and show the round trip")
     p.add_argument("--source", default=None, help="local address to send from")
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--count", type=int, default=1)
@@ -157,7 +158,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def cmd_lig(args: argparse.Namespace) -> int:
     """lig."""
     from testbed.lig import lig_command
-    return lig_command(args.eid, args.resolver, source=args.source, timeout=args.timeout, count=args.count)
+    return lig_command(args.eid, args.resolver, source=args.source, timeout=args.timeout, count=args.count,
+                       probe=args.probe)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
