@@ -36,7 +36,8 @@ Run as root from the repository root (about 3 to 4 minutes)::
 
 ``--profile``: see bench_xtr.py (py-spy on both xTRs during one more trial).
 
-Writes docs/bench-results/corecast.json; docs/benchmarks.md has the numbers.
+Writes docs/bench-results/corecast.json (corecast-defence.json with ``--skip-unicast``);
+docs/benchmarks.md has the numbers.
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ def main() -> int:
     result["ratio_refs_to_unicast"] = round(refs / pps, 3) if pps else None
     result["target_met"] = common.meets(result["corecast"]["best"], TARGET_REFS)
     result["wall_seconds"] = round(time.monotonic() - t_start, 1)
-    path = common.save_result("corecast", result)
+    path = common.save_result("corecast-defence" if args.skip_unicast else "corecast", result)
     limited = " (sender-limited: nothing lost at the sender's top speed)"
     print(f"\nzero-loss rates, {len(eids)} clients, {CHUNK_BYTES}-byte chunks, src -> x0 -> x1 -> m1:")
     print(f"  CoreCast REFs (each one client datagram) : {refs:>9,} /s"
