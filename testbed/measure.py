@@ -14,17 +14,27 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from testbed import model
 from testbed.addressing import AddressPlan, make_plan
 from testbed.net.capture import Capture, capture_comment, read_counters
-from testbed.net.daemon import ClientDaemon, Daemon, SourceDaemon
+from testbed.net.daemon import ClientDaemon, Daemon, SourceDaemon, first_dead
 from testbed.net.network import Testbed
 from testbed.params import topo_params
 
-if TYPE_CHECKING:
-    from testbed.experiment import Context
+
+
+class RunContext(Protocol):
+    """What a :class:`Network` needs from its caller (:class:`testbed.experiment.Context` is one)."""
+
+    experiment: str
+    run: Any  # testbed.results.RunDir
+    keep_pcap: bool
+    keep_records: bool
+
+    def sub_progress(self, total: float, label: str, unit: str = "") -> Any:
+        """A progress bar (context manager with ``update(n)``)."""
 
 CLIENT_PORT = 6000
 SOURCE_PORT = 5000
@@ -77,7 +87,7 @@ class StreamSpec:
 class Network:
     """A topology up with LISP running, ready to carry streams."""
 
-    def __init__(self, ctx: "Context", values: dict[str, Any], label: str,
+    def __init__(self, ctx: RunContext, values: dict[str, Any], label: str,
                  warm_ases: Iterable[int] | None = None) -> None:
         self.ctx = ctx
         self.values = values
@@ -227,18 +237,25 @@ class Network:
     def _wait_source(self, source: SourceDaemon, spec: StreamSpec) -> None:
         seconds = spec.chunks * spec.chunk_bytes * 8 / (spec.bitrate * spec.speed)
         deadline = time.monotonic() + seconds * 3 + 30
-        with self.ctx.sub_progress(spec.chunks, f"{spec.mode} stream", unit="chunks") as bar:
+        with self.ctx.sub_progress(spec.chunks, f"{spec.mode} stream", unit="chunks sent") as bar:
             while True:
                 code = source.wait_exit(0.25)
                 status = _json(source.config["status_file"])
                 bar.update(status.get("chunks", status.get("chunks_sent", 0)) or 0)
                 if code is not None:
                     if code != 0:
-                        raise source.died_error()
+                        raise source.died_line("mid-stream")
                     bar.update(spec.chunks)
                     return
+                self._check_alive()
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"source did not finish {spec.chunks} chunks within {seconds * 3 + 30:.0f} s")
+
+    def _check_alive(self) -> None:
+        """Raise a one-line DaemonError naming the first daemon of the network that died (map-server, xTR, client)."""
+        dead = first_dead(self.tb.daemons)
+        if dead is not None:
+            raise dead.died_line("mid-stream")
 
     def _drain(self, clients: list[ClientDaemon], spec: StreamSpec, quiet: float = 0.5, limit: float = 10.0) -> None:
         """Wait until the clients stop receiving (all expected datagrams in, or quiet for ``quiet`` s)."""
@@ -246,6 +263,7 @@ class Network:
         last, last_change = -1, time.monotonic()
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
+            self._check_alive()
             got = sum(int(_json(c.config["status_file"]).get("received", 0)) for c in clients)
             now = time.monotonic()
             if got >= expected:

@@ -64,3 +64,36 @@ def test_ctrl_c_mid_sweep_keeps_finished_points(tmp_path):
     assert len(df) >= finished and len(df) < 12
     assert (df["delivered_chunks"] == df["expected_chunks"]).all()
     assert leftovers() == ([], [])
+
+
+@pytest.mark.parametrize("victim,program", [("ms", "mapserver"), ("x1", "xtr")])
+def test_a_daemon_killed_mid_stream_ends_the_run_at_once(tmp_path, victim, program):
+    """Issue 11 item 16: a dead daemon ends the stream with one line naming it, instead of a hang."""
+    import time
+    out = str(tmp_path / "run")
+    proc = subprocess.Popen([sys.executable, "-m", "testbed", "run", "smoke", "--set", "chunks=200000",
+                             "--set", "speed=1", "--out", out], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    state = os.path.join(out, "state")
+    try:
+        assert wait_for(lambda: proc.poll() is not None or (os.path.isdir(state) and any(
+            f.endswith("-src.ready") for f in os.listdir(state))), 1800, 0.2), "never streamed"
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        with open(os.path.join(state, f"{victim}.ready")) as fh:
+            pid = json.load(fh)["pid"]
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=120)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stdout[-2000:] + stderr[-3000:]
+    assert elapsed < 15, f"the run took {elapsed:.1f} s to end after {victim} died"
+    assert "Traceback" not in stderr, stderr[-3000:]
+    errors = [ln for ln in stderr.splitlines() if ln.startswith("corecast:")]
+    assert len(errors) == 1, stderr[-3000:]
+    assert errors[0].startswith(f"corecast: {victim} ({program}) died mid-stream (killed by signal 9); see ")
+    assert json.loads(open(os.path.join(out, "run.json")).read())["status"] == "failed"
+    assert leftovers() == ([], [])

@@ -1,4 +1,5 @@
-"""Namespace tests of the foundation (issue 2): check, scale, interruption and clean-up."""
+"""Namespace tests of the foundation (issue 2) and of the testbed's own robustness (issue 11, items 10-12):
+check (linear, up to 200 ASes), interruption at several moments, and a clean-up that spares what is not ours."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -68,9 +70,11 @@ def test_interrupted_run_leaves_nothing_after_clean(tmp_path, sig):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    output = proc.stdout.read()
     if sig == signal.SIGINT:
         # Ctrl-C tears down by itself and marks the run incomplete
-        assert proc.returncode == 130
+        assert proc.returncode == 130, output[-3000:]
+        assert "Traceback" not in output, output[-3000:]
         assert leftovers() == ([], [])
     res = corecast("clean")
     assert res.returncode == 0 and "corecast clean" in res.stdout
@@ -90,3 +94,163 @@ def test_cli_runs_commands_in_hosts_with_lisp_up():
     assert "10.0.0.0/16, via map-reply" in out and "CoreCast-capable: yes" in out
     assert "1 received" in out
     assert leftovers() == ([], [])
+
+
+@pytest.mark.slow
+def test_check_two_hundred_ases_is_linear_and_passes(tmp_path):
+    """Issue 11 item 10: at 200 ASes the RLOC check once handed a router a 19 kB shell line and hung."""
+    res = corecast("check", "--set", "ases=200", "--set", "clients=1", "--out", str(tmp_path / "run"), timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    out = res.stdout
+    assert "404 nodes" in out and "201 xTRs registered" in out and "check passed" in out
+    assert "201/201 reached" in out and "200/200 reached" in out and "8/8 reached" in out
+    rloc = next(ln for ln in out.splitlines() if "(RLOC)" in ln).split()
+    ok, total = map(int, rloc[-2].split("/"))
+    assert ok == total and total < 6 * 201  # linear: all pairs would be 40,401
+    assert leftovers() == ([], [])
+
+
+def _interrupt_and_wait(proc: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _assert_interrupted(proc: subprocess.Popen, out: str, err: str, rundir: str) -> None:
+    assert proc.returncode == 130, out[-2000:] + err[-3000:]
+    assert "Traceback" not in err and "Traceback" not in out, err[-3000:]
+    assert json.loads(open(os.path.join(rundir, "run.json")).read())["status"] == "incomplete"
+    assert leftovers() == ([], [])
+
+
+def test_ctrl_c_during_bring_up(tmp_path):
+    """Issue 11 item 11: SIGINT while Mininet builds the network (node shell commands pending)."""
+    out = str(tmp_path / "run")
+    proc = subprocess.Popen([sys.executable, "-m", "testbed", "check", "--set", "ases=20", "--set", "clients=2",
+                             "--out", out], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: os.path.exists(os.path.join(out, "plan.json")) or proc.poll() is not None, 1800, 0.02)
+        assert proc.poll() is None
+        time.sleep(0.5)  # inside Mininet's build: nodes being created and configured
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    stdout, stderr = _interrupt_and_wait(proc)
+    assert "network up" not in stdout, "the interrupt came too late to test the bring-up"
+    _assert_interrupted(proc, stdout, stderr, out)
+
+
+def test_ctrl_c_during_a_pending_node_command(tmp_path):
+    """Issue 11 item 11: SIGINT while a node's shell runs a command (Mininet asserted in net.stop())."""
+    out = str(tmp_path / "run")
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "run_driver.py"), out, "pending"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "pending", line + proc.stderr.read()[-3000:]
+        time.sleep(0.5)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    t0 = time.monotonic()
+    stdout, stderr = _interrupt_and_wait(proc)
+    assert time.monotonic() - t0 < 60
+    assert "interrupted" in stdout
+    _assert_interrupted(proc, stdout, stderr, out)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+PROOF_SCRIPT = r"""
+import json, os, subprocess, sys
+from testbed.net import registry, clean as C
+gone = subprocess.Popen(["true"]); gone.wait()
+entry = {"pid": gone.pid, "rundir": "/nonexistent", "id": "deadbeef", **registry.identity(), "starttime": 1}
+json.dump(entry, open(os.path.join(registry.REGISTRY_DIR, f"{gone.pid}.json"), "w"))
+for name, alias in (("cc7", "corecast:deadbeef"), ("cc8", "corecast:0ther"), ("cc9", "")):
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    if alias:
+        subprocess.run(["ip", "link", "set", "dev", name, "alias", alias], check=True)
+env = dict(os.environ, CORECAST_RUN="/nonexistent")
+dead = subprocess.Popen(["sleep", "60"], env={**env, "CORECAST_RUN_ID": "deadbeef"})
+other = subprocess.Popen(["sleep", "60"], env={**env, "CORECAST_RUN_ID": "0ther"})
+summary = C.clean(verbose=False)
+links = sorted({n for n, _a in C.links_with_alias()} & {"cc7", "cc8", "cc9"})
+print(json.dumps({"summary": summary, "links": links, "dead": dead.poll() is not None,
+                  "other": other.poll() is None, "entries": len(registry.entries())}))
+other.kill()
+"""
+
+
+def test_clean_removes_only_what_the_registry_proves_ours():
+    """Issue 11 item 12, isolated in its own mount and network namespaces: links by alias, processes by run id."""
+    script = f"mount -t tmpfs tmpfs /run/corecast && exec {sys.executable} -c '{PROOF_SCRIPT}'"
+    res = subprocess.run(["unshare", "-m", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["links"] == ["cc8", "cc9"]  # cc7 carried the dead run's alias; the others are not proven ours
+    assert got["dead"] and got["other"]
+    s = got["summary"]
+    assert (s["processes"], s["links"], s["processes_not_proven"], s["links_not_proven"]) == (1, 1, 1, 2)
+    assert got["entries"] == 0
+
+
+def test_clean_spares_a_live_run_in_another_mount_namespace(tmp_path):
+    """Issue 11 item 12: a live run with its own /run/corecast survives 'corecast clean'; a dead run of ours is removed."""
+    from testbed.net import registry
+    from testbed.net.clean import clean, marked_processes, our_links
+    driver = os.path.join(ROOT, "tests", "run_driver.py")
+    other_out, our_out = str(tmp_path / "other"), str(tmp_path / "ours")
+    # the other run: its own mount namespace (its own /run/corecast) and network namespace (no name clashes)
+    script = (f"mount -t tmpfs tmpfs {registry.REGISTRY_DIR} && mount -t sysfs sysfs /sys && ip link set lo up && "
+              f"exec {sys.executable} {driver} {other_out} hold --lisp")
+    other = subprocess.Popen(["unshare", "-m", "-n", "sh", "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    ours = None
+    try:
+        line = other.stdout.readline()
+        assert line.startswith("{"), line + other.stderr.read()[-3000:]
+        theirs = json.loads(line)
+        assert len(theirs["pids"]) >= 8  # 6 node shells, the map-server and 2 xTRs
+        registry.acquire_lock(wait=1800)  # held by this test throughout: our dead run cannot clash with anyone
+        try:
+            ours = subprocess.Popen([sys.executable, driver, our_out, "hold", "--lisp", "--lock-fd",
+                                     str(registry._lock_fd)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                                    pass_fds=(registry._lock_fd,))
+            mine = json.loads(ours.stdout.readline())
+            assert our_links()
+            ours.send_signal(signal.SIGKILL)
+            ours.wait(30)
+            time.sleep(1.0)  # node shells see their terminal hang up; daemons see the parent-watch pipe close
+            left = [p for p, rid in marked_processes() if rid == mine["run_id"]]
+            summary = clean()  # what 'corecast clean' runs (the lock is this test's already)
+        finally:
+            registry.release_lock()
+        assert all(_alive(p) for p in theirs["pids"]), "clean killed processes of a run it does not own"
+        assert other.poll() is None
+        assert summary["processes"] == len(left) and summary["runs_marked_incomplete"] == 1
+        assert summary["links"] >= 2  # at least the bridges cc0 and cc1
+        assert not any(_alive(p) for p in mine["pids"] + left)
+        assert json.loads(open(os.path.join(our_out, "run.json")).read())["status"] == "incomplete"
+        assert leftovers() == ([], [])
+        out, err = _interrupt_and_wait(other, 120)  # the other run still tears down by itself
+        assert other.returncode == 130 and "Traceback" not in err, err[-3000:]
+        assert json.loads(open(os.path.join(other_out, "run.json")).read())["status"] == "incomplete"
+    finally:
+        for p in (other, ours):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
