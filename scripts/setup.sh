@@ -49,15 +49,25 @@ if command -v tshark >/dev/null 2>&1; then
 fi
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python 3.11 or newer is needed, found $("$PY" --version)" >&2; exit 1; }
 
-stamp="$VENV/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
+# Python dependencies: exactly the versions and files pinned in requirements.lock
+# (regenerate it with scripts/update-lock.sh); the stamp changes with the lock.
+LOCK=requirements.lock
+[[ -f $LOCK ]] || { echo "setup: $LOCK is missing (scripts/update-lock.sh writes it)" >&2; exit 1; }
+stamp="$VENV/.installed-$(cat setup.cfg pyproject.toml "$LOCK" | sha256sum | cut -c1-16)"
 if [[ -f $stamp && -x $VENV/bin/corecast ]]; then
   echo "setup: virtualenv $VENV already up to date"
   exit 0
 fi
-echo "setup: creating virtualenv $VENV with $PY and installing the project"
+echo "setup: creating virtualenv $VENV with $PY and installing the pinned dependencies ($LOCK) and the project"
 [[ -x $VENV/bin/python ]] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e .
+pipq=("$VENV/bin/python" -m pip -q --disable-pip-version-check)
+"${pipq[@]}" install --require-hashes --no-deps -r "$LOCK"
+"${pipq[@]}" install --no-deps --no-build-isolation -e .
+if ! problems=$("$VENV/bin/python" -m pip check 2>&1); then
+  echo "setup: the installed packages do not satisfy setup.cfg; is $LOCK out of date (scripts/update-lock.sh)?" >&2
+  echo "$problems" >&2
+  exit 1
+fi
 rm -f "$VENV"/.installed-*
 touch "$stamp"
 echo "setup: done"

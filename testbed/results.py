@@ -62,7 +62,8 @@ def _iso(t: _dt.datetime) -> str:
 def git_info(root: str = PROJECT_ROOT) -> dict:
     """``{"commit": sha or "unknown", "dirty": bool or None}`` of the checkout at ``root``.
 
-    ``dirty`` is True when tracked files differ from HEAD (untracked files do not count).
+    ``dirty`` is True when tracked files differ from HEAD (untracked files do not count, nor does
+    anything under ``results/``: run data, which a container may mount over the tracked reference results).
     """
     def git(*args: str) -> str | None:
         try:
@@ -74,13 +75,16 @@ def git_info(root: str = PROJECT_ROOT) -> dict:
     commit = git("rev-parse", "HEAD")
     if not commit:
         return {"commit": "unknown", "dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def versions() -> dict:
-    """Versions of Python, Mininet, the kernel, scapy, pandas and matplotlib (None if absent)."""
+    """Versions of Python, Mininet, the kernel, scapy, pandas and matplotlib (None if absent), the SHA-256
+    of requirements.lock and the Debian packages' versions (:mod:`testbed.environment`)."""
     from importlib import metadata
+
+    from testbed.environment import debian_versions, lock_sha256
 
     def dist(name: str) -> str | None:
         try:
@@ -99,6 +103,8 @@ def versions() -> dict:
         "scapy": dist("scapy"),
         "pandas": dist("pandas"),
         "matplotlib": dist("matplotlib"),
+        "requirements_lock": lock_sha256(),  # sha256 of requirements.lock (testbed.environment)
+        "debian": dict(debian_versions()),
     }
 
 

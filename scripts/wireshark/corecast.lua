@@ -87,7 +87,7 @@ local function dissect_message(tvb, pinfo, tree, behind_lisp)
     local len = tvb:len()
     local root = tree:add(corecast, tvb(), "CoreCast")
     if behind_lisp then
-        root:add(f.lisp_c, true):set_generated()
+        root:add(f.lisp_c, tvb(), true):set_generated()
     end
     pinfo.cols.protocol = "CoreCast"
     if len < HEADER_LEN then
@@ -115,7 +115,8 @@ local function dissect_message(tvb, pinfo, tree, behind_lisp)
         return len
     end
     if mtype == 1 then
-        root:add(f.chunk_len, len - HEADER_LEN):set_generated()
+        local chunk_range = (len > HEADER_LEN) and tvb(HEADER_LEN) or tvb(0, HEADER_LEN)
+        root:add(f.chunk_len, chunk_range, len - HEADER_LEN):set_generated()
         if len > HEADER_LEN then
             root:add(f.chunk, tvb(HEADER_LEN))
             local n = len - HEADER_LEN
