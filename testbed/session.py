@@ -11,7 +11,7 @@ from testbed.addressing import AddressPlan, make_plan
 from testbed.net.check import format_table, run_checks
 from testbed.net.network import Testbed
 from testbed.nodeutil import ConfigError
-from testbed.params import TOPO_KEYS, parse_sets, topo_params
+from testbed.params import TOPO_KEYS, check_stream, parse_sets, topo_params
 from testbed.results import RunDir
 
 LISP_KEYS = {"register_interval", "expiry"}
@@ -23,6 +23,7 @@ def plan_from_sets(sets: list[str], allowed: set[str] = TOPO_KEYS | LISP_KEYS) -
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise ConfigError(f"unknown parameter '{unknown[0]}' (known: {', '.join(sorted(allowed))})")
+    check_stream({k: v for k, v in values.items() if k in LISP_KEYS})  # before anything is built
     return values, make_plan(topo_params(values))
 
 

@@ -152,3 +152,14 @@ def test_every_parameter_of_every_experiment_is_checked(experiment, key, default
         with pytest.raises(ConfigError) as err:
             parse_experiment_params(module, [f"{key}=-1"])
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("sets,needle", [
+    (["register_interval=0"], "register_interval"), (["expiry=abc"], "expiry"),
+    (["register_interval=10", "expiry=5"], "shorter than register_interval"),
+])
+def test_check_and_cli_verbs_check_lisp_timers_before_building(sets, needle):
+    """``corecast check`` and ``corecast cli`` take the same timers: refused when the sets are parsed."""
+    from testbed.session import plan_from_sets
+    with pytest.raises(ConfigError, match=needle):
+        plan_from_sets(sets)
