@@ -1,7 +1,7 @@
 # CoreCast testbed in a container, for the smoke test in CI.
 #
-#   docker build -t corecast .
-#   docker run --rm --privileged -v "$PWD/results:/opt/corecast/results" corecast
+#   docker build -t localhost/corecast:smoke .
+#   docker run --rm --privileged --network none -v "$PWD/results:/opt/corecast/results" localhost/corecast:smoke
 #
 # The image is set up by the same scripts/setup.sh that `make setup` runs on a
 # VM; the default command is `make smoke`. The run needs --privileged (network

@@ -190,3 +190,81 @@ def test_docs_give_the_run_flags():
     for needle in ["--privileged", "--network none", "--device /dev/net/tun", "--cap-drop SYS_RESOURCE",
                    "seccomp=unconfined", "systempaths=unconfined", "default_ulimits", "debootstrap"]:
         assert needle in doc, needle
+
+
+IMAGE = "localhost/corecast:smoke"
+
+
+def test_one_image_name_everywhere():
+    assert f"TAG={IMAGE}" in read("scripts/container/run-smoke.sh").replace(" ", "\n").splitlines() or \
+        re.search(rf"\bTAG={re.escape(IMAGE)}\b", read("scripts/container/run-smoke.sh"))
+    for rel in ("docs/container.md", ".github/workflows/smoke.yml", "Dockerfile"):
+        names = re.findall(r"(?<![\w/.-])((?:localhost/)?corecast:smoke)\b", read(rel))
+        assert names and set(names) == {IMAGE}, (rel, names)
+
+
+def _host_pip_cert(env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
+    """Run run-smoke.sh's host_pip_cert function alone, with ``env`` (no pip: python3/python fail)."""
+    script = read("scripts/container/run-smoke.sh")
+    func = re.search(r"^host_pip_cert\(\) \{.*?^\}$", script, re.M | re.S).group(0)
+    prog = ('die() { echo "run-smoke: $*" >&2; exit 2; }\n' + func + "\n" +
+            ('python3() { return 1; }; python() { return 1; }\n' if env.pop("NO_PIP", "") else "") +
+            "host_pip_cert\n")
+    base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home")}
+    return subprocess.run(["bash", "-c", prog], capture_output=True, text=True, timeout=60, env={**base, **env})
+
+
+def test_pip_ca_found_like_pip_from_env_and_config_files(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    conf = tmp_path / "home" / ".config" / "pip" / "pip.conf"
+    conf.parent.mkdir(parents=True)
+    # PIP_CERT wins
+    res = _host_pip_cert({"PIP_CERT": str(ca), "NO_PIP": "1"}, tmp_path)
+    assert res.returncode == 0 and res.stdout.strip() == str(ca)
+    # no PIP_CERT, no pip on the host: the user's pip.conf, [global] cert
+    conf.write_text(f"[global]\nindex-url = https://example.invalid/simple\ncert = {ca}\n")
+    res = _host_pip_cert({"NO_PIP": "1", "PIP_CONFIG_FILE": str(tmp_path / "none.conf")}, tmp_path)
+    assert res.returncode == 0 and res.stdout.strip() == str(ca), res.stderr
+    # PIP_CONFIG_FILE is read last: its [install] cert wins
+    other = tmp_path / "other.pem"
+    other.write_text("x")
+    extra = tmp_path / "extra.conf"
+    extra.write_text(f"[install]\ncert={other}\n")
+    res = _host_pip_cert({"NO_PIP": "1", "PIP_CONFIG_FILE": str(extra)}, tmp_path)
+    assert res.stdout.strip() == str(other)
+    # a cert in another section does not count (what the host's own files say stays)
+    conf.write_text(f"[freeze]\ncert = {ca}\n")
+    res = _host_pip_cert({"NO_PIP": "1", "PIP_CONFIG_FILE": str(tmp_path / "none.conf")}, tmp_path)
+    assert res.returncode == 0 and str(ca) not in res.stdout
+    # PIP_CONFIG_FILE=/dev/null: no configuration file at all (as for pip), nothing printed
+    res = _host_pip_cert({"NO_PIP": "1", "PIP_CONFIG_FILE": "/dev/null"}, tmp_path)
+    assert res.returncode == 0 and res.stdout == ""
+    # a configured bundle that is not there: one line, exit 2
+    res = _host_pip_cert({"PIP_CERT": str(tmp_path / "missing.pem"), "NO_PIP": "1"}, tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "not readable" in res.stderr
+
+
+def test_pip_ca_through_pip_config_when_pip_is_there(tmp_path):
+    py = subprocess.run(["python3", "-m", "pip", "--version"], capture_output=True)
+    if py.returncode:
+        pytest.skip("no pip for python3 on this host")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\ncert = {ca}\n")
+    res = _host_pip_cert({"PIP_CONFIG_FILE": str(conf)}, tmp_path)
+    assert res.returncode == 0 and res.stdout.strip() == str(ca), res.stderr
+
+
+def test_pip_ca_goes_into_a_base_image_not_the_dockerfile():
+    code = "\n".join(logical_lines(read("scripts/container/run-smoke.sh")))
+    assert "BASE=$(with_pip_ca" in code
+    assert "COPY pip.conf /etc/pip.conf" in code and "--network none" in code
+    assert "-v \"$PIP_CERT" not in code  # the old podman-only mount is gone
+
+
+def test_docs_quote_the_proc_sys_preflight_line():
+    doc = read("docs/container.md")
+    assert "`corecast: cannot write /proc/sys in a network namespace" in doc
+    assert "does not catch yet" not in doc and "DaemonError" not in doc

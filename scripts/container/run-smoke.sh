@@ -16,8 +16,10 @@
 #                           (the last two show the preflight's one-line error)
 # Env: CORECAST_CONTAINER_PROFILE=auto|vm|plain (default auto: "vm" when this
 #      root lacks CAP_SYS_RESOURCE, as on the project's VMs, where --privileged
-#      alone fails). PIP_CERT, when set on the host, is mounted for pip during
-#      the build (podman only).
+#      alone fails).
+# pip's CA bundle: found as pip finds it on this host (PIP_CERT, else `cert` in
+# its configuration files: /etc/pip.conf, ~/.config/pip/pip.conf, ...); if there
+# is one, the base image gets it and an /etc/pip.conf naming it (both engines).
 # The container always gets its own network namespace with no way out
 # (--network none): the emulated networks never touch the host's.
 set -euo pipefail
@@ -71,8 +73,57 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   slpid="" nspid=""
-  if [[ -n ${pipconf:-} ]]; then rm -f "$pipconf"; fi
+  if [[ -n ${cactx:-} ]]; then rm -rf "$cactx"; cactx=""; fi
   return 0
+}
+
+# The CA bundle pip uses on this host, as pip resolves it: the PIP_CERT
+# environment variable, else `cert` in its configuration files (install or
+# global section; later files win: /etc/xdg/pip/pip.conf, /etc/pip.conf,
+# ~/.pip/pip.conf, ~/.config/pip/pip.conf, PIP_CONFIG_FILE; none at all if
+# PIP_CONFIG_FILE=/dev/null, as for pip). Prints nothing if there is no bundle.
+host_pip_cert() {
+  local val="" out py f v
+  if [[ -n ${PIP_CERT:-} ]]; then
+    val=$PIP_CERT
+  else
+    for py in python3 python; do
+      if command -v "$py" >/dev/null && out=$("$py" -m pip config list 2>/dev/null); then
+        val=$(printf '%s\n' "$out" | sed -n "s/^install\.cert='\(.*\)'$/\1/p" | tail -n 1)
+        [[ -n $val ]] || val=$(printf '%s\n' "$out" | sed -n "s/^global\.cert='\(.*\)'$/\1/p" | tail -n 1)
+        break
+      fi
+    done
+    if [[ -z $val && -z ${out:-} && ${PIP_CONFIG_FILE:-} != /dev/null ]]; then   # no pip: read its files as it would
+      for f in /etc/xdg/pip/pip.conf /etc/pip.conf "$HOME/.pip/pip.conf" \
+               "${XDG_CONFIG_HOME:-$HOME/.config}/pip/pip.conf" ${PIP_CONFIG_FILE:-}; do
+        [[ -r $f ]] || continue
+        v=$(awk -F= '/^[ \t]*\[/ {sec = $0; next}
+                     sec ~ /\[(global|install)\]/ && $1 ~ /^[ \t]*cert[ \t]*$/ {
+                       sub(/^[ \t]+/, "", $2); sub(/[ \t]+$/, "", $2); print $2 }' "$f" | tail -n 1)
+        [[ -n $v ]] && val=$v
+      done
+    fi
+  fi
+  [[ -n $val ]] || return 0
+  [[ -r $val ]] || die "pip's CA bundle $val (from this host's pip configuration) is not readable"
+  printf '%s\n' "$val"
+}
+
+# A base image with the host's CA bundle for pip: BASE plus /etc/corecast-host-ca.crt
+# and an /etc/pip.conf that names it. Copies only (no RUN step, no network).
+with_pip_ca() {
+  local ca=$1 base=$2 tag=localhost/corecast-base-pipca:latest
+  cactx=$(mktemp -d /tmp/corecast-pipca.XXXXXX)
+  cp "$ca" "$cactx/host-ca.crt"
+  printf '[global]\ncert = /etc/corecast-host-ca.crt\n' >"$cactx/pip.conf"
+  printf 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY host-ca.crt /etc/corecast-host-ca.crt\nCOPY pip.conf /etc/pip.conf\n' \
+    >"$cactx/Containerfile"
+  local cmd=("$ENGINE" build -q --network none --build-arg "BASE_IMAGE=$base" -t "$tag" -f "$cactx/Containerfile")
+  if [[ $ENGINE == podman && $base == localhost/* ]]; then cmd+=(--pull=never); fi
+  "${cmd[@]}" "$cactx" >/dev/null || die "could not add pip's CA bundle to $base"
+  rm -rf "$cactx"; cactx=""
+  printf '%s\n' "$tag"
 }
 trap cleanup EXIT
 private_build_net() {
@@ -101,6 +152,11 @@ if ((BUILD)); then
     BASE=localhost/corecast-base:bookworm
     ENGINE=$ENGINE "$here/build-base.sh" "$BASE"
   fi
+  ca=$(host_pip_cert)
+  if [[ -n $ca ]]; then
+    echo "run-smoke: pip's CA bundle on this host: $ca (added to the base image)"
+    BASE=$(with_pip_ca "$ca" "$BASE")
+  fi
   build=("$ENGINE" build --build-arg "BASE_IMAGE=$BASE" -t "$TAG" -f "$repo/Dockerfile")
   if [[ $ENGINE == podman ]]; then
     if [[ $BASE == localhost/* ]]; then build+=(--pull=never); fi   # local base: no registry
@@ -108,14 +164,6 @@ if ((BUILD)); then
       private_build_net
       build+=(--network "ns:/proc/$nspid/ns/net")
     fi
-    if [[ -n ${PIP_CERT:-} && -r ${PIP_CERT:-} ]]; then
-      pipconf=$(mktemp /tmp/corecast-pip.XXXXXX.conf)
-      printf '[global]\ncert = /etc/corecast-host-ca.crt\n' >"$pipconf"
-      chmod 644 "$pipconf"
-      build+=(-v "$PIP_CERT:/etc/corecast-host-ca.crt:ro" -v "$pipconf:/etc/pip.conf:ro")
-    fi
-  elif [[ -n ${PIP_CERT:-} ]]; then
-    echo "run-smoke: note: docker build cannot mount PIP_CERT; pip fails if this host intercepts TLS" >&2
   fi
   echo "run-smoke: building $TAG"
   "${build[@]}" "$repo"
