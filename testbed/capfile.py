@@ -265,32 +265,35 @@ def write_pcap(path: str, frames: Iterable[bytes], linktype: int = LINKTYPE_ETHE
     return count
 
 
-def _ng_block(btype: int, body: bytes) -> bytes:
+def _ng_block(btype: int, body: bytes, endian: str = "<") -> bytes:
     body += b"\0" * (-len(body) % 4)
     size = len(body) + 12
-    return struct.pack("<II", btype, size) + body + struct.pack("<I", size)
+    return struct.pack(endian + "II", btype, size) + body + struct.pack(endian + "I", size)
 
 
 def write_pcapng(path: str, linktypes: list[int], packets: Iterable[tuple[int, bytes]], simple: bool = False,
-                 snaplen: int = 0, start: float = 0.0, step: float = 1e-6) -> int:
-    """Write a little-endian pcapng: one interface per entry of ``linktypes``, then ``packets``.
+                 snaplen: int = 0, start: float = 0.0, step: float = 1e-6, endian: str = "<") -> int:
+    """Write a pcapng section: one interface per entry of ``linktypes``, then ``packets``.
 
     ``packets`` are ``(interface index, frame)``; Enhanced Packet Blocks, or Simple
     Packet Blocks when ``simple`` (which always belong to interface 0). ``snaplen``
-    (0: none) is written into every interface block and cuts the frames. For tests.
+    (0: none) is written into every interface block and cuts the frames; ``endian``
+    is the section's byte order ("<" or ">"). Two files written so and concatenated
+    make one capture of two sections. For tests.
     """
     count = 0
+    e = endian
     with open(path, "wb") as out:
-        out.write(_ng_block(_NG_SHB, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        out.write(_ng_block(_NG_SHB, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1), e))
         for linktype in linktypes:
-            out.write(_ng_block(_NG_IDB, struct.pack("<HHI", linktype, 0, snaplen)))
+            out.write(_ng_block(_NG_IDB, struct.pack(e + "HHI", linktype, 0, snaplen), e))
         for iface, frame in packets:
             kept = frame[:snaplen] if snaplen else frame
             if simple:
-                out.write(_ng_block(_NG_SPB, struct.pack("<I", len(frame)) + kept))
+                out.write(_ng_block(_NG_SPB, struct.pack(e + "I", len(frame)) + kept, e))
             else:
                 ticks = int(round((start + count * step) * 1e6))
-                out.write(_ng_block(_NG_EPB, struct.pack("<5I", iface, ticks >> 32, ticks & 0xFFFFFFFF,
-                                                         len(kept), len(frame)) + kept))
+                out.write(_ng_block(_NG_EPB, struct.pack(e + "5I", iface, ticks >> 32, ticks & 0xFFFFFFFF,
+                                                         len(kept), len(frame)) + kept, e))
             count += 1
     return count

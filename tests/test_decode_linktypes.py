@@ -132,6 +132,25 @@ def test_pcapng_simple_packet_blocks(tmp_path):
     assert totals.packets == count and totals.bytes == size
 
 
+def test_pcapng_big_endian_sections_with_their_own_interfaces(tmp_path):
+    """Two sections (files concatenated), big- then little-endian, each numbering its interfaces from 0."""
+    packets = _ip_packets()
+    one, two = tmp_path / "be.pcapng", tmp_path / "le.pcapng"
+    write_pcapng(str(one), [LINKTYPE_LOOP, LINKTYPE_LINUX_SLL], [(i % 2, LAYOUTS["loop" if i % 2 == 0 else "sll-qinq"]
+                                                                    [1](ip)) for i, (_, ip) in enumerate(packets)],
+                 endian=">")
+    write_pcapng(str(two), [LINKTYPE_RAW], [(0, ip) for _, ip in packets], snaplen=64, simple=True)
+    both = tmp_path / "both.pcapng"
+    both.write_bytes(one.read_bytes() + two.read_bytes())
+    count, size = _expected(packets)
+    totals = count_capture(str(both))
+    assert totals.linktypes == {LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_RAW}
+    # the second section's cut copies count as the whole ones (the malformed samples stay malformed)
+    assert totals.packets == {k: 2 * v for k, v in count.items()} and totals.bytes == {k: 2 * v for k, v in size.items()}
+    assert totals.cut == sum(1 for _, ip in packets if len(ip) > 64)
+    assert count_capture(str(one)).packets == count and count_capture(str(one)).bytes == size
+
+
 def test_captures_written_by_scapy_and_wireshark(tmp_path):
     """Independent writers: scapy's pcapng and nanosecond big-endian pcap; Wireshark's mergecap for a pcapng
     whose interfaces have different link types (what dumpcap writes for several interfaces)."""
