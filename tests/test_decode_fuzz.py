@@ -66,3 +66,28 @@ def test_pcapng_mixed_interfaces_never_raise(tmp_path, data, simple, snaplen):
     path = str(tmp_path / "f.pcapng")
     write_pcapng(path, [LAYOUTS[n][0] for n in names], packets, simple=simple, snaplen=snaplen)
     _check(path, len(packets))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), ng=st.booleans())
+def test_damaged_files_raise_capture_error_only(tmp_path, data, ng):
+    """Bytes of a good pcap or pcapng flipped or cut anywhere: totals, or CaptureError, nothing else."""
+    from testbed.capfile import CaptureError
+    path = tmp_path / "good"
+    frames_ = [LAYOUTS["sll2-vlan"][1](ip) for ip in TEMPLATES[:4]]
+    if ng:
+        write_pcapng(str(path), [LAYOUTS["sll2-vlan"][0], LAYOUTS["ethernet"][0]], [(0, f) for f in frames_])
+    else:
+        write_pcap(str(path), frames_, LAYOUTS["sll2-vlan"][0])
+    raw = bytearray(path.read_bytes())
+    for _ in range(data.draw(st.integers(0, 6))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    raw = raw[:data.draw(st.integers(0, len(raw)))]
+    bad = tmp_path / "bad"
+    bad.write_bytes(bytes(raw))
+    try:
+        totals = count_capture(str(bad))
+    except CaptureError as err:
+        assert "\n" not in str(err)
+    else:  # a damaged length may turn garbage into records: they are counted, each as some kind
+        assert all(n >= 0 for n in totals.packets.values())
