@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import annotated_types as at
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -35,6 +37,8 @@ import nodes.mapserver
 import nodes.source
 import nodes.xtr
 import testbed.nodeutil
+from testbed.nodeutil import ConfigError
+from testbed.schemas import parse
 from testbed.schemas.client import ClientSchema
 from testbed.schemas.mapserver import MapServerConfig
 from testbed.schemas.source import SourceSchema
@@ -261,3 +265,22 @@ def test_issue_samples_as_real_programs(tmp_path):
         assert proc.returncode == 2, (node, path, value, proc.stderr[-500:])
         assert len(lines) == 1 and lines[0].startswith(f"{node}: config '{where}"), (node, path, value, lines)
     assert not os.path.exists("/nonexistent-dir")
+
+
+# ----------------------------------------------------------------- fuzzing: any JSON value in any field
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
+                    | st.text(max_size=30), lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(node=st.sampled_from(sorted(SCHEMAS)), data=st.data(), value=JSON)
+def test_any_json_in_any_field_is_accepted_or_one_config_error(tmp_path, node, data, value):
+    cfg = base_configs(str(tmp_path))[node]
+    key = data.draw(st.sampled_from(sorted(cfg) + ["unknown_key"]))
+    cfg[key] = value
+    try:
+        parse(SCHEMAS[node], cfg)
+    except ConfigError as err:
+        assert "\n" not in str(err) and str(err).startswith("config")
