@@ -31,6 +31,7 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("attack") / "run"
     res = corecast("run", "attack", "--set", "refs=20", "--set", "forged_rounds=5", "--set", "max_stream_s=30",
                    "--out", str(out), timeout=600)
+    assert (out / "measurements.csv").exists(), res.stdout[-4000:] + res.stderr[-2000:]
     df = pd.read_csv(out / "measurements.csv")
     return res, df, out
 
@@ -63,7 +64,7 @@ def test_defence_off_every_attack_reaches_clients_and_ref_attacks_amplify(run):
     assert (off["reached_packets"] > 0).all(), off[["reached_packets"]]
     for attack in REF_ATTACKS:
         assert off.loc[attack, "amplification"] > 1, (attack, off.loc[attack, "amplification"])
-    assert off.loc["oversized", "amplification"] > 10 * off.loc["etr-outsider", "amplification"]
+    assert off.loc["oversized", "reached_bytes"] == 20 * 65_028  # the whole 65,000-byte chunk per REF
     # 20 REFs of a 1,316-byte chunk: (48 + 1316) + 20 * 68 bytes sent, 20 * 1344 rebuilt
     assert off.loc["etr-outsider", "sent_bytes"] == 1364 + 20 * 68
     assert off.loc["etr-outsider", "reached_bytes"] == 20 * 1344
@@ -72,12 +73,19 @@ def test_defence_off_every_attack_reaches_clients_and_ref_attacks_amplify(run):
     assert off.loc["forged-live", "reached_packets"] == 5 * 2  # every forged REF: 5 rounds x AS 1's 2 clients
 
 
-@pytest.mark.xfail(strict=True, reason="open: an outer source spoofed to the vouched ITR's RLOC passes the "
-                   "vouching; needs the HMAC of docs/security.md (not built)")
-def test_defence_on_forged_chunks_from_a_spoofed_itr_rloc_reach_no_client(run):
+def test_defence_on_forged_chunks_from_a_spoofed_itr_rloc(run):
+    """The open attack (docs/security.md): it ran, and its forged chunks are counted where they arrived.
+
+    Marked xfail while they still arrive (the vouching trusts the outer source; the HMAC is not built).
+    """
     _res, df, _out = run
     on = _attacks(df, "on")
-    assert on.loc["forged-spoof", "reached_packets"] == 0
+    assert on.loc["forged-spoof", "sent_packets"] == 5 * 3
+    second = df[(df["row_kind"] == "stream-open") & (df["defence"] == "on")].iloc[0]
+    assert second["corrupt_chunks"] == on.loc["forged-spoof", "reached_packets"]  # each one a corrupt chunk
+    if on.loc["forged-spoof", "reached_packets"]:
+        pytest.xfail("open: an outer source spoofed to the vouched ITR's RLOC passes the vouching; "
+                     "needs the HMAC of docs/security.md (not built)")
 
 
 def test_figure_and_clean_teardown(run):
