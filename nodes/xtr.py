@@ -13,9 +13,11 @@ A thin I/O loop around the sans-I/O cores of :mod:`testbed.lisp`:
 CoreCast defence (docs/security.md): ``corecast_defence`` (bool, default true)
 turns on the ETR's vouching of CoreCast ITRs through the map-cache, its chunk
 cap ``corecast_max_chunk`` (bytes, default the ITR's limit, outer MTU - 64) and
-quarantine ``corecast_quarantine`` (chunks, default 64), and the service
-socket's check that messages arrive on ``lan_if`` (IP_PKTINFO); false only for
-the attack experiment.
+quarantine ``corecast_quarantine`` (chunks, default 64), and the service's
+check that messages arrive on ``lan_if``: the service socket is bound to that
+device (SO_BINDTODEVICE) and a second socket on the same address and port,
+bound to no device, receives what arrives anywhere else (the TUN, the core) so
+the core counts it ('cc-not-lan'); false only for the attack experiment.
 
 Config keys: see :func:`load`. Counters go to ``status_file`` every second and
 at exit; the process is ready (``ready_file``) once its first Map-Register has
@@ -47,8 +49,6 @@ TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 BATCH = 64  # packets drained from one socket before looking at the others
-IP_PKTINFO = 8  # <linux/in.h>; the socket module lacks it
-_PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 
 
 def load(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -73,10 +73,18 @@ def sh(*args: str) -> None:
         raise ConfigError(f"'{' '.join(args)}' failed: {res.stderr.strip()}")
 
 
-def udp_socket(addr: str, port: int, rcvbuf: int = 8 << 20) -> socket.socket:
-    """A non-blocking UDP socket bound to (addr, port) with a large receive buffer."""
+def udp_socket(addr: str, port: int, rcvbuf: int = 8 << 20, device: str | None = None) -> socket.socket:
+    """A non-blocking UDP socket bound to (addr, port) with a large receive buffer.
+
+    ``device``: receive only what arrives on that interface (SO_BINDTODEVICE). Of two
+    sockets on one address and port, the kernel gives a datagram to the one bound to
+    its arrival device, else to the unbound one (locally sent ones count as the
+    address's own device).
+    """
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if device is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
     s.bind((addr, port))
@@ -112,7 +120,8 @@ class XtrNode:
         self.cc_itr = (CoreCastItr(rloc, self.map_cache, svc.get("allowed_sources", []),
                                    int(cfg.get("queue_limit", 64)), encap=encap, defence=self.defence)
                        if svc else None)
-        self.lan_ifindex = -1
+        self.service: socket.socket | None = None
+        self.service_other: socket.socket | None = None
         self.io = {"tun-read": 0, "tun-write": 0, "tun-write-error": 0, "raw-sent": 0, "raw-send-error": 0,
                    "lisp-in": 0, "control-in": 0, "control-out": 0, "service-in": 0}
         self.started = time.time()
@@ -134,14 +143,15 @@ class XtrNode:
         self.control = udp_socket(rloc, int(cfg.get("control_port", LISP_CONTROL_PORT)))
         self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
-        self.service = None
         svc = cfg.get("corecast_service")
         if svc:
-            self.service_addr = svc["addr"]
+            self.service_addr, port = svc["addr"], int(svc.get("port", CORECAST_PORT))
             sh("ip", "addr", "replace", f"{svc['addr']}/32", "dev", cfg["lan_if"])
-            self.service = udp_socket(svc["addr"], int(svc.get("port", CORECAST_PORT)), 32 << 20)
-            self.lan_ifindex = socket.if_nametoindex(cfg["lan_if"])
-            self.service.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            if self.defence:  # the LAN's socket, and one for whatever arrives elsewhere (counted drops)
+                self.service = udp_socket(svc["addr"], port, 32 << 20, device=cfg["lan_if"])
+                self.service_other = udp_socket(svc["addr"], port, 1 << 20)
+            else:
+                self.service = udp_socket(svc["addr"], port, 32 << 20)
 
     def teardown(self) -> None:
         """Remove what :meth:`setup` added outside the process (the TUN goes with its fd)."""
@@ -201,34 +211,17 @@ class XtrNode:
             out["corecast_etr"] = self.cc_etr.counters
         return out
 
-    def serve(self, service: socket.socket, cc_in: Any, buf: bytearray, view: memoryview, now: float) -> None:
-        """Drain the CoreCast service socket; each message says whether it arrived on the LAN.
-
-        The interface is the IP_PKTINFO ifindex: a packet decapsulated by this xTR and
-        written to its TUN, or one from the core or from lo, has another one.
-        """
-        if not self.defence:
-            recv = service.recvfrom_into
-            for _ in range(BATCH):
-                try:
-                    n, addr = recv(buf)
-                except BlockingIOError:
-                    break
-                self.io["service-in"] += 1
-                self.do(cc_in(view[:n], socket.inet_aton(addr[0]), now), now)
-            return
-        recvmsg, lan, bufs = service.recvmsg_into, self.lan_ifindex, [buf]
+    def serve(self, sock: socket.socket, cc_in: Any, buf: bytearray, view: memoryview, now: float,
+              on_lan: bool) -> None:
+        """Drain a CoreCast service socket: the LAN's (``on_lan``) or the one for everything else."""
+        recv = sock.recvfrom_into
         for _ in range(BATCH):
             try:
-                n, anc, _flags, addr = recvmsg(bufs, 64)
+                n, addr = recv(buf)
             except BlockingIOError:
                 break
             self.io["service-in"] += 1
-            ifindex = -2
-            for level, kind, cdata in anc:
-                if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(cdata) >= _PKTINFO.size:
-                    ifindex = _PKTINFO.unpack_from(cdata)[0]
-            self.do(cc_in(view[:n], socket.inet_aton(addr[0]), now, ifindex == lan), now)
+            self.do(cc_in(view[:n], socket.inet_aton(addr[0]), now, on_lan), now)
 
     def run(self, stop: StopFlag) -> None:
         """Serve until a stop signal."""
@@ -239,6 +232,9 @@ class XtrNode:
         poller.register(control, select.EPOLLIN)
         if service is not None:
             poller.register(service.fileno(), select.EPOLLIN)
+        other = self.service_other.fileno() if self.service_other is not None else -1
+        if other >= 0:
+            poller.register(other, select.EPOLLIN)
         now = time.monotonic()
         self.send_control(self.ctl.start(now))
         ready = False
@@ -285,8 +281,10 @@ class XtrNode:
                         sends, done = self.ctl.on_control(msg, addr[0], addr[1], now)
                         self.send_control(sends)
                         self.resolved(done, now)
+                elif fd == other and cc_in is not None:
+                    self.serve(self.service_other, cc_in, buf, view, now, False)
                 elif service is not None and cc_in is not None:
-                    self.serve(service, cc_in, buf, view, now)
+                    self.serve(service, cc_in, buf, view, now, True)
             if now >= self.ctl.next_deadline():
                 sends, done = self.ctl.on_timer(now)
                 self.send_control(sends)
