@@ -27,6 +27,7 @@ import hashlib
 import socket
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.wire.lispctrl import ALG_SHA1_96, ALG_SHA256_128, EidRecord, Locator, MapRegister, is_ipv4
@@ -74,8 +75,9 @@ def rloc_spaces(texts: tuple[str, ...] | list[str]) -> list[tuple[int, int]]:
     return [parse_prefix(t) for t in texts]
 
 
-def check_register(msg: MapRegister, buf: bytes, site_of, verify, rloc_space, max_ttl: int,
-                   count) -> Accepted | tuple[str, str]:
+def check_register(msg: MapRegister, buf: bytes, site_of: Callable[[int, int], Site | None],
+                   verify: Callable[[bytes, bytes], bool], rloc_space: Callable[[Site], list[tuple[int, int]]],
+                   max_ttl: int, count: Callable[..., None]) -> Accepted | tuple[str, str]:
     """Validate ``msg`` (raw bytes ``buf``); return :class:`Accepted` or (drop reason, detail).
 
     ``site_of(net, plen) -> Site | None``, ``verify(buf, key) -> bool``, ``rloc_space(site) -> [(net, plen)]``,
