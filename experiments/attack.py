@@ -38,7 +38,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from experiments.common import check_common, check_rows, chunk_rate
+from experiments.common import check_common, chunk_rate
+from testbed.attack import drop_deltas, fresh_statuses
 from testbed.net.daemon import Daemon
 from testbed.nodeutil import ConfigError
 
@@ -53,7 +54,6 @@ ATTACK_PORT = 7000
 """Attack N sends its REFs to client port 7000 + N (forged-live: the stream's own port)."""
 STREAM_BASE = 0xA77A0000
 """Attack N uses stream ID STREAM_BASE + N (forged-live: the stream's own ID)."""
-NOT_DROPS = frozenset(("cc-promoted", "cc-ref-flushed", "cc-ref-queued", "cc-ref-in"))
 
 
 @dataclass(frozen=True)
@@ -157,42 +157,6 @@ def _json(path: str) -> dict:
         return {}
 
 
-def _statuses(xtrs: list[Daemon], after: float, timeout: float = 6.0) -> dict[str, dict]:
-    """Every xTR's status file, each written after wall time ``after`` (they are rewritten every second)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = {d.name: _json(d.config["status_file"]) for d in xtrs}
-        if all(s.get("time", 0) > after for s in got.values()):
-            return got
-        if time.monotonic() > deadline:
-            late = [n for n, s in got.items() if s.get("time", 0) <= after]
-            raise RuntimeError(f"no fresh status from {', '.join(late)} within {timeout:.0f} s")
-        time.sleep(0.05)
-
-
-def is_drop(name: str) -> bool:
-    """True for an xTR counter that counts dropped or held-back packets."""
-    from testbed.measure import DROP_COUNTERS
-    return name in DROP_COUNTERS or (name.startswith(("cc-", "decode-")) and name not in NOT_DROPS) or \
-        name in ("stream-evicted", "unresolved", "queue-overflow", "pending-overflow", "no-chunk")
-
-
-def drop_deltas(before: dict[str, dict], after: dict[str, dict]) -> dict[str, int]:
-    """Drop counters that rose between two status snapshots: ``{"x1.corecast_etr.cc-unknown-itr": 100}``."""
-    out = {}
-    for node, status in sorted(after.items()):
-        for section, counters in status.items():
-            if not isinstance(counters, dict):
-                continue
-            prev = before.get(node, {}).get(section, {})
-            for key, value in counters.items():
-                if isinstance(value, int) and not isinstance(value, bool) and is_drop(key):
-                    delta = value - int(prev.get(key, 0) or 0)
-                    if delta > 0:
-                        out[f"{node}.{section}.{key}"] = delta
-    return out
-
-
 def _launch(net: Any, attack: Attack, defence: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run one attack from its host and wait for it; return what it sent."""
     plan = net.plan
@@ -219,7 +183,7 @@ def _launch(net: Any, attack: Attack, defence: str, params: dict[str, Any]) -> d
 def _attacker(net: Any, defence: str, params: dict[str, Any], results: dict[int, dict[str, Any]],
               attacks: list[Attack]):
     """The stream's ``during`` function: the attacks in turn, then stop the source."""
-    xtrs = list(net.lisp[1:])
+    xtrs = {d.name: d.config["status_file"] for d in net.lisp[1:]}
 
     def during(source: Daemon) -> None:
         try:
@@ -230,14 +194,14 @@ def _attacker(net: Any, defence: str, params: dict[str, Any], results: dict[int,
 
     def attack_all(source: Daemon) -> None:
         time.sleep(params["lead_s"])
-        before = _statuses(xtrs, time.time())
+        before = fresh_statuses(xtrs, time.time())
         wrong = [n for n, s in before.items() if s.get("corecast_defence") is not (defence == "on")]
         if wrong:
             raise RuntimeError(f"{', '.join(wrong)} do not run with the defence {defence}")
         for attack in attacks:
             sent = _launch(net, attack, defence, params)
             time.sleep(0.3)  # let the last datagrams be delivered and counted
-            after = _statuses(xtrs, time.time())
+            after = fresh_statuses(xtrs, time.time())
             drops = drop_deltas(before, after)
             results[attack.id] = {**sent, "drop_counters": json.dumps(drops, sort_keys=True),
                                   "caught_by": " ".join(sorted({k.split(".", 2)[2] for k in drops}))}
@@ -331,7 +295,26 @@ def problems_of(stream: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]
         if r["lan_capture_dropped"]:
             out.append(f"{where}: the client-LAN captures dropped {r['lan_capture_dropped']} packets")
     if stream["defence"] == "on":
-        out += check_rows([stream])
+        out += stream_problems(stream)
+    return out
+
+
+def stream_problems(s: dict[str, Any]) -> list[str]:
+    """The legitimate stream of attacks 1-7 with the defence on: whole, intact, on its model at x0's uplink.
+
+    Only the source AS's uplink is compared with the model: the other inter-domain
+    links also carry the attacks (dropped at the ETRs, after crossing them).
+    """
+    where = f"{s['point']} legitimate stream"
+    out = []
+    if s["delivered_chunks"] != s["expected_chunks"]:
+        out.append(f"{where}: delivered {s['delivered_chunks']} of {s['expected_chunks']} chunks")
+    if s["corrupt_chunks"]:
+        out.append(f"{where}: {s['corrupt_chunks']} corrupt chunks")
+    if s["core_bytes"] != s["model_core_bytes"]:
+        out.append(f"{where}: core bytes {s['core_bytes']} vs model {s['model_core_bytes']}")
+    if s.get("capture_dropped"):
+        out.append(f"{where}: the captures dropped {s['capture_dropped']} packets")
     return out
 
 

@@ -26,12 +26,16 @@ Specs (all addresses dotted-quad strings):
   (N bit) and sends it to ``target``:4341, the ITR's RLOC, from the host's address.
 
 Sizes count IPv4 datagrams as sent (IP total length before any fragmentation).
+:func:`fresh_statuses` and :func:`drop_deltas` tell which xTR counters caught an
+attack (status files, ``state/<name>.status.json``, rewritten every second).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -243,4 +247,54 @@ def count_delivered(pcaps: Iterable[str]) -> dict[int, dict[str, int]]:
             row["fragments"] += 1
             if not (struct.unpack_from("!H", ip, 6)[0] & 0x1FFF):
                 row["datagrams"] += 1
+    return out
+
+
+# ------------------------------------------------------------------ what the xTRs counted
+NOT_DROPS = frozenset(("cc-promoted", "cc-ref-flushed", "cc-ref-queued", "cc-ref-in"))
+"""``cc-`` counters that count work done, not packets stopped."""
+
+
+def fresh_statuses(paths: dict[str, str], after: float, timeout: float = 6.0) -> dict[str, dict]:
+    """The status file of every node in ``paths`` (name -> path), each written after wall time ``after``.
+
+    Raises RuntimeError naming the late nodes after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        got = {}
+        for name, path in paths.items():
+            try:
+                with open(path) as fh:
+                    got[name] = json.load(fh)
+            except (OSError, ValueError):
+                got[name] = {}
+        if all(s.get("time", 0) > after for s in got.values()):
+            return got
+        if time.monotonic() > deadline:
+            late = [n for n, s in got.items() if s.get("time", 0) <= after]
+            raise RuntimeError(f"no fresh status from {', '.join(late)} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def is_drop(name: str) -> bool:
+    """True for an xTR counter that counts dropped or held-back packets (quarantined DATA included)."""
+    from testbed.measure import DROP_COUNTERS
+    return name in DROP_COUNTERS or (name.startswith(("cc-", "decode-")) and name not in NOT_DROPS) or \
+        name in ("stream-evicted", "unresolved", "queue-overflow", "pending-overflow", "no-chunk")
+
+
+def drop_deltas(before: dict[str, dict], after: dict[str, dict]) -> dict[str, int]:
+    """Drop counters that rose between two status snapshots: ``{"x1.corecast_etr.cc-unknown-itr": 100}``."""
+    out = {}
+    for node, status in sorted(after.items()):
+        for section, counters in status.items():
+            if not isinstance(counters, dict):
+                continue
+            prev = before.get(node, {}).get(section, {})
+            for key, value in counters.items():
+                if isinstance(value, int) and not isinstance(value, bool) and is_drop(key):
+                    delta = value - int(prev.get(key, 0) or 0)
+                    if delta > 0:
+                        out[f"{node}.{section}.{key}"] = delta
     return out

@@ -7,7 +7,8 @@ from scapy.layers.inet import IP, UDP, fragment
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from testbed.attack import MARKER, AttackError, Datagram, attack_chunk, build, classify, count_delivered
+from testbed.attack import (MARKER, AttackError, Datagram, attack_chunk, build, classify, count_delivered,
+                            drop_deltas, fresh_statuses)
 from testbed.lisp.corecast_etr import CoreCastEtr
 from testbed.lisp.dataplane import WRITE_TUN, Etr
 from testbed.wire import corecast as cc
@@ -116,3 +117,23 @@ def test_classify_skips_non_udp_and_orphan_fragments():
     orphan = bytearray(bytes(IP(src="1.1.1.1", dst="2.2.2.2", id=5, frag=100) / UDP() / b"y"))
     assert classify(orphan, groups) is None and groups == {}
     assert Datagram(False, "1.2.3.4", 4341, b"x" * 10).ip_bytes == 38
+
+
+def test_drop_deltas_name_the_counters_that_rose(tmp_path):
+    before = {"x1": {"time": 1, "corecast_etr": {"cc-unknown-itr": 5, "delivered": 10, "cc-promoted": 0},
+                     "io": {"lisp-in": 3}}}
+    after = {"x1": {"time": 2, "corecast_etr": {"cc-unknown-itr": 105, "delivered": 50, "cc-promoted": 2,
+                                                "cc-quarantined": 1}, "io": {"lisp-in": 200},
+                    "corecast_defence": True}}
+    assert drop_deltas(before, after) == {"x1.corecast_etr.cc-unknown-itr": 100, "x1.corecast_etr.cc-quarantined": 1}
+
+
+def test_fresh_statuses_waits_for_a_newer_file(tmp_path):
+    import json
+    import time as _time
+    path = tmp_path / "x1.status.json"
+    path.write_text(json.dumps({"time": _time.time() + 5, "etr": {}}))
+    assert fresh_statuses({"x1": str(path)}, _time.time())["x1"]["etr"] == {}
+    path.write_text(json.dumps({"time": 1.0}))
+    with pytest.raises(RuntimeError, match="x1"):
+        fresh_statuses({"x1": str(path)}, _time.time(), timeout=0.2)
