@@ -262,3 +262,20 @@ def test_decode_command_shows_cut_packets(tmp_path, capsys):
     assert "lisp-control" in out[0] and "dst=cut" in out[0]
     assert out[1 + 4].split()[:2] == ["lisp-control", "1"]
     assert out[-1] == "(1 packets cut by the capture's snap length, each counted by its headers)"
+
+
+def test_iter_ip_packets_reads_every_layout(tmp_path):
+    """The namespace checks' packet walker (testbed.net.capture) shares the reader: tags and cooked headers too."""
+    from testbed.net.capture import CaptureError as NetCaptureError
+    from testbed.net.capture import iter_ip_packets
+    ip = _ip_packets()[4][1]  # a Map-Request 192.0.2.1:50000 -> 192.0.2.2:4342
+    for name in ("sll-vlan", "sll2-qinq", "ethernet-qinq", "null-big-endian"):
+        linktype, build = LAYOUTS[name]
+        path = tmp_path / f"{name}.pcap"
+        write_pcap(str(path), [build(ip), b"\x00" * 24], linktype)
+        assert list(iter_ip_packets(str(path))) == [("192.0.2.1", "192.0.2.2", 17, 50000, 4342),
+                                                    ("0.0.0.0", "0.0.0.0", -1, 0, 0)], name
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"junk")
+    with pytest.raises(NetCaptureError):
+        list(iter_ip_packets(str(junk)))
