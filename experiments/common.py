@@ -10,18 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from testbed.modes import DEFAULT_MODES as MODES
+from testbed.modes import selected_modes
 from testbed.nodeutil import ConfigError
 from testbed.params import check_stream
 
-MODES = ("unicast", "corecast")
 
-
-def run_modes(ctx: Any, label: str, modes: tuple[str, ...] = MODES, extra_row: dict[str, Any] | None = None,
+def run_modes(ctx: Any, label: str, modes: tuple[str, ...] | None = None, extra_row: dict[str, Any] | None = None,
               spec_over: dict[str, Any] | None = None, **topo: Any) -> list[dict[str, Any]]:
-    """Bring one topology up, stream once per mode, record and return the rows."""
+    """Bring one topology up, stream once per mode (None: the modes parameter), record and return the rows."""
     rows = []
     with ctx.network(label, **topo) as net:
-        for mode in modes:
+        for mode in modes or selected_modes(ctx.params):
             row = net.stream(ctx.spec(mode, **(spec_over or {})))
             row.update(extra_row or {})
             ctx.record(row)
@@ -49,6 +49,20 @@ def check_rows(rows: list[dict[str, Any]], tolerance: float = 0.001) -> list[str
                             f"({100 * model_error(r):.3f} % off)")
         if r.get("capture_dropped"):
             problems.append(f"{where}: the capture dropped {r['capture_dropped']} packets")
+        problems += check_links(r, where, tolerance)
+    return problems
+
+
+def check_links(r: dict[str, Any], where: str, tolerance: float = 0.001) -> list[str]:
+    """Problems in a row's inter-domain columns: sum over links off the model, counters that disagree with captures."""
+    problems = []
+    model = r.get("model_interdomain_bytes")
+    if model is not None and abs(r["interdomain_bytes"] - model) > tolerance * model:
+        problems.append(f"{where}: inter-domain bytes {r['interdomain_bytes']} vs model {model}")
+    if r.get("links_capture_mismatches"):
+        problems.append(f"{where}: {r['links_capture_mismatches']} link counters differ from their captures")
+    if r.get("links_capture_dropped"):
+        problems.append(f"{where}: the link captures dropped {r['links_capture_dropped']} packets")
     return problems
 
 
@@ -93,7 +107,8 @@ class Point:
     speed: float
     row: dict[str, Any] = field(default_factory=dict)
     """Extra columns written into each of the point's rows."""
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] | None = None
+    """Modes streamed at this point (None: the experiment's modes parameter)."""
     chunks: int | None = None
     """Chunks per stream (None: the experiment's ``chunks`` parameter)."""
 

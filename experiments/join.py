@@ -19,8 +19,9 @@ import tempfile
 import time
 from typing import Any
 
-from experiments.common import MODES, Point, chunk_rate, check_common, check_rows, model_error
+from experiments.common import Point, chunk_rate, check_common, check_rows, model_error
 from testbed import model
+from testbed.modes import selected_modes
 from testbed.nodeutil import ConfigError
 
 DESCRIPTION = "channel-change delay (join to first chunk), cold vs warm map-cache, both modes, 20 joins of each kind"
@@ -62,7 +63,7 @@ def stream_chunks(params: dict[str, Any]) -> int:
 def points(params: dict[str, Any]) -> list[Point]:
     """One fresh network per mode (cold ASes become warm once used)."""
     return [Point(label=f"join-{m}", topo=topology(params), speed=params["speed"], modes=(m,),
-                  chunks=stream_chunks(params)) for m in MODES]
+                  chunks=stream_chunks(params)) for m in selected_modes(params)]
 
 
 def join_schedule(plan: Any, reps: int) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from experiments.common import (Point, chunk_rate, check_common, parse_list, reject_swept, report, run_sweep,
                                 stream_speed)
+from testbed.modes import get_mode, selected_modes
 from testbed.nodeutil import ConfigError
 from testbed.params import MAX_CLIENTS_PER_AS
 
@@ -55,7 +56,7 @@ def points(params: dict[str, Any]) -> list[Point]:
 def _rates(row: dict[str, Any]) -> dict[str, Any]:
     """Per-packet CPU cost columns (informational; the figure derives rates from stream_s)."""
     k, chunks = row["clients"], row["chunks"]
-    from_source = chunks * (k if row["mode"] == "unicast" else k + 1)
+    from_source = chunks * get_mode(row["mode"]).model.source_as_packets(k)
     handled = from_source + row["core_packets"]
     return {"source_datagrams": from_source,
             "itr_cpu_us_per_packet": round(1e6 * row["itr_cpu_s"] / handled, 3) if handled else None,
@@ -67,7 +68,7 @@ def _one(ctx: Any, point: Point) -> list[dict[str, Any]]:
     if point.row.get("sweep") != "length":
         rows = []
         with ctx.network(point.label, **point.topo) as net:
-            for mode in point.modes:
+            for mode in point.modes or selected_modes(ctx.params):
                 row = net.stream(ctx.spec(mode, speed=point.speed, chunks=point.chunks))
                 row.update(point.row, **_rates(row))
                 ctx.record(row)
@@ -76,7 +77,7 @@ def _one(ctx: Any, point: Point) -> list[dict[str, Any]]:
     rows = []
     with ctx.network(point.label, **point.topo) as net:
         for n in sorted(ctx.params["lengths"]):
-            for mode in point.modes:
+            for mode in point.modes or selected_modes(ctx.params):
                 row = net.stream(ctx.spec(mode, speed=point.speed, chunks=n))
                 row.update(point.row, point=f"length{n}", stream_chunks=n, **_rates(row))
                 ctx.record(row)

@@ -12,6 +12,7 @@ import shutil
 from typing import Any, Iterable, Iterator
 
 from testbed.measure import Network, StreamSpec
+from testbed.modes import parse_modes
 from testbed.nodeutil import ConfigError
 from testbed.params import TOPO_KEYS, check_out_dir, check_stream, parse_sets, topo_params
 from testbed.bars import Bar as Progress
@@ -90,7 +91,7 @@ def parse_experiment_params(module: Any, sets: list[str]) -> dict[str, Any]:
     """The experiment's DEFAULTS overridden by ``--set``, type-checked; unknown keys rejected."""
     values = parse_sets(sets)
     defaults: dict[str, Any] = dict(module.DEFAULTS)
-    allowed = set(defaults) | TOPO_KEYS | {"register_interval", "expiry", "keep_records"}
+    allowed = set(defaults) | TOPO_KEYS | {"register_interval", "expiry", "keep_records", "modes"}
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise ConfigError(f"unknown parameter '{unknown[0]}' for this experiment (known: {', '.join(sorted(allowed))})")
@@ -109,6 +110,8 @@ def parse_experiment_params(module: Any, sets: list[str]) -> dict[str, Any]:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ConfigError(f"{key} must not be negative, got {value}")
     check_stream(params)  # what a daemon would refuse later, refused before anything is built
+    if "modes" in params:  # every experiment accepts every mode (testbed.modes)
+        params["modes"] = ",".join(m.name for m in parse_modes(params["modes"]))
     if hasattr(module, "validate"):
         module.validate(params)
     return params

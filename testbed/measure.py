@@ -16,12 +16,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
-from testbed import model
 from testbed.addressing import AddressPlan, make_plan
+from testbed.interdomain import link_columns, model_link_bytes, write_link_rows
+from testbed.modes import Mode, get_mode
 from testbed.net.capture import Capture, capture_comment, read_counters
 from testbed.net.daemon import ClientDaemon, Daemon, SourceDaemon, first_dead
+from testbed.net.links import LinkCaptures, LinkCounters, core_shape, interdomain_links
+from testbed.net.links import delta as link_delta
 from testbed.net.network import Testbed
 from testbed.params import topo_params
+from testbed.results import LINKS_CSV
 
 
 
@@ -73,15 +77,21 @@ def _json(path: str) -> dict:
 
 @dataclass
 class StreamSpec:
-    """One stream to measure."""
+    """One stream to measure, in a delivery mode given by name or as a :class:`~testbed.modes.Mode` class."""
 
-    mode: str
+    mode: str | type[Mode]
     chunks: int
     chunk_bytes: int = 1316
     bitrate: int = 1_000_000
     speed: float = 1.0
     content: str = "ffmpeg"
     extra: dict[str, Any] = field(default_factory=dict)
+    mode_cls: type[Mode] = field(init=False, repr=False)
+    """The mode's class (``mode`` becomes its name); ConfigError for an unknown name."""
+
+    def __post_init__(self) -> None:
+        self.mode_cls = get_mode(self.mode)
+        self.mode = self.mode_cls.name
 
 
 class Network:
@@ -103,6 +113,12 @@ class Network:
         """The delivery report (testbed.stream.records.DeliveryReport) of the last stream."""
         self.last_source_record = None
         """The source record (testbed.stream.records.SourceRecord) of the last stream."""
+        self.modes: dict[type[Mode], Mode] = {}
+        """The modes started on this network (one instance per mode class)."""
+        self.link_counters = None
+        """testbed.net.links.LinkCounters of every inter-domain link (installed at the first stream)."""
+        self.last_links: dict = {}
+        """Per (link, direction), what crossed it during the last stream (testbed.net.links.LinkCount)."""
 
     def __enter__(self) -> "Network":
         from testbed.session import start_lisp
@@ -172,8 +188,9 @@ class Network:
         plan = self.plan
         clients = self._clients = self.client_daemons(tag, CLIENT_PORT, player=bool(spec.extra.get("player")))
         self.tb.start_daemons(clients, timeout=30 + 0.1 * len(clients))
-        cap = None
+        cap = self._link_caps = None
         try:
+            self.mode(spec.mode_cls)
             pcap = os.path.join(run.path, "pcap", f"{tag}-x0-core.pcap")
             comment = capture_comment(run.path, spec.mode, plan.source_as.xtr, plan.source_as.core_if,
                                       point=self.label) if self.ctx.keep_pcap else None
@@ -182,6 +199,7 @@ class Network:
                           snaplen=getattr(self.ctx, "snaplen", 128), comment=comment)
             cap.start()
             self.tb.captures.append(cap)
+            links0 = self._start_links(tag, spec.mode)
             x0 = self.xtr(0)
             etrs = [self.xtr(a.number) for a in plan.client_ases if a.clients]
             cpu0 = {d.name: cpu_seconds(d.proc.pid) for d in [x0, *etrs]}
@@ -201,15 +219,38 @@ class Network:
             stream_s = time.monotonic() - t0
             self._drain(clients, spec)
             ctr1 = read_counters(self.tb.node(plan.source_as.xtr), plan.source_as.core_if)
+            self.last_links = link_delta(links0, self.link_counters.read())
             cpu1 = {d.name: cpu_seconds(d.proc.pid) for d in [x0, *etrs]}
             rss = {d.name: rss_kib(d.proc.pid) for d in [x0, *etrs]}
         finally:
             self.tb.stop_daemons(clients)
+            if self._link_caps is not None:
+                self._link_caps.stop()
             if cap is not None:
                 cap.stop()
                 if cap in self.tb.captures:
                     self.tb.captures.remove(cap)
         return self._row(spec, tag, source, cap, ctr0, ctr1, cpu0, cpu1, rss, stream_s, x0, etrs)
+
+    def mode(self, cls: type[Mode]) -> Mode:
+        """The network's instance of a mode class, started (:meth:`Mode.start`) on first use."""
+        if cls not in self.modes:
+            mode = cls(self)
+            mode.start()
+            self.modes[cls] = mode
+        return self.modes[cls]
+
+    def _start_links(self, tag: str, mode: str) -> dict:
+        """Counters of every inter-domain link read now (installed on first use); captures too with --keep-pcap."""
+        if self.link_counters is None:
+            self.link_counters = LinkCounters(self.tb, interdomain_links(self.plan))
+            self.link_counters.install()
+        if self.ctx.keep_pcap:
+            self._link_caps = LinkCaptures(self.tb, self.link_counters.links, self.ctx.run.pcap, tag,
+                                           snaplen=getattr(self.ctx, "snaplen", 0),
+                                           label={"run": self.ctx.run.path, "mode": mode, "point": self.label})
+            self._link_caps.start()
+        return self.link_counters.read()
 
     def _player_frames(self, tag: str, source: SourceDaemon) -> dict[str, Any]:
         """Decodable frames the player client recorded, and those in what the source sent (ffprobe)."""
@@ -222,7 +263,7 @@ class Network:
     def _source(self, tag: str, spec: StreamSpec) -> SourceDaemon:
         plan = self.plan
         cfg = {
-            "mode": spec.mode, "eid": plan.source_eid, "src_port": SOURCE_PORT, "stream_id": 1,
+            **self.mode(spec.mode_cls).source_config(), "eid": plan.source_eid, "src_port": SOURCE_PORT, "stream_id": 1,
             "chunk_bytes": spec.chunk_bytes, "bitrate": spec.bitrate, "speed": spec.speed, "chunks": spec.chunks,
             "content": spec.content, "service": {"addr": plan.service_addr, "port": 4340},
             "clients": [[eid, CLIENT_PORT] for _a, _h, eid in plan.clients()],
@@ -289,7 +330,8 @@ class Network:
         counts = params.clients_per_as
         k, j = params.total_clients, params.active_ases
         chunks_sent = len(src_rec)
-        model_bytes = model.core_bytes_per_chunk(spec.mode, counts, params.capable, spec.chunk_bytes) * chunks_sent
+        model_links = model_link_bytes(plan, spec.mode_cls.model, spec.chunk_bytes, src_rec)
+        model_bytes = model_links[core_shape(plan).source_uplink]
         packets = totals.packets
         if_bytes = (ctr1.tx_bytes - ctr0.tx_bytes) - 14 * (ctr1.tx_packets - ctr0.tx_packets)
         itr_status = _json(x0.config["status_file"])
@@ -313,6 +355,15 @@ class Network:
             "itr_drops": count_drops(itr_status),
             "etr_drops": sum(count_drops(_json(d.config["status_file"])) for d in etrs),
         }
+        caps = self._link_caps.counts() if self._link_caps is not None else {}
+        row.update(link_columns(write_link_rows(
+            os.path.join(self.ctx.run.path, LINKS_CSV), self.link_counters.links, self.last_links, model_links,
+            {"experiment": self.ctx.experiment, "point": self.label, "mode": spec.mode,
+             "stream": f"{self.streams}:{tag}"}, caps)))
+        uplink = self.last_links[core_shape(plan).source_uplink]
+        row["links_capture_mismatches"] += int((uplink.bytes, uplink.packets)
+                                              != (totals.lisp_data_bytes, totals.lisp_data_packets))
+        row["links_capture_dropped"] = self._link_caps.dropped if self._link_caps is not None else 0
         if spec.extra.get("player"):
             row.update(self._player_frames(tag, source))
         if not self.ctx.keep_pcap:

@@ -1,9 +1,12 @@
-"""The analytical model: bytes and packets per stream chunk, unicast versus CoreCast.
+"""The analytical model: bytes and packets per stream chunk, per delivery mode and per inter-domain link.
 
 Everything here is a pure function of the header sizes of DESIGN section 3
-(imported from :mod:`testbed.wire.constants`), the chunk size ``P`` and the way
-the ``k`` clients are spread over the ``j`` client ASes. Sizes are IPv4 total
-lengths (what a capture on the source AS's core-facing interface adds up).
+(imported from :mod:`testbed.wire.constants`), the chunk size ``P``, the way the
+``k`` clients are spread over the ``j`` client ASes, and the shape of the core
+(:class:`CoreShape`: which inter-domain links a packet from the source AS to a
+client AS crosses). Sizes are IPv4 total lengths of LISP data packets (UDP 4341),
+what the captures and the per-link counters add up; control traffic (UDP 4342)
+is counted apart and never modelled.
 
 Per chunk of ``P`` bytes:
 
@@ -17,10 +20,17 @@ unicast chunk                         source AS     28 + P
 CoreCast DATA / REF, S to its ITR     source AS     40 + P / 60
 ====================================  ============  ==========
 
-Core, per chunk:  unicast ``k (64+P)``;
+Source uplink (``core_bytes``), per chunk:  unicast ``k (64+P)``;
 CoreCast ``j_c (48+P) + k_c 68 + k_n (64+P)`` where ``j_c`` counts capable ASes
 with at least one client, ``k_c`` their clients and ``k_n`` the clients of
 non-capable ASes (which get plain LISP unicast from the ITR).
+
+Every inter-domain link (:func:`link_bytes_per_chunk`): both modes send from the
+source's ITR straight to each ETR, so what is bound for client AS ``i`` crosses
+every link of the path from the source AS to AS ``i`` once. On the star core
+(one core router) that is the source uplink and AS ``i``'s downlink, so the sum
+over inter-domain links is twice the source uplink, and the busiest link is
+the source uplink.
 
 Source AS, per chunk: unicast ``k (28+P)``; CoreCast ``(40+P) + 60 k`` (S sends
 one DATA and one REF per client whatever the client's AS; the ITR decides).
@@ -29,31 +39,35 @@ With every AS capable and ``gamma = k / j`` clients in each, the savings are
 ``1 - ((48+P) + 68 gamma) / (gamma (64+P))``; they are zero at
 ``gamma* = (P+48) / (P-4)`` (1.04 for P = 1316) and tend to ``1 - 68/(64+P)``.
 See docs/model.md for the derivation and worked numbers.
+
+Each mode's formulas live in one :class:`ModeModel` subclass registered in
+:data:`MODELS`; the functions taking a ``mode`` name look it up there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
-from testbed.wire.constants import (
-    CORECAST_HEADER,
-    CORECAST_REF,
-    ENCAP_OVERHEAD,
-    IPV4_HEADER,
-    UDP_HEADER,
+from testbed.modemodels import (  # noqa: F401  (re-exported: the model's public names)
+    DATA_CORE_OVERHEAD,
+    DATA_SOURCE_OVERHEAD,
+    DOWN,
+    MODELS,
+    MODES,
+    REF_CORE_BYTES,
+    REF_SOURCE_BYTES,
+    UDP_IP,
+    UNICAST_CORE_OVERHEAD,
+    UNICAST_EDGE_OVERHEAD,
+    UP,
+    CoreCastModel,
+    CoreShape,
+    LinkKey,
+    ModeModel,
+    UnicastModel,
+    mode_model,
 )
-
-MODES = ("unicast", "corecast")
-"""The delivery modes the model knows."""
-
-UDP_IP = IPV4_HEADER + UDP_HEADER  # 28
-UNICAST_EDGE_OVERHEAD = UDP_IP  # 28: plain IPv4/UDP chunk inside an AS
-UNICAST_CORE_OVERHEAD = ENCAP_OVERHEAD + UDP_IP  # 64: outer IP/UDP/LISP + inner IP/UDP
-DATA_CORE_OVERHEAD = ENCAP_OVERHEAD + CORECAST_HEADER  # 48: outer IP/UDP/LISP + CoreCast header
-REF_CORE_BYTES = ENCAP_OVERHEAD + CORECAST_REF  # 68
-DATA_SOURCE_OVERHEAD = UDP_IP + CORECAST_HEADER  # 40: S -> ITR, IPv4/UDP + CoreCast header
-REF_SOURCE_BYTES = UDP_IP + CORECAST_REF  # 60
 
 
 @dataclass(frozen=True)
@@ -81,14 +95,18 @@ class GroupCounts:
         return self.k / self.j if self.j else 0.0
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r} (expected one of {', '.join(MODES)})")
-
 
 def _check_chunk(chunk_bytes: int) -> None:
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes <= 0:
         raise ValueError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
+
+
+def _capable_list(clients_per_as: Sequence[int], capable: Sequence[bool] | None) -> list[bool]:
+    if capable is None or len(capable) == 0 and len(clients_per_as):
+        return [True] * len(clients_per_as)
+    if len(capable) != len(clients_per_as):
+        raise ValueError(f"{len(clients_per_as)} client counts but {len(capable)} capability flags")
+    return [bool(c) for c in capable]
 
 
 def group_counts(clients_per_as: Sequence[int], capable: Sequence[bool] | None = None) -> GroupCounts:
@@ -118,35 +136,29 @@ def group_counts(clients_per_as: Sequence[int], capable: Sequence[bool] | None =
 
 
 def core_packets_per_chunk(mode: str, clients_per_as: Sequence[int], capable: Sequence[bool] | None = None) -> int:
-    """LISP data packets per chunk on the core: unicast ``k``; CoreCast ``j_c + k_c + k_n``."""
-    _check_mode(mode)
-    g = group_counts(clients_per_as, capable)
-    if mode == "unicast":
-        return g.k
-    return g.j_c + g.k_c + g.k_n
+    """LISP data packets per chunk on the source uplink: unicast ``k``; CoreCast ``j_c + k_c + k_n``."""
+    m = mode_model(mode)
+    group_counts(clients_per_as, capable)  # validates
+    return sum(m.as_packets(n, c) for n, c in zip(clients_per_as, _capable_list(clients_per_as, capable)))
 
 
 def core_bytes_per_chunk(mode: str, clients_per_as: Sequence[int], capable: Sequence[bool] | None,
                          chunk_bytes: int) -> int:
-    """Bytes (IP total lengths) per chunk leaving the source AS towards the core.
+    """Bytes (IP total lengths) per chunk leaving the source AS towards the core (the source uplink).
 
     unicast: ``k (64+P)``; corecast: ``j_c (48+P) + 68 k_c + k_n (64+P)``.
     """
-    _check_mode(mode)
+    m = mode_model(mode)
     _check_chunk(chunk_bytes)
-    g = group_counts(clients_per_as, capable)
-    unicast_pkt = UNICAST_CORE_OVERHEAD + chunk_bytes
-    if mode == "unicast":
-        return g.k * unicast_pkt
-    return g.j_c * (DATA_CORE_OVERHEAD + chunk_bytes) + g.k_c * REF_CORE_BYTES + g.k_n * unicast_pkt
+    group_counts(clients_per_as, capable)
+    return sum(int(m.as_bytes(n, c, chunk_bytes))
+               for n, c in zip(clients_per_as, _capable_list(clients_per_as, capable)))
 
 
 def source_as_packets_per_chunk(mode: str, clients_per_as: Sequence[int],
                                 capable: Sequence[bool] | None = None) -> int:
     """Packets per chunk from S to its ITR: unicast ``k``; CoreCast ``1 + k`` (one DATA, k REFs)."""
-    _check_mode(mode)
-    g = group_counts(clients_per_as, capable)
-    return g.k if mode == "unicast" else 1 + g.k
+    return mode_model(mode).source_as_packets(group_counts(clients_per_as, capable).k)
 
 
 def source_as_bytes_per_chunk(mode: str, clients_per_as: Sequence[int], capable: Sequence[bool] | None,
@@ -156,12 +168,48 @@ def source_as_bytes_per_chunk(mode: str, clients_per_as: Sequence[int], capable:
     unicast: ``k (28+P)``; corecast: ``(40+P) + 60 k`` (S sends the DATA even to
     zero clients, and a REF for every client, capable AS or not).
     """
-    _check_mode(mode)
+    m = mode_model(mode)
     _check_chunk(chunk_bytes)
-    g = group_counts(clients_per_as, capable)
-    if mode == "unicast":
-        return g.k * (UNICAST_EDGE_OVERHEAD + chunk_bytes)
-    return DATA_SOURCE_OVERHEAD + chunk_bytes + g.k * REF_SOURCE_BYTES
+    return m.source_as_bytes(group_counts(clients_per_as, capable).k, chunk_bytes)
+
+
+def link_bytes_per_chunk(mode: str, clients_per_as: Sequence[int], capable: Sequence[bool] | None,
+                         chunk_bytes: int, core: CoreShape | None = None) -> dict[LinkKey, int]:
+    """Bytes per chunk on every inter-domain (link, direction); ``core`` defaults to the star core."""
+    m = mode_model(mode)
+    _check_chunk(chunk_bytes)
+    group_counts(clients_per_as, capable)
+    core = core or CoreShape.star(len(clients_per_as))
+    return m.link_bytes(list(clients_per_as), _capable_list(clients_per_as, capable), chunk_bytes, core)
+
+
+def link_packets_per_chunk(mode: str, clients_per_as: Sequence[int], capable: Sequence[bool] | None = None,
+                           core: CoreShape | None = None) -> dict[LinkKey, int]:
+    """LISP data packets per chunk on every inter-domain (link, direction)."""
+    m = mode_model(mode)
+    group_counts(clients_per_as, capable)
+    core = core or CoreShape.star(len(clients_per_as))
+    return m.link_packets(list(clients_per_as), _capable_list(clients_per_as, capable), core)
+
+
+def link_totals(mode: str, segments: Iterable[tuple[int, Sequence[int]]], capable: Sequence[bool] | None,
+                chunk_bytes: int, core: CoreShape | None = None) -> dict[LinkKey, int]:
+    """Bytes per (link, direction) over a stream whose audience changes: ``segments`` of (chunks, clients per AS)."""
+    out: dict[LinkKey, int] = {}
+    for chunks, counts in segments:
+        for key, value in link_bytes_per_chunk(mode, counts, capable, chunk_bytes, core).items():
+            out[key] = out.get(key, 0) + chunks * value
+    return out
+
+
+def interdomain_bytes(links: dict[LinkKey, int]) -> int:
+    """Sum over every inter-domain link and direction (a packet counts once per link it crosses)."""
+    return sum(links.values())
+
+
+def max_link_bytes(links: dict[LinkKey, int]) -> int:
+    """Bytes on the busiest (link, direction); 0 without links."""
+    return max(links.values(), default=0)
 
 
 def savings(clients_per_as: Sequence[int], capable: Sequence[bool] | None, chunk_bytes: int) -> float:
@@ -177,21 +225,18 @@ def savings(clients_per_as: Sequence[int], capable: Sequence[bool] | None, chunk
 
 def core_bytes_per_chunk_uniform(mode: str, gamma: float, chunk_bytes: int, ases: float = 1.0,
                                  capable_fraction: float = 1.0) -> float:
-    """Closed form of the core bytes per chunk for ``ases`` ASes of ``gamma`` clients each.
+    """Closed form of the source-uplink bytes per chunk for ``ases`` ASes of ``gamma`` clients each.
 
     unicast: ``j gamma (64+P)``; corecast:
     ``j [f ((48+P) + 68 gamma) + (1-f) gamma (64+P)]`` with ``f`` the fraction of
     capable ASes. ``gamma`` may be fractional (an average), so this is a float.
     """
-    _check_mode(mode)
+    m = mode_model(mode)
     _check_chunk(chunk_bytes)
     if gamma < 0 or ases < 0 or not 0.0 <= capable_fraction <= 1.0:
         raise ValueError("need gamma >= 0, ases >= 0 and 0 <= capable_fraction <= 1")
-    unicast_as = gamma * (UNICAST_CORE_OVERHEAD + chunk_bytes)
-    if mode == "unicast":
-        return ases * unicast_as
-    corecast_as = DATA_CORE_OVERHEAD + chunk_bytes + REF_CORE_BYTES * gamma
-    return ases * (capable_fraction * corecast_as + (1.0 - capable_fraction) * unicast_as)
+    f = capable_fraction
+    return ases * (f * m.as_bytes(gamma, True, chunk_bytes) + (1.0 - f) * m.as_bytes(gamma, False, chunk_bytes))
 
 
 def savings_uniform(gamma: float, chunk_bytes: int, capable_fraction: float = 1.0) -> float:
@@ -239,10 +284,12 @@ class ModelPoint:
     capable: tuple[bool, ...] = ()
     chunk_bytes: int = 1316
     chunks: int = 1
+    core: CoreShape | None = None
+    """The inter-domain links (None: the star core for these ASes)."""
     counts: GroupCounts = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_mode(self.mode)
+        mode_model(self.mode)
         _check_chunk(self.chunk_bytes)
         if isinstance(self.chunks, bool) or not isinstance(self.chunks, int) or self.chunks < 0:
             raise ValueError(f"chunks must be a non-negative int, got {self.chunks!r}")
@@ -250,6 +297,8 @@ class ModelPoint:
         cap = tuple(bool(c) for c in self.capable) if self.capable else (True,) * len(self.clients_per_as)
         object.__setattr__(self, "capable", cap)
         object.__setattr__(self, "counts", group_counts(self.clients_per_as, self.capable))
+        if self.core is None:
+            object.__setattr__(self, "core", CoreShape.star(len(self.clients_per_as)))
 
     @property
     def gamma(self) -> float:
@@ -273,6 +322,22 @@ class ModelPoint:
                                                        self.chunk_bytes)
 
     @property
+    def link_bytes(self) -> dict[LinkKey, int]:
+        """Bytes per inter-domain (link, direction) over all chunks."""
+        per = link_bytes_per_chunk(self.mode, self.clients_per_as, self.capable, self.chunk_bytes, self.core)
+        return {key: self.chunks * value for key, value in per.items()}
+
+    @property
+    def interdomain_bytes(self) -> int:
+        """Bytes summed over every inter-domain link and direction, over all chunks."""
+        return interdomain_bytes(self.link_bytes)
+
+    @property
+    def max_link_bytes(self) -> int:
+        """Bytes on the busiest inter-domain (link, direction), over all chunks."""
+        return max_link_bytes(self.link_bytes)
+
+    @property
     def savings(self) -> float:
         """Savings of CoreCast over unicast for this client spread (whatever ``mode`` is)."""
         return savings(self.clients_per_as, self.capable, self.chunk_bytes)
@@ -291,5 +356,7 @@ class ModelPoint:
             "model_core_bytes": self.core_bytes,
             "model_core_packets": self.core_packets,
             "model_source_as_bytes": self.source_as_bytes,
+            "model_interdomain_bytes": self.interdomain_bytes,
+            "model_max_link_bytes": self.max_link_bytes,
             "expected_chunks": self.chunks * c.k,
         }

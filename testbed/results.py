@@ -41,11 +41,18 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 )
 """Columns every measurements.csv has, in this order, before any extra column."""
 
+LINK_COLUMNS: tuple[str, ...] = (
+    "experiment", "point", "mode", "stream", "link", "node", "interface", "direction",
+    "bytes", "packets", "model_bytes", "control_bytes", "control_packets",
+)
+"""Columns of links.csv: one row per inter-domain link, direction and stream (docs/results.md)."""
+
 STATUSES = ("running", "complete", "incomplete", "failed")
 """Values of run.json ``status``."""
 
 RUN_JSON = "run.json"
 MEASUREMENTS_CSV = "measurements.csv"
+LINKS_CSV = "links.csv"
 SUBDIRS = ("logs", "figures", "config")
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -280,9 +287,10 @@ class Measurements:
     appending continues it.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, required: tuple[str, ...] = REQUIRED_COLUMNS) -> None:
         self.path = path
-        self.columns: list[str] = list(REQUIRED_COLUMNS)
+        self.required = required
+        self.columns: list[str] = list(required)
         self.rows: list[dict[str, str]] = []
         if os.path.exists(path):
             with open(path, newline="") as fh:
@@ -297,7 +305,23 @@ class Measurements:
 
     def append(self, row: dict[str, Any]) -> None:
         """Add one point and rewrite the file (temp file + rename). ValueError if a required column is missing."""
-        missing = [c for c in REQUIRED_COLUMNS if c not in row]
+        self._add(row)
+        self._write()
+
+    def extend(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append several rows and rewrite the file once (all of them or, on a bad row, none)."""
+        rows = list(rows)
+        kept = (list(self.columns), len(self.rows))
+        try:
+            for row in rows:
+                self._add(row)
+        except ValueError:
+            self.columns, self.rows = kept[0], self.rows[:kept[1]]
+            raise
+        self._write()
+
+    def _add(self, row: dict[str, Any]) -> None:
+        missing = [c for c in self.required if c not in row]
         if missing:
             raise ValueError(f"measurement row lacks {', '.join(missing)}")
         for key in row:
@@ -306,12 +330,6 @@ class Measurements:
             if key not in self.columns:
                 self.columns.append(key)
         self.rows.append({k: _cell(v) for k, v in row.items()})
-        self._write()
-
-    def extend(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Append several rows (each one written as it comes)."""
-        for row in rows:
-            self.append(row)
 
     def _write(self) -> None:
         buf = io.StringIO()

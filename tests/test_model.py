@@ -151,3 +151,97 @@ def test_no_clients():
     assert savings([0, 0], None, P) == 0.0
     assert group_counts([0, 0]).gamma == 0.0
     assert source_as_bytes_per_chunk("corecast", [0], None, P) == 1356
+
+
+# ---------------------------------------------------------------- every inter-domain link (issue 12)
+from testbed.model import (  # noqa: E402
+    CoreShape,
+    interdomain_bytes,
+    link_bytes_per_chunk,
+    link_packets_per_chunk,
+    link_totals,
+    max_link_bytes,
+)
+
+
+def test_star_core_shape():
+    shape = CoreShape.star(2)
+    assert shape.links == ("x0-core", "x1-core", "x2-core")
+    assert shape.paths == ((("x0-core", "up"), ("x1-core", "down")), (("x0-core", "up"), ("x2-core", "down")))
+    assert shape.source_uplink == ("x0-core", "up")
+    assert shape.keys()[:3] == [("x0-core", "up"), ("x0-core", "down"), ("x1-core", "up")]
+    with pytest.raises(ValueError):
+        CoreShape.star(-1)
+
+
+def test_unicast_links_default_topology():
+    links = link_bytes_per_chunk("unicast", [10] * 4, None, P)
+    assert links[("x0-core", "up")] == 40 * 1380 == 55200
+    assert all(links[(f"x{i}-core", "down")] == 13800 for i in range(1, 5))
+    assert all(links[(f"x{i}-core", "up")] == 0 for i in range(1, 5)) and links[("x0-core", "down")] == 0
+    assert len(links) == 10
+    assert interdomain_bytes(links) == 110400 and max_link_bytes(links) == 55200
+
+
+def test_corecast_links_default_topology():
+    links = link_bytes_per_chunk("corecast", [10] * 4, None, P)
+    assert links[("x0-core", "up")] == 8176
+    assert all(links[(f"x{i}-core", "down")] == 1364 + 680 for i in range(1, 5))
+    assert interdomain_bytes(links) == 2 * 8176 and max_link_bytes(links) == 8176
+    pk = link_packets_per_chunk("corecast", [10] * 4)
+    assert pk[("x0-core", "up")] == 44 and pk[("x1-core", "down")] == 11
+
+
+def test_links_mixed_deployment_and_empty_as():
+    # AS1 capable with 3, AS2 non-capable with 3, AS3 capable and empty
+    links = link_bytes_per_chunk("corecast", [3, 3, 0], [True, False, True], P)
+    assert links[("x1-core", "down")] == 1364 + 3 * 68
+    assert links[("x2-core", "down")] == 3 * 1380
+    assert links[("x3-core", "down")] == 0
+    assert links[("x0-core", "up")] == core_bytes_per_chunk("corecast", [3, 3, 0], [True, False, True], P)
+    assert link_packets_per_chunk("corecast", [3, 3, 0], [True, False, True])[("x2-core", "down")] == 3
+
+
+@pytest.mark.parametrize("mode", model.MODES)
+@pytest.mark.parametrize("counts", [[1], [10] * 4, [5, 0, 7], [97, 1, 1, 1]])
+def test_star_interdomain_is_twice_the_uplink_and_the_uplink_is_busiest(mode, counts):
+    links = link_bytes_per_chunk(mode, counts, None, P)
+    up = core_bytes_per_chunk(mode, counts, None, P)
+    assert links[("x0-core", "up")] == up
+    assert interdomain_bytes(links) == 2 * up
+    assert max_link_bytes(links) == up
+    assert sum(v for (name, d), v in links.items() if d == "down") == up
+
+
+def test_link_model_on_a_two_level_core():
+    # source behind t1; AS1 behind t1, AS2 behind t2: AS2's copies also cross t1-core and t2-core
+    shape = CoreShape(links=("x0-t1", "x1-t1", "x2-t2", "t1-core", "t2-core"),
+                      paths=((("x0-t1", "up"), ("x1-t1", "down")),
+                             (("x0-t1", "up"), ("t1-core", "up"), ("t2-core", "down"), ("x2-t2", "down"))))
+    links = link_bytes_per_chunk("unicast", [2, 3], None, P, shape)
+    assert links[("t1-core", "up")] == links[("t2-core", "down")] == 3 * 1380
+    assert interdomain_bytes(links) == 5 * 1380 + 2 * 1380 + 3 * 3 * 1380
+    with pytest.raises(ValueError, match="paths"):
+        link_bytes_per_chunk("unicast", [1, 1, 1], None, P, shape)
+
+
+def test_link_totals_follow_the_audience():
+    tot = link_totals("corecast", [(3, [1, 0]), (4, [2, 1])], None, P)
+    assert tot[("x1-core", "down")] == 3 * (1364 + 68) + 4 * (1364 + 136)
+    assert tot[("x2-core", "down")] == 4 * (1364 + 68)
+    assert tot[("x0-core", "up")] == tot[("x1-core", "down")] + tot[("x2-core", "down")]
+
+
+def test_model_point_link_columns():
+    p = ModelPoint("corecast", (10, 10, 10, 10), chunk_bytes=P, chunks=100)
+    row = p.row()
+    assert row["model_interdomain_bytes"] == 2 * p.core_bytes == p.interdomain_bytes
+    assert row["model_max_link_bytes"] == p.core_bytes == p.max_link_bytes
+    assert p.link_bytes[("x3-core", "down")] == 100 * 2044
+
+
+def test_unknown_mode_for_links():
+    with pytest.raises(ValueError, match="unknown mode"):
+        link_bytes_per_chunk("ipmc-x", [1], None, P)
+    with pytest.raises(ValueError):
+        link_bytes_per_chunk("unicast", [1], None, 0)

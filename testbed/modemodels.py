@@ -1,0 +1,176 @@
+"""Each delivery mode's formulas, per chunk: the :class:`ModeModel` classes, and the shape of the core.
+
+The public API is :mod:`testbed.model` (which re-exports everything here); this
+module holds the per-mode classes so that adding a mode means adding a class and
+a :data:`MODELS` entry, nothing else. Sizes are IPv4 total lengths (DESIGN
+section 3); see docs/model.md for the derivations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from testbed.wire.constants import (
+    CORECAST_HEADER,
+    CORECAST_REF,
+    ENCAP_OVERHEAD,
+    IPV4_HEADER,
+    UDP_HEADER,
+)
+
+UDP_IP = IPV4_HEADER + UDP_HEADER  # 28
+UNICAST_EDGE_OVERHEAD = UDP_IP  # 28: plain IPv4/UDP chunk inside an AS
+UNICAST_CORE_OVERHEAD = ENCAP_OVERHEAD + UDP_IP  # 64: outer IP/UDP/LISP + inner IP/UDP
+DATA_CORE_OVERHEAD = ENCAP_OVERHEAD + CORECAST_HEADER  # 48: outer IP/UDP/LISP + CoreCast header
+REF_CORE_BYTES = ENCAP_OVERHEAD + CORECAST_REF  # 68
+DATA_SOURCE_OVERHEAD = UDP_IP + CORECAST_HEADER  # 40: S -> ITR, IPv4/UDP + CoreCast header
+REF_SOURCE_BYTES = UDP_IP + CORECAST_REF  # 60
+
+UP, DOWN = "up", "down"
+"""Directions on an inter-domain link: ``up`` from its lower end (a border router) towards the core, ``down`` back."""
+
+LinkKey = tuple[str, str]
+"""(link name, direction) of an inter-domain link."""
+
+
+@dataclass(frozen=True)
+class CoreShape:
+    """The inter-domain links and, per client AS, the links (and directions) from the source AS to it.
+
+    ``links`` names every inter-domain link; ``paths[i]`` lists the (link, direction)
+    hops from the source AS's border router to client AS ``i + 1``'s, in order.
+    """
+
+    links: tuple[str, ...]
+    paths: tuple[tuple[LinkKey, ...], ...]
+
+    @classmethod
+    def star(cls, ases: int, border: str = "x", core: str = "core") -> "CoreShape":
+        """One core router: link ``x<i>-core`` joins AS i's border router ``x<i>`` to it (AS 0 is the source AS)."""
+        if isinstance(ases, bool) or not isinstance(ases, int) or ases < 0:
+            raise ValueError(f"ases must be a non-negative int, got {ases!r}")
+        names = tuple(f"{border}{i}-{core}" for i in range(ases + 1))
+        return cls(links=names, paths=tuple(((names[0], UP), (names[i], DOWN)) for i in range(1, ases + 1)))
+
+    @property
+    def source_uplink(self) -> LinkKey:
+        """The source AS's uplink, direction up (where ``core_bytes`` is measured)."""
+        return (self.links[0], UP)
+
+    def keys(self) -> list[LinkKey]:
+        """Every (link, direction), links in order, up before down."""
+        return [(name, d) for name in self.links for d in (UP, DOWN)]
+
+
+class ModeModel:
+    """What one delivery mode puts on the wire per chunk (one subclass per mode, registered in :data:`MODELS`).
+
+    The base class is a point-to-point mode: whatever is bound for a client AS
+    leaves the source's ITR once and crosses every link of its path.
+    Subclasses give :meth:`as_bytes`, :meth:`as_packets`, :meth:`source_as_bytes`
+    and :meth:`source_as_packets`; a mode that replicates inside the core
+    overrides :meth:`link_bytes` and :meth:`link_packets`.
+    """
+
+    name = ""
+
+    def as_bytes(self, n: float, capable: bool, chunk_bytes: int) -> float:
+        """Bytes per chunk from the source AS to one client AS with ``n`` clients (``n`` may be an average)."""
+        raise NotImplementedError
+
+    def as_packets(self, n: int, capable: bool) -> int:
+        """LISP data packets per chunk from the source AS to one client AS with ``n`` clients."""
+        raise NotImplementedError
+
+    def source_as_bytes(self, k: int, chunk_bytes: int) -> int:
+        """Bytes per chunk from S to its ITR inside the source AS, for ``k`` clients."""
+        raise NotImplementedError
+
+    def source_as_packets(self, k: int) -> int:
+        """Datagrams per chunk from S to its ITR, for ``k`` clients."""
+        raise NotImplementedError
+
+    def _per_link(self, per_as: list[int], core: CoreShape) -> dict[LinkKey, int]:
+        out = dict.fromkeys(core.keys(), 0)
+        if len(per_as) != len(core.paths):
+            raise ValueError(f"{len(per_as)} client ASes but the core shape has paths to {len(core.paths)}")
+        for value, path in zip(per_as, core.paths):
+            for hop in path:
+                out[hop] += value
+        return out
+
+    def link_bytes(self, clients_per_as: Sequence[int], capable: Sequence[bool], chunk_bytes: int,
+                   core: CoreShape) -> dict[LinkKey, int]:
+        """Bytes per chunk on every (link, direction) of ``core`` (zero where nothing flows)."""
+        return self._per_link([int(self.as_bytes(n, c, chunk_bytes)) for n, c in zip(clients_per_as, capable)], core)
+
+    def link_packets(self, clients_per_as: Sequence[int], capable: Sequence[bool],
+                     core: CoreShape) -> dict[LinkKey, int]:
+        """LISP data packets per chunk on every (link, direction) of ``core``."""
+        return self._per_link([self.as_packets(n, c) for n, c in zip(clients_per_as, capable)], core)
+
+
+class UnicastModel(ModeModel):
+    """``unicast``: one LISP-encapsulated copy per client, ``64 + P`` bytes each."""
+
+    name = "unicast"
+
+    def as_bytes(self, n: float, capable: bool, chunk_bytes: int) -> float:
+        """``n (64+P)``."""
+        return n * (UNICAST_CORE_OVERHEAD + chunk_bytes)
+
+    def as_packets(self, n: int, capable: bool) -> int:
+        """``n``."""
+        return n
+
+    def source_as_bytes(self, k: int, chunk_bytes: int) -> int:
+        """``k (28+P)``."""
+        return k * (UNICAST_EDGE_OVERHEAD + chunk_bytes)
+
+    def source_as_packets(self, k: int) -> int:
+        """``k``."""
+        return k
+
+
+class CoreCastModel(ModeModel):
+    """``corecast``: one DATA per capable ETR with clients and a REF per client; unicast to non-capable ASes."""
+
+    name = "corecast"
+
+    def as_bytes(self, n: float, capable: bool, chunk_bytes: int) -> float:
+        """``(48+P) + 68 n`` for a capable AS with clients, ``n (64+P)`` for a non-capable one, 0 without clients."""
+        if not n:
+            return 0
+        if capable:
+            return DATA_CORE_OVERHEAD + chunk_bytes + REF_CORE_BYTES * n
+        return n * (UNICAST_CORE_OVERHEAD + chunk_bytes)
+
+    def as_packets(self, n: int, capable: bool) -> int:
+        """``1 + n`` for a capable AS with clients, else ``n``."""
+        return (1 + n) if (capable and n) else n
+
+    def source_as_bytes(self, k: int, chunk_bytes: int) -> int:
+        """``(40+P) + 60 k``: S sends the DATA even to zero clients, and a REF for every client."""
+        return DATA_SOURCE_OVERHEAD + chunk_bytes + k * REF_SOURCE_BYTES
+
+    def source_as_packets(self, k: int) -> int:
+        """``1 + k``."""
+        return 1 + k
+
+
+MODELS: dict[str, ModeModel] = {m.name: m for m in (UnicastModel(), CoreCastModel())}
+"""The model of each delivery mode, by name (:mod:`testbed.modes` ties each to its Mode class)."""
+
+MODES = tuple(MODELS)
+"""The delivery modes the model knows."""
+
+
+def mode_model(mode: str) -> ModeModel:
+    """The model of ``mode``; ValueError naming the known modes otherwise."""
+    try:
+        return MODELS[mode]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown mode {mode!r} (expected one of {', '.join(MODELS)})") from None
+
+

@@ -1,0 +1,24 @@
+"""The LISP delivery modes: ``unicast`` (the baseline) and ``corecast`` (the paper)."""
+
+from __future__ import annotations
+
+from testbed.modemodels import MODELS
+from testbed.modes.base import Mode
+
+
+class UnicastMode(Mode):
+    """One LISP-encapsulated copy of each chunk per client, from the source's ITR."""
+
+    name = "unicast"
+    description = "one LISP-encapsulated copy per client (the baseline)"
+    model = MODELS["unicast"]
+    source_mode = "unicast"
+
+
+class CoreCastMode(Mode):
+    """CoreCast: one DATA per capable ETR with clients and one REF per client; unicast to non-capable ASes."""
+
+    name = "corecast"
+    description = "one DATA per capable ETR + one REF per client (the paper)"
+    model = MODELS["corecast"]
+    source_mode = "corecast"

@@ -1,0 +1,245 @@
+"""Every inter-domain link measured: nftables counters per link and direction, captures to cross-check.
+
+An inter-domain link joins a border router to the core (and, with a transit
+core, two core routers). On each one we count, per direction, what DESIGN
+section 4 calls ``core_bytes`` on the source uplink: the **IPv4 total lengths**
+of LISP data packets (UDP 4341, either port, as :func:`testbed.decode.classify`
+counts them) and, apart, of LISP control (UDP 4342). Interface counters cannot
+separate the two (they count Ethernet frames of all traffic), so the counters are
+nftables named counters in the lower end's namespace (one table,
+``ip corecast_links``): a ``postrouting`` chain matches ``oifname`` (direction
+``up``: from the border router towards the core) and a ``prerouting`` chain
+matches ``iifname`` (direction ``down``). At these hooks the kernel's packet
+length is the IP total length, so the counters equal a capture's sum to the
+byte (checked with ``--keep-pcap``: :class:`LinkCaptures`). Non-first IP
+fragments carry no UDP header and are not counted (as in the capture count).
+
+One short ``nft`` command per node installs the rules and one reads them, each
+through ``node.popen`` with a deadline, all nodes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from testbed.modemodels import DOWN, UP, CoreShape, LinkKey
+from testbed.wire.constants import LISP_CONTROL_PORT, LISP_DATA_PORT
+
+TABLE = "corecast_links"
+"""The nftables table (family ip) that holds the counters in each measured node."""
+
+NFT_TIMEOUT = 15.0
+"""Deadline (s) of one ``nft`` command in a node."""
+
+
+class LinkError(RuntimeError):
+    """Counters could not be installed or read (one line)."""
+
+
+@dataclass(frozen=True)
+class InterdomainLink:
+    """One inter-domain link, measured at its lower end ``node`` on interface ``intf``."""
+
+    name: str
+    """``<node>-<peer>``, e.g. ``x1-core`` (the model's link name)."""
+    node: str
+    intf: str
+    peer: str
+
+
+def interdomain_links(plan: Any) -> list[InterdomainLink]:
+    """The inter-domain links of ``plan`` (star core: each border router's link to the core router), source first."""
+    return [InterdomainLink(f"{a.xtr}-{plan.core}", a.xtr, a.core_if, plan.core) for a in plan.all_ases]
+
+
+def core_shape(plan: Any) -> CoreShape:
+    """The model's view of ``plan``'s inter-domain links: the path from the source AS to each client AS."""
+    links = interdomain_links(plan)
+    src = links[0].name
+    return CoreShape(links=tuple(link.name for link in links),
+                     paths=tuple(((src, UP), (link.name, DOWN)) for link in links[1:]))
+
+
+@dataclass
+class LinkCount:
+    """What crossed one (link, direction): LISP data and LISP control, packets and IP bytes."""
+
+    bytes: int = 0
+    packets: int = 0
+    control_bytes: int = 0
+    control_packets: int = 0
+
+    def __sub__(self, other: "LinkCount") -> "LinkCount":
+        return LinkCount(self.bytes - other.bytes, self.packets - other.packets,
+                         self.control_bytes - other.control_bytes, self.control_packets - other.control_packets)
+
+
+def _counter(i: int, direction: str, kind: str) -> str:
+    return f"l{i}_{direction}_{kind}"
+
+
+def ruleset(intfs: list[str]) -> str:
+    """The nft script for one node measuring ``intfs`` (counter names ``l<i>_<up|down>_<data|ctl>``)."""
+    lines = [f"table ip {TABLE} {{"]
+    for i in range(len(intfs)):
+        for d in (UP, DOWN):
+            for kind in ("data", "ctl"):
+                lines.append(f"  counter {_counter(i, d, kind)} {{ }}")
+    for chain, hook, prio, match, d in (("up", "postrouting", 300, "oifname", UP),
+                                        ("down", "prerouting", -300, "iifname", DOWN)):
+        lines.append(f"  chain {chain} {{ type filter hook {hook} priority {prio}; policy accept;")
+        for i, intf in enumerate(intfs):
+            for port, kind in ((LISP_DATA_PORT, "data"), (LISP_CONTROL_PORT, "ctl")):
+                for field in ("sport", "dport"):
+                    lines.append(f'    {match} "{intf}" udp {field} {port} counter name "{_counter(i, d, kind)}" accept')
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_counters(text: str) -> dict[str, tuple[int, int]]:
+    """``nft -j list counters table ...`` output as {counter name: (packets, bytes)}; LinkError if unreadable."""
+    try:
+        items = json.loads(text)["nftables"]
+        return {c["counter"]["name"]: (int(c["counter"]["packets"]), int(c["counter"]["bytes"]))
+                for c in items if "counter" in c}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LinkError(f"unreadable nft counters: {text.strip()[:120]!r}") from exc
+
+
+def _start(node: Any, argv: list[str], stdin: bool = False) -> subprocess.Popen:
+    return node.popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen, deadline: float, what: str, input: str | None = None) -> str:
+    try:
+        out, err = proc.communicate(input=input, timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise LinkError(f"{what} did not finish within {NFT_TIMEOUT:g} s") from None
+    except BaseException:
+        _kill(proc)
+        raise
+    if proc.returncode:
+        lines = (err or out or "").strip().splitlines()
+        raise LinkError(f"{what} failed: {lines[-1] if lines else f'exit status {proc.returncode}'}")
+    return out
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class LinkCounters:
+    """nftables counters on every inter-domain link of a running testbed (``tb.node(name)`` gives nodes)."""
+
+    def __init__(self, tb: Any, links: Iterable[InterdomainLink]) -> None:
+        self.tb = tb
+        self.links = list(links)
+        self.by_node: dict[str, list[InterdomainLink]] = {}
+        for link in self.links:
+            self.by_node.setdefault(link.node, []).append(link)
+        self.installed = False
+
+    def install(self) -> None:
+        """Load the counters into every measured node (all nodes at once, one ``nft -f -`` each)."""
+        deadline = time.monotonic() + NFT_TIMEOUT
+        procs = [(name, _start(self.tb.node(name), ["nft", "-f", "-"], stdin=True),
+                  ruleset([link.intf for link in links])) for name, links in self.by_node.items()]
+        errors = []
+        for name, proc, script in procs:
+            try:
+                _finish(proc, deadline, f"nft in {name}", input=script)
+            except LinkError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise LinkError(errors[0])
+        self.installed = True
+
+    def read(self) -> dict[LinkKey, LinkCount]:
+        """The counters now, per (link name, direction) (cumulative since :meth:`install`)."""
+        if not self.installed:
+            self.install()
+        deadline = time.monotonic() + NFT_TIMEOUT
+        procs = [(name, _start(self.tb.node(name), ["nft", "-j", "list", "counters", "table", "ip", TABLE]))
+                 for name in self.by_node]
+        out: dict[LinkKey, LinkCount] = {}
+        for name, proc in procs:
+            counters = parse_counters(_finish(proc, deadline, f"nft in {name}"))
+            for i, link in enumerate(self.by_node[name]):
+                for d in (UP, DOWN):
+                    try:
+                        dp, db = counters[_counter(i, d, "data")]
+                        cp, cb = counters[_counter(i, d, "ctl")]
+                    except KeyError:
+                        raise LinkError(f"{name}: counter of {link.intf} {d} missing") from None
+                    out[(link.name, d)] = LinkCount(db, dp, cb, cp)
+        return out
+
+
+def delta(before: dict[LinkKey, LinkCount], after: dict[LinkKey, LinkCount]) -> dict[LinkKey, LinkCount]:
+    """What crossed each (link, direction) between two readings."""
+    return {key: after[key] - before.get(key, LinkCount()) for key in after}
+
+
+class LinkCaptures:
+    """tcpdump on both directions of every inter-domain link (``--keep-pcap``), to cross-check the counters."""
+
+    def __init__(self, tb: Any, links: Iterable[InterdomainLink], pcap_dir: str, tag: str, snaplen: int = 0,
+                 label: dict[str, Any] | None = None) -> None:
+        """``label`` (``run``, ``mode`` and any more key=value pairs) makes each capture a pcapng naming them."""
+        from testbed.net.capture import Capture, capture_comment
+        self.caps: dict[LinkKey, Any] = {}
+        for link in links:
+            for d, q in ((UP, "out"), (DOWN, "in")):
+                path = os.path.join(pcap_dir, f"{tag}-{link.name}-{d}.pcap")
+                comment = None
+                if label is not None:
+                    more = {k: v for k, v in label.items() if k not in ("run", "mode")}
+                    comment = capture_comment(label["run"], label["mode"], link.node, link.intf, link=link.name,
+                                              direction=d, **more)
+                self.caps[(link.name, d)] = Capture(tb.node(link.node), link.intf, path,
+                                                    bpf=f"udp port {LISP_DATA_PORT} or udp port {LISP_CONTROL_PORT}",
+                                                    direction=q, snaplen=snaplen, comment=comment)
+
+    def start(self) -> None:
+        """Start every capture (each waits until tcpdump listens); stop them all on a failure."""
+        try:
+            for cap in self.caps.values():
+                cap.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every capture (tcpdump flushes)."""
+        for cap in self.caps.values():
+            cap.stop()
+
+    def counts(self) -> dict[LinkKey, LinkCount]:
+        """What each capture saw, counted like ``core_bytes`` (:func:`testbed.decode.count_capture`)."""
+        from testbed.decode import count_capture
+        out = {}
+        for key, cap in self.caps.items():
+            t = count_capture(cap.path)
+            out[key] = LinkCount(t.lisp_data_bytes, t.lisp_data_packets, t.control_bytes, t.packets["lisp-control"])
+        return out
+
+    @property
+    def dropped(self) -> int:
+        """Packets the kernel dropped from any of the captures."""
+        return sum(cap.dropped for cap in self.caps.values())
