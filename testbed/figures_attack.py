@@ -68,7 +68,8 @@ def plot_attack(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
     ax.set_yscale("log")
     ax.set_ylim(floor, top)
     ax.axhline(1.0, color="#555555", linestyle=":", linewidth=1)
-    ax.text(-0.45, 1.05, "1x", ha="left", va="bottom", fontsize=7, color="#555555")
+    ax.text(1.005, 1.0, "1x", transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=7,
+            color="#555555")
     ax.set_xticks(range(len(attacks)))
     ax.set_xticklabels([f"{a}\n(open)" if a in OPEN_LABELS else a for a in attacks], rotation=20, ha="right")
     ax.set_ylabel("amplification (bytes reaching clients / bytes sent)")

@@ -12,7 +12,8 @@ import pytest
 from conftest import ROOT, corecast
 
 REFERENCE = os.path.join(ROOT, "results", "reference")
-EXPERIMENTS = ["demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join", "topology"]
+EXPERIMENTS = ["demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join", "topology",
+               "attack"]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -25,6 +26,8 @@ def test_reference_run_complete_and_exact(name):
         return
     df = pd.read_csv(os.path.join(run_dir, "measurements.csv"))
     streams = df[df["expected_chunks"] > 0]
+    if name == "attack":  # the stream that must be whole: attacks 1-7 with the defence on (docs/security.md)
+        streams = streams[(streams["row_kind"] == "stream") & (streams["defence"] == "on")]
     assert len(streams) > 0
     assert (streams["corrupt_chunks"] == 0).all()
     if name != "join":  # join rows are per joined client, each with its own expected count
@@ -51,3 +54,13 @@ def test_gamma_reference_shows_the_papers_claims():
     assert by.loc[1.0, "corecast"] > by.loc[1.0, "unicast"]          # gamma = 1 is detrimental
     assert by.loc[10.0, "corecast"] < 0.2 * by.loc[10.0, "unicast"]
     assert by.index.max() >= 100 and df["clients"].max() >= 1000
+
+
+def test_attack_reference_shows_what_the_defence_buys():
+    df = pd.read_csv(os.path.join(REFERENCE, "attack", "measurements.csv"))
+    attacks = df[df["row_kind"] == "attack"].pivot_table(index="attack", columns="defence", values="reached_packets")
+    assert len(attacks) == 8
+    assert (attacks.drop(index="forged-spoof")["on"] == 0).all()  # forged-spoof: open (docs/security.md)
+    assert (attacks["off"] > 0).all()
+    amp = df[df["row_kind"] == "attack"].pivot_table(index="attack", columns="defence", values="amplification")
+    assert amp.loc["etr-outsider", "off"] > 16 and amp.loc["oversized", "off"] > 90
