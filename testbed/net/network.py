@@ -18,14 +18,17 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
+import time
 
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 
 from testbed.addressing import AddressPlan
 from testbed.net import registry
+from testbed.net.clean import links_with_alias
 from testbed.net.daemon import Daemon, stop_all, wait_all_ready
 from testbed.net.nodeclasses import MarkedBridge, MarkedLink
 from testbed.nodeutil import write_json_atomic
@@ -119,13 +122,59 @@ class Testbed:
             net, self.net = self.net, None
             try:
                 if net is not None:
-                    for node in [*net.hosts, *net.switches]:
-                        node.quiet = True
-                    net.stop()
+                    stop_network(net)
             finally:
                 kill_our_children()
                 registry.unregister()
                 registry.release_lock()
+
+
+def stop_network(net: Mininet, timeout: float = 30.0) -> None:
+    """Tear a Mininet network down without a shell round trip per link.
+
+    Mininet's ``net.stop()`` deletes every link with two node commands and every
+    bridge with two more (about 1,600 round trips at 200 ASes). Here: every node
+    shell gets SIGHUP at once (its network namespace, and with it every veth pair
+    with an end inside, goes away), the bridges and root-namespace veth ends are
+    deleted in one ``ip link del group N`` (the run's link group), and any link still
+    carrying this run's alias is deleted and waited for (at most ``timeout`` s). Networks with other switch classes use
+    ``net.stop()``; node commands are in ``quiet`` mode either way.
+    """
+    nodes = [*net.hosts, *net.switches]
+    for node in nodes:
+        node.quiet = True
+    if not all(isinstance(sw, MarkedBridge) for sw in net.switches):
+        net.stop()
+        return
+    for node in nodes:
+        if node.shell is not None and node.shell.poll() is None:
+            try:
+                os.killpg(node.shell.pid, signal.SIGHUP)
+            except (ProcessLookupError, PermissionError):
+                pass
+    group = registry.link_group()
+    if group:  # every bridge and root-namespace veth end of the run, in one call
+        subprocess.run(["ip", "link", "del", "group", str(group)], capture_output=True, timeout=60)
+    for node in nodes:
+        node.terminate()  # waits (bounded) for the shell to exit
+    alias = registry.link_alias()
+    deadline = time.monotonic() + timeout
+    while alias:
+        left = [n for n, a in links_with_alias() if a == alias]
+        if not left:
+            break
+        if time.monotonic() > deadline:
+            log.warning("teardown: %d links of the run still present, e.g. %s", len(left), left[0])
+            break
+        _ip_batch([f"link del {n}" for n in left])
+        time.sleep(0.05)
+
+
+def _ip_batch(lines: list[str]) -> None:
+    """Run ``ip -force -batch -`` on ``lines`` (errors ignored: a link may already be gone)."""
+    if lines:
+        subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n", text=True,
+                       capture_output=True, timeout=60)
 
 
 class _SignalsHeld:

@@ -10,7 +10,8 @@ command has a deadline, and every root-namespace link carries the run's mark.
   teardown (``quiet``) a failing command is logged and returns ``''``.
 * :class:`MarkedLink` and :class:`MarkedBridge` set the interface alias
   (``/sys/class/net/NAME/ifalias``) of every link they create in the root network
-  namespace to ``corecast:<run id>``, which ``corecast clean`` takes as proof of ownership.
+  namespace to ``corecast:<run id>``, which ``corecast clean`` takes as proof of
+  ownership, and put it in the run's link group (teardown deletes them all at once).
 """
 
 from __future__ import annotations
@@ -151,9 +152,8 @@ class DeadlineShell:
         self._broken = f"{self.name}: its shell does not answer (interrupted command: '{describe(self.lastCmd or '')}')"
 
 
-def _set_alias(name: str, alias: str) -> None:
-    """Set a root-namespace link's alias (sysfs where it shows our namespace, else ``ip link``)."""
-    path = f"/sys/class/net/{name}/ifalias"
+def _mark(name: str, alias: str, group: int) -> None:
+    """Set a root-namespace link's alias and group (sysfs where it shows our namespace, else ``ip link``)."""
     try:
         with open(f"/sys/class/net/{name}/ifindex") as fh:
             same_ns = int(fh.read()) == socket.if_nametoindex(name)
@@ -161,19 +161,23 @@ def _set_alias(name: str, alias: str) -> None:
         same_ns = False
     if same_ns:
         try:
-            with open(path, "w") as fh:
+            with open(f"/sys/class/net/{name}/ifalias", "w") as fh:
                 fh.write(alias)
+            with open(f"/sys/class/net/{name}/netdev_group", "w") as fh:
+                fh.write(str(group))
             return
         except OSError:
             pass
-    subprocess.run(["ip", "link", "set", "dev", name, "alias", alias], capture_output=True, timeout=10)
+    subprocess.run(["ip", "link", "set", "dev", name, "alias", alias, "group", str(group)],
+                   capture_output=True, timeout=10)
 
 
 def mark_link(name: str) -> None:
-    """Mark a root-namespace link as belonging to the current run (no-op outside a registered run)."""
-    alias = registry.link_alias()
-    if alias:
-        _set_alias(name, alias)
+    """Mark a root-namespace link as the current run's: alias ``corecast:<run id>`` (the proof of
+    ownership ``corecast clean`` reads) and the run's link group (for a one-call teardown)."""
+    alias, group = registry.link_alias(), registry.link_group()
+    if alias and group:
+        _mark(name, alias, group)
 
 
 class MarkedLink(Link):
@@ -215,11 +219,6 @@ class LinuxRouter(DeadlineShell, Node):
         for prefix, via in routes or []:
             self.cmd(f"ip route replace {prefix} via {via}")
         return result
-
-    def terminate(self) -> None:
-        """Stop forwarding, then tear the node down."""
-        self.cmd("sysctl -qw net.ipv4.ip_forward=0")
-        super().terminate()
 
 
 class EidHost(DeadlineShell, Host):
