@@ -89,3 +89,12 @@ def test_to_pcapng_failure_is_one_error_and_keeps_the_pcap(tmp_path):
     with pytest.raises(CaptureError, match="editcap failed"):
         to_pcapng(str(bad), "c")
     assert bad.exists() and not (tmp_path / "bad.pcapng").exists() and not (tmp_path / "bad.pcapng.part").exists()
+
+
+def test_run_rejects_a_bad_snaplen_in_one_line(tmp_path):
+    out = tmp_path / "never"
+    res = subprocess.run([sys.executable, "-m", "testbed", "run", "smoke", "--snaplen", "20", "--out", str(out)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "--snaplen: snap length must be 0 (whole packets) or 64" in res.stderr
+    assert not out.exists()  # rejected before the run directory is made
