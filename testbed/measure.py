@@ -294,7 +294,8 @@ class Network:
 
     def _check_alive(self) -> None:
         """Raise a one-line DaemonError naming the first daemon of the network that died (map-server, xTR, client)."""
-        dead = first_dead(self.tb.daemons)
+        dead = first_dead([d for d in self.tb.daemons  # a source that exited 0 finished its stream
+                           if not (isinstance(d, SourceDaemon) and d.proc is not None and d.proc.poll() == 0)])
         if dead is not None:
             raise dead.died_line("mid-stream")
 
