@@ -20,35 +20,23 @@ import time
 from typing import Any
 
 from testbed.attack import AttackError, build
-from testbed.nodeutil import ConfigError, mark_ready, node_main, require, setup_logging, write_json_atomic
+from testbed.nodeutil import ConfigError, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.schemas import parse
+from testbed.schemas.attacker import AttackerSchema
 
 IP_MTU_DISCOVER = 10   # <linux/in.h>
 IP_PMTUDISC_DONT = 0
 
 
-def load(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Check the config; ConfigError with a one-line reason."""
-    require(cfg, "spec", dict)
-    rate = cfg.get("rate_pps", 2000)
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 1 <= rate <= 1_000_000:
-        raise ConfigError(f"rate_pps must be within 1..1000000, got {rate!r}")
-    deadline = cfg.get("deadline_s", 30)
-    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not 0 < deadline <= 600:
-        raise ConfigError(f"deadline_s must be within 0..600 s, got {deadline!r}")
-    burst = cfg.get("burst", 1)
-    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= 10_000:
-        raise ConfigError(f"burst must be within 1..10000, got {burst!r}")
-    warm = cfg.get("warmup")
-    if warm is not None and not (isinstance(warm, dict) and isinstance(warm.get("dst"), str)
-                                 and isinstance(warm.get("port"), int)):
-        raise ConfigError("warmup must be an object with 'dst' (address) and 'port' (number)")
-    return cfg
+def load(cfg: dict[str, Any]) -> AttackerSchema:
+    """Check the config (testbed/schemas/attacker.py); ConfigError with a one-line reason."""
+    return parse(AttackerSchema, cfg)
 
 
-def send_all(cfg: dict[str, Any]) -> dict[str, Any]:
+def send_all(conf: AttackerSchema) -> dict[str, Any]:
     """Send the attack; return what was sent (stops at the deadline)."""
     try:
-        datagrams = build(cfg["spec"])
+        datagrams = build(conf.spec)
     except AttackError as exc:
         raise ConfigError(str(exc)) from None
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
@@ -58,15 +46,14 @@ def send_all(cfg: dict[str, Any]) -> dict[str, Any]:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
     out = {"packets": 0, "bytes": 0, "errors": 0, "duration_s": 0.0, "planned": len(datagrams),
            "warmup": False}
-    t_end = time.monotonic() + float(cfg.get("deadline_s", 30))
+    t_end = time.monotonic() + conf.deadline_s
     try:
-        warm = cfg.get("warmup")
-        if warm:
-            udp.sendto(b"", (warm["dst"], warm["port"]))
+        if conf.warmup is not None:
+            udp.sendto(b"", (conf.warmup.dst, conf.warmup.port))
             out["warmup"] = True
-            time.sleep(min(float(cfg.get("warmup_s", 0.5)), 5.0))
-        gap = 1.0 / float(cfg.get("rate_pps", 2000))
-        burst = int(cfg.get("burst", 1))
+            time.sleep(conf.warmup_s)
+        gap = 1.0 / conf.rate_pps
+        burst = conf.burst
         t0 = time.monotonic()
         for i, d in enumerate(datagrams):
             now = time.monotonic()
@@ -94,13 +81,13 @@ def send_all(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def run(cfg: dict[str, Any]) -> int:
     """Send one attack and record it; 0 unless nothing could be sent."""
-    load(cfg)
-    log = setup_logging(cfg.get("name", "attacker"), cfg.get("log_level", "info"))
+    conf = load(cfg)
+    log = setup_logging(conf.name, conf.log_level)
     mark_ready(cfg)
-    result = send_all(cfg)
-    if cfg.get("status_file"):
-        write_json_atomic(cfg["status_file"], result)
-    log.info("attack %s: sent %d of %d datagrams, %d bytes, %d errors in %.3f s", cfg["spec"].get("kind"),
+    result = send_all(conf)
+    if conf.status_file:
+        write_json_atomic(conf.status_file, result)
+    log.info("attack %s: sent %d of %d datagrams, %d bytes, %d errors in %.3f s", conf.spec.get("kind"),
              result["packets"], result["planned"], result["bytes"], result["errors"], result["duration_s"])
     return 0 if result["packets"] or not result["planned"] else 1
 

@@ -137,3 +137,34 @@ def test_fresh_statuses_waits_for_a_newer_file(tmp_path):
     path.write_text(json.dumps({"time": 1.0}))
     with pytest.raises(RuntimeError, match="x1"):
         fresh_statuses({"x1": str(path)}, _time.time(), timeout=0.2)
+
+
+def _attacker(tmp_path, cfg):
+    import json
+    import subprocess
+    import sys
+    path = tmp_path / "attacker.json"
+    path.write_text(json.dumps(cfg))
+    return subprocess.run([sys.executable, "-m", "nodes.attacker", "--config", str(path)], capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"rate_pps": 0}, "config 'rate_pps'"), ({"burst": 1.5}, "config 'burst'"), ({"speed": 2}, "unknown field"),
+    ({"warmup": {"dst": "10.0.0", "port": 4340}}, "config 'warmup.dst'"),
+    ({"spec": {"kind": "etr", "id": 1}}, "target"), ({"spec": etr_spec(refs=-5)}, "refs")])
+def test_attacker_node_bad_config_is_one_line_and_exit_2(tmp_path, over, message):
+    cfg = {"name": "atk", "spec": etr_spec(target="127.0.0.1", refs=0), **over}
+    res = _attacker(tmp_path, cfg)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_attacker_node_sends_and_reports(tmp_path):
+    import json
+    status = tmp_path / "atk.status.json"
+    res = _attacker(tmp_path, {"name": "atk", "status_file": str(status), "rate_pps": 1000,
+                               "spec": etr_spec(target="127.0.0.1", refs=3, chunk_bytes=2000)})
+    assert res.returncode == 0, res.stderr
+    got = json.loads(status.read_text())
+    assert (got["packets"], got["bytes"], got["errors"]) == (4, 48 + 2000 + 3 * 68, 0)
