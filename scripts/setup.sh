@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 declare -A need=(
   [mnexec]=mininet [tcpdump]=tcpdump [tshark]=tshark [ip]=iproute2 [brctl]=bridge-utils
   [ping]=iputils-ping [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [sysctl]=procps [pkill]=procps
-  [nft]=nftables [unshare]=util-linux [git]=git [ifconfig]=net-tools
+  [nft]=nftables [unshare]=util-linux [git]=git [ifconfig]=net-tools [vtysh]=frr
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -24,6 +24,13 @@ for cand in python3.13 python3.12 python3.11 python3; do
   fi
 done
 [[ -n $PY ]] || missing+=(python3 python3-venv)
+# pytricia (longest-prefix match) is published as source only: pip compiles it.
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+[[ -f /usr/include/stdio.h ]] || missing+=(libc6-dev)
+if [[ -z $PY ]] || ! "$PY" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
+  missing+=(python3-dev)
+fi
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "setup: installing Debian packages: ${missing[*]}"
