@@ -168,3 +168,24 @@ def test_attacker_node_sends_and_reports(tmp_path):
     assert res.returncode == 0, res.stderr
     got = json.loads(status.read_text())
     assert (got["packets"], got["bytes"], got["errors"]) == (4, 48 + 2000 + 3 * 68, 0)
+
+
+def test_attacker_hosts_in_the_plan_keep_eid_and_rloc_spaces_apart():
+    import ipaddress
+
+    from testbed.addressing import make_plan
+    from testbed.params import topo_params
+    from topologies.paper import PaperTopo
+    plain = make_plan(topo_params({"ases": 3, "clients": 2}))
+    plan = make_plan(topo_params({"ases": 3, "clients": 2}), attackers=True)
+    assert "attackers" not in plain.to_dict() and plain.outsider is None
+    assert (plan.outsider, plan.outsider_ip, plan.rogue, plan.rogue_ip, plan.rogue_as) == \
+        ("outsider", "172.17.1.2", "rogue", "10.3.0.66", 3)
+    eid, rloc = ipaddress.ip_network(plan.eid_block), ipaddress.ip_network(plan.rloc_block)
+    assert ipaddress.ip_address(plan.outsider_ip) in rloc and ipaddress.ip_address(plan.rogue_ip) in eid
+    assert plan.rogue_ip not in {e for _a, _h, e in plan.clients()}
+    topo = PaperTopo(plan=plan)
+    assert {"outsider", "rogue"} <= set(topo.hosts()) and len(topo.hosts()) == len(PaperTopo(plan=plain).hosts()) + 2
+    assert all(len(n) <= 9 for n in topo.nodes())
+    names = [info.get(k) for _a, _b, info in topo.links(withInfo=True) for k in ("intfName1", "intfName2")]
+    assert all(len(n) <= 15 for n in names if n) and "outsider-eth0" in names and "core-eth4" in names
