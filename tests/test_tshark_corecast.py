@@ -78,7 +78,18 @@ def demo_frames(chunks: int = 4) -> list[bytes]:
     return frames
 
 
+def _installed_copies(tshark: str) -> list[Path]:
+    """The plugin as installed in tshark's Lua plugin folders (scripts/setup.sh puts it there)."""
+    out = subprocess.run([tshark, "-G", "folders"], capture_output=True, text=True, timeout=60).stdout
+    dirs = [line.split(":", 1)[1].strip() for line in out.splitlines() if "Lua Plugins:" in line]
+    return [Path(d) / "corecast.lua" for d in dirs if (Path(d) / "corecast.lua").is_file()]
+
+
 def _run(tshark: str, pcap: Path, *fields: str, extra: tuple[str, ...] = ()) -> list[list[str]]:
+    # An installed copy is loaded first and wins (the -X copy then steps aside): it must be this one.
+    for copy in _installed_copies(tshark):
+        if copy.read_bytes() != PLUGIN.read_bytes():
+            pytest.fail(f"{copy} differs from {PLUGIN}: run scripts/setup.sh to install the current dissector")
     cmd = [tshark, "-X", f"lua_script:{PLUGIN}", "-r", str(pcap), *extra, "-T", "fields",
            "-E", "separator=|", "-E", "occurrence=f"]
     for name in fields:
@@ -207,3 +218,21 @@ def test_corecast_decode_tshark(demo, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "testbed", "decode", str(tmp_path / "none.pcap"), "--tshark"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such file" in bad.stderr
+
+
+def test_cut_capture_dissects_without_errors(tmp_path):
+    """A capture cut at 64 bytes (--snaplen 64): every CoreCast packet still typed, lengths from the wire."""
+    tshark = _tshark()
+    editcap = shutil.which("editcap")
+    assert editcap, "editcap comes with tshark"
+    whole, cut = tmp_path / "whole.pcap", tmp_path / "cut.pcapng"
+    write_pcap(str(whole), demo_frames(2))
+    subprocess.run([editcap, "-s", "64", str(whole), str(cut)], check=True, timeout=60)
+    rows = _run(tshark, cut, "frame.cap_len", "udp.dstport", "corecast.type", "corecast.chunk_len",
+                "corecast.lisp_c", "_ws.expert.message", "_ws.col.Info")
+    assert {r[0] for r in rows} == {"64"}
+    types = Counter((r[1], r[2], r[4]) for r in rows if r[2])
+    assert types == {("4340", "1", ""): 2, ("4340", "2", ""): 8, ("4341", "1", "1"): 4, ("4341", "2", "1"): 8}
+    assert {r[3] for r in rows if r[2] == "1"} == {"1316"}  # the chunk's length on the wire, not the cut's
+    assert all("Lua" not in r[5] and "bad length" not in r[6] for r in rows), rows
+    assert all(r[6].endswith("[cut by the snap length]") for r in rows if r[2] == "2")

@@ -83,13 +83,19 @@ local ex = {
 corecast.experts = { ex.truncated, ex.bad_version, ex.bad_length, ex.unknown_type }
 
 -- Dissect one CoreCast message filling all of ``tvb``; return its length.
-local function dissect_message(tvb, pinfo, tree, behind_lisp)
-    local len = tvb:len()
+local function dissect_message(tvb, pinfo, tree, behind_lisp, reported)
+    local len = reported or tvb:reported_len() -- the message's length on the wire (a capture may cut it)
+    local captured = tvb:len()
     local root = tree:add(corecast, tvb(), "CoreCast")
     if behind_lisp then
         root:add(f.lisp_c, tvb(), true):set_generated()
     end
     pinfo.cols.protocol = "CoreCast"
+    if captured < HEADER_LEN and len >= HEADER_LEN then
+        root:append_text(" [cut by the snap length]")
+        pinfo.cols.info = "CoreCast [cut by the snap length]"
+        return len
+    end
     if len < HEADER_LEN then
         root:add_proto_expert_info(ex.truncated, string.format("CoreCast message of %d bytes, header needs 12", len))
         pinfo.cols.info = "CoreCast [truncated]"
@@ -115,12 +121,13 @@ local function dissect_message(tvb, pinfo, tree, behind_lisp)
         return len
     end
     if mtype == 1 then
-        local chunk_range = (len > HEADER_LEN) and tvb(HEADER_LEN) or tvb(0, HEADER_LEN)
+        local chunk_range = (captured > HEADER_LEN) and tvb(HEADER_LEN) or tvb(0, HEADER_LEN)
         root:add(f.chunk_len, chunk_range, len - HEADER_LEN):set_generated()
-        if len > HEADER_LEN then
+        if captured > HEADER_LEN then
             root:add(f.chunk, tvb(HEADER_LEN))
             local n = len - HEADER_LEN
-            if corecast.prefs.mpeg_ts and mp2t ~= nil and n % 188 == 0 and tvb(HEADER_LEN, 1):uint() == 0x47 then
+            if corecast.prefs.mpeg_ts and mp2t ~= nil and captured == len and n % 188 == 0
+                and tvb(HEADER_LEN, 1):uint() == 0x47 then
                 mp2t:call(tvb(HEADER_LEN):tvb(), pinfo, tree) -- the chunk is MPEG-TS: Wireshark's analysis
                 pinfo.cols.protocol = "CoreCast"
             end
@@ -132,6 +139,15 @@ local function dissect_message(tvb, pinfo, tree, behind_lisp)
             pinfo.cols.info = info .. " [bad length]"
             return len
         end
+        if captured < REF_LEN then -- cut by the capture's snap length: show what is there
+            for _, fld in ipairs({ { f.hash, 12, 8 }, { f.src_eid, 20, 4 }, { f.dst_eid, 24, 4 },
+                                   { f.sport, 28, 2 }, { f.dport, 30, 2 } }) do
+                if fld[2] + fld[3] <= captured then root:add(fld[1], tvb(fld[2], fld[3])) end
+            end
+            root:append_text(" [cut by the snap length]")
+            pinfo.cols.info = info .. " [cut by the snap length]"
+            return len
+        end
         root:add(f.hash, tvb(12, 8))
         root:add(f.src_eid, tvb(20, 4))
         root:add(f.dst_eid, tvb(24, 4))
@@ -141,7 +157,7 @@ local function dissect_message(tvb, pinfo, tree, behind_lisp)
             tostring(tvb(24, 4):ipv4()), tvb(30, 2):uint(), tostring(tvb(12, 8):bytes()))
     else
         type_item:add_proto_expert_info(ex.unknown_type, string.format("CoreCast type %d", mtype))
-        if len > HEADER_LEN then
+        if captured > HEADER_LEN then
             root:add(f.body, tvb(HEADER_LEN))
         end
     end
@@ -152,8 +168,9 @@ end
 -- UDP 4340: the source's CoreCast messages to its ITR's service address.
 -- Also called by the postdissector below for LISP payloads (``behind_lisp`` set).
 local behind_lisp = false
+local lisp_reported = nil
 function corecast.dissector(tvb, pinfo, tree)
-    return dissect_message(tvb, pinfo, tree, behind_lisp)
+    return dissect_message(tvb, pinfo, tree, behind_lisp, behind_lisp and lisp_reported or nil)
 end
 
 -- UDP 4341: the built-in LISP data dissector reads the LISP header; this
@@ -170,9 +187,10 @@ function corecast_post.dissector(tvb, pinfo, tree)
         if fi.len >= 8 and bit.band(range(0, 1):uint(), LISP_FLAG_C) ~= 0 then
             local start = fi.offset + 8
             if tvb:len() > start then
-                behind_lisp = true
+                -- a sub-tvb knows only what was captured: the wire length comes from the frame's
+                behind_lisp, lisp_reported = true, pinfo.len - start
                 corecast_handle:call(tvb(start):tvb(), pinfo, tree)
-                behind_lisp = false
+                behind_lisp, lisp_reported = false, nil
             else -- a C-marked LISP header with no payload at all
                 local root = tree:add(corecast, range, "CoreCast (no message)")
                 root:add_proto_expert_info(ex.truncated, "CoreCast message of 0 bytes, header needs 12")
