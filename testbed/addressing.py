@@ -12,6 +12,12 @@
   an ``outsider`` host on the core at 172.17.1.2 (core .1), a host of the Internet
   that can reach every RLOC; and a ``rogue`` host on the LAN of the last client AS
   at 10.j.0.66 (not a client of the stream).
+* Tree core (``core=tree``, ``transit=N``): the core router becomes the root of a
+  two-level hierarchy; transit router ``t<k>`` (k = 1..N) joins it on 172.18.k.0/24
+  (root .1, transit .2; interfaces ``core-t<k>`` and ``t<k>-core``). The source AS
+  and the mapping host stay on the root; client AS i hangs off its transit router
+  (round-robin, or seeded random with ``attach=random``) on 172.16.i.0/24 (transit
+  .1, interface ``t<k>-x<i>``). FRR's OSPF routes the RLOC block between them.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ class AsPlan:
     many_host: str | None = None  # name of the many-clients host, if any
     many_host_ip: str | None = None
     many_block: str | None = None
+    upstream: str = "core"
+    """The core router the xTR's core-facing link goes to (the root, or a transit router)."""
 
     @property
     def lan_if(self) -> str:
@@ -80,6 +88,9 @@ class AddressPlan:
     rogue_ip: str | None = None
     rogue_as: int | None = None
 
+    transit: list["TransitPlan"] = field(default_factory=list)
+    """Transit routers of a tree core (empty for a star)."""
+
     @property
     def all_ases(self) -> list[AsPlan]:
         """The source AS, then the client ASes."""
@@ -95,7 +106,7 @@ class AddressPlan:
             return {"as": a.number, "eid_prefix": a.eid_prefix, "xtr": a.xtr, "xtr_lan_ip": a.xtr_lan_ip,
                     "rloc": a.rloc, "core_ip": a.core_ip, "switch": a.switch, "capable": a.capable,
                     "lan_if": a.lan_if, "core_if": a.core_if, "many_host": a.many_host,
-                    "many_host_ip": a.many_host_ip, "many_block": a.many_block,
+                    "many_host_ip": a.many_host_ip, "many_block": a.many_block, "upstream": a.upstream,
                     "clients": [{"host": h, "eid": e} for h, e in a.clients]}
         out = {"params": self.params.as_dict(), "eid_block": self.eid_block, "rloc_block": self.rloc_block,
                "source": {"host": self.source_host, "eid": self.source_eid, "service_addr": self.service_addr},
@@ -105,6 +116,9 @@ class AddressPlan:
             out["attackers"] = {"outsider": {"host": self.outsider, "ip": self.outsider_ip,
                                              "core_ip": self.outsider_core_ip},
                                 "rogue": {"host": self.rogue, "ip": self.rogue_ip, "as": self.rogue_as}}
+        if self.transit:
+            out["transit"] = [{"name": t.name, "ip": t.ip, "root_ip": t.root_ip, "root_if": t.root_if}
+                              for t in self.transit]
         return out
 
 
@@ -137,7 +151,37 @@ def make_plan(params: TopoParams, attackers: bool = False) -> AddressPlan:
             a.clients = [(a.many_host, _nth(f"10.{i}.0.0", CLIENT_BLOCK_OFFSET, c)) for c in range(n)]
         ases.append(a)
     plan = AddressPlan(params=params, source_as=source, client_ases=ases)
+    if params.core == "tree":
+        attach_transit(plan)
     if attackers:
         last = ases[-1].number
         plan.outsider, plan.rogue, plan.rogue_ip, plan.rogue_as = "outsider", "rogue", f"10.{last}.0.66", last
     return plan
+
+
+@dataclass
+class TransitPlan:
+    """A transit router of a tree core: its link to the root router."""
+
+    number: int
+    name: str
+    ip: str
+    """Its address on the link to the root (172.18.k.2)."""
+    root_ip: str
+    """The root's address on that link (172.18.k.1)."""
+
+    @property
+    def root_if(self) -> str:
+        """Its interface towards the root."""
+        return f"{self.name}-core"
+
+
+def attach_transit(plan: AddressPlan) -> None:
+    """Add ``params.transit`` transit routers and hang each client AS off one (round-robin or seeded random)."""
+    import random
+    p = plan.params
+    plan.transit = [TransitPlan(k, f"t{k}", f"172.18.{k}.2", f"172.18.{k}.1") for k in range(1, p.transit + 1)]
+    rng = random.Random(p.seed)
+    for n, a in enumerate(plan.client_ases):
+        k = n % p.transit if p.attach == "round-robin" else rng.randrange(p.transit)
+        a.upstream = plan.transit[k].name

@@ -76,6 +76,12 @@ class TopoParams:
     client_hosts: str = "per-client"  # or "per-as"
     distribution: str = "fixed"
     seed: int = 1
+    core: str = "star"
+    """``star``: one core router; ``tree``: a root router and ``transit`` transit routers routed by OSPF (FRR)."""
+    transit: int = 0
+    """Transit routers of a tree core (0 for a star)."""
+    attach: str = "round-robin"
+    """How client ASes are attached to transit routers: ``round-robin`` or ``random`` (seeded by ``seed``)."""
 
     @property
     def total_clients(self) -> int:
@@ -92,7 +98,30 @@ class TopoParams:
         return asdict(self)
 
 
-TOPO_KEYS = {"ases", "clients", "distribution", "total", "zipf_s", "seed", "capable", "client_hosts"}
+TOPO_KEYS = {"ases", "clients", "distribution", "total", "zipf_s", "seed", "capable", "client_hosts",
+             "core", "transit", "attach"}
+MAX_TRANSIT = 50
+
+
+def core_params(values: dict[str, Any], ases: int) -> tuple[str, int, str]:
+    """(core, transit, attach) from ``core=star|tree``, ``transit=N`` (tree: 1..min(ases, 50), default 2)
+    and ``attach=round-robin|random``; one-line ConfigError otherwise."""
+    core = str(values.get("core", "star"))
+    if core not in ("star", "tree"):
+        raise ConfigError(f"core must be star or tree, got '{core}'")
+    attach = str(values.get("attach", "round-robin"))
+    if attach not in ("round-robin", "random"):
+        raise ConfigError(f"attach must be round-robin or random, got '{attach}'")
+    if core == "star":
+        if values.get("transit") not in (None, 0):
+            raise ConfigError("transit needs core=tree")
+        return core, 0, attach
+    transit = values.get("transit", min(2, ases))
+    limit = min(ases, MAX_TRANSIT)
+    if isinstance(transit, bool) or not isinstance(transit, int) or not 1 <= transit <= limit:
+        raise ConfigError(f"transit must be a whole number within 1..{limit} (at most one per client AS), "
+                          f"got '{transit}'")
+    return core, transit, attach
 
 
 def zipf_counts(total: int, ases: int, exponent: float, seed: int) -> list[int]:
@@ -173,8 +202,9 @@ def topo_params(values: dict[str, Any]) -> TopoParams:
         raise ConfigError(f"client_hosts must be auto, per-client or per-as, got '{hosts}'")
     if hosts == "per-client" and max(counts, default=0) > 250 * 100:
         raise ConfigError("too many clients for one host per client")
+    core, transit, attach = core_params(values, ases)
     return TopoParams(ases=ases, clients_per_as=counts, capable=capable, client_hosts=hosts,
-                      distribution=dist, seed=seed)
+                      distribution=dist, seed=seed, core=core, transit=transit, attach=attach)
 
 
 # ----------------------------------------------------------------- stream and LISP parameters of experiments

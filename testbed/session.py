@@ -34,7 +34,9 @@ def start_lisp(tb: Testbed, plan: AddressPlan, rundir: str, values: dict[str, An
     ``values["defence"]`` (on|off, the attack experiment's switch) sets every xTR's
     ``corecast_defence``; ``xtr_extra`` adds keys to every xTR config (benches).
     """
+    from testbed.net.frr import start_routing
     from testbed.net.lisp import lisp_daemons
+    start_routing(tb, plan, rundir)  # a tree core: FRR's OSPF converged before any xTR registers
     interval = float(values.get("register_interval", 60.0))
     expiry = values.get("expiry")
     extra = dict(xtr_extra or {})

@@ -27,6 +27,11 @@ class PaperTopo(Topo):
         ms = self.addHost(plan.ms, cls=host_cls, ip=None, gateway=plan.ms_core_ip)
         self.addLink(ms, core, intfName1=f"{plan.ms}-eth0", intfName2=f"{plan.core}-eth0",
                      params1={"ip": f"{plan.ms_ip}/24"}, params2={"ip": f"{plan.ms_core_ip}/24"})
+        routers = {plan.core: core}
+        for t in plan.transit:  # a tree core: transit routers under the root (testbed.addressing)
+            routers[t.name] = self.addNode(t.name, cls=router_cls, ip=None)
+            self.addLink(routers[t.name], core, intfName1=t.root_if, intfName2=f"{plan.core}-{t.name}",
+                         params1={"ip": f"{t.ip}/24"}, params2={"ip": f"{t.root_ip}/24"})
         for n, a in enumerate(plan.all_ases, start=1):
             routes = [(plan.rloc_block, a.core_ip)]
             if a.many_block:
@@ -34,7 +39,8 @@ class PaperTopo(Topo):
             xtr = self.addNode(a.xtr, cls=router_cls, ip=None, routes=routes)
             switch = self.addSwitch(a.switch, dpid=f"{0xCC0000 + a.number:016x}")
             self.addLink(xtr, switch, intfName1=a.lan_if, params1={"ip": f"{a.xtr_lan_ip}/16"})
-            self.addLink(xtr, core, intfName1=a.core_if, intfName2=f"{plan.core}-eth{n}",
+            up_if = f"{plan.core}-eth{n}" if a.upstream == plan.core else f"{a.upstream}-{a.xtr}"
+            self.addLink(xtr, routers[a.upstream], intfName1=a.core_if, intfName2=up_if,
                          params1={"ip": f"{a.rloc}/24"}, params2={"ip": f"{a.core_ip}/24"})
             if a.number == 0:
                 src = self.addHost(plan.source_host, cls=host_cls, ip=f"{plan.source_eid}/16", gateway=a.xtr_lan_ip)

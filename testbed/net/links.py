@@ -1,7 +1,7 @@
 """Every inter-domain link measured: nftables counters per link and direction, captures to cross-check.
 
 An inter-domain link joins a border router to the core (and, with a transit
-core, two core routers). On each one we count, per direction, what DESIGN
+core, a transit router to the root router). On each one we count, per direction, what DESIGN
 section 4 calls ``core_bytes`` on the source uplink: the **IPv4 total lengths**
 of LISP data packets (UDP 4341, either port, as :func:`testbed.decode.classify`
 counts them) and, apart, of LISP control (UDP 4342). Interface counters cannot
@@ -54,16 +54,30 @@ class InterdomainLink:
 
 
 def interdomain_links(plan: Any) -> list[InterdomainLink]:
-    """The inter-domain links of ``plan`` (star core: each border router's link to the core router), source first."""
-    return [InterdomainLink(f"{a.xtr}-{plan.core}", a.xtr, a.core_if, plan.core) for a in plan.all_ases]
+    """The inter-domain links of ``plan``, source AS's first: each border router's link to its core router,
+    then (tree core) each transit router's link to the root."""
+    out = [InterdomainLink(f"{a.xtr}-{a.upstream}", a.xtr, a.core_if, a.upstream) for a in plan.all_ases]
+    out += [InterdomainLink(f"{t.name}-{plan.core}", t.name, t.root_if, plan.core)
+            for t in getattr(plan, "transit", [])]
+    return out
 
 
 def core_shape(plan: Any) -> CoreShape:
-    """The model's view of ``plan``'s inter-domain links: the path from the source AS to each client AS."""
+    """The model's view of ``plan``'s inter-domain links: the path from the source AS to each client AS.
+
+    Star: the source uplink up, the client AS's link down. Tree: the source AS hangs off the
+    root, so a client AS behind transit router t also takes ``t-core`` down.
+    """
     links = interdomain_links(plan)
     src = links[0].name
-    return CoreShape(links=tuple(link.name for link in links),
-                     paths=tuple(((src, UP), (link.name, DOWN)) for link in links[1:]))
+    paths = []
+    for a in plan.client_ases:
+        hops = [(src, UP)]
+        if a.upstream != plan.core:
+            hops.append((f"{a.upstream}-{plan.core}", DOWN))
+        hops.append((f"{a.xtr}-{a.upstream}", DOWN))
+        paths.append(tuple(hops))
+    return CoreShape(links=tuple(link.name for link in links), paths=tuple(paths))
 
 
 @dataclass
