@@ -301,3 +301,15 @@ def test_random_bytes_never_raise(data, eid, proto):
         etr.on_lisp_packet(buf, ITR_RLOC, 0.0, outer_ttl=eid & 0xFF)
         etr.on_lisp_packet(b"\x80" + bytes(7) + buf, ITR_RLOC, 0.0)
     itr.expire(100.0)
+
+
+def test_pending_queue_counter_prefix_and_membership():
+    from testbed.lisp.pending import PendingQueues
+    counters: dict[str, int] = {}
+    queues = PendingQueues(counters, limit=1, max_eids=1, timeout=1.0, prefix="cc-ref-")
+    assert set(counters) == {"cc-ref-queued", "cc-ref-queue-overflow", "cc-ref-pending-overflow", "cc-ref-unresolved"}
+    assert queues.add(5, "a", 0.0) and 5 in queues and 6 not in queues
+    assert not queues.add(5, "b", 0.0) and not queues.add(6, "c", 0.0)
+    assert queues.expire(2.0) == 1 and 5 not in queues
+    assert counters == {"cc-ref-queued": 2, "cc-ref-queue-overflow": 1, "cc-ref-pending-overflow": 1,
+                        "cc-ref-unresolved": 1}

@@ -101,3 +101,28 @@ def test_host_route_and_default_route():
     assert cache.get(*parse_prefix("10.1.2.3/32")).plen == 32
     assert cache.remove(*parse_prefix("10.1.2.3/32"))
     assert cache.lookup(ip("10.1.2.3"), 0.0).choose(0) == "9.9.9.9"
+
+
+def test_vouches_needs_the_rloc_with_the_corecast_flag():
+    """What the CoreCast ETR asks (docs/security.md): is this RLOC a CoreCast locator of the site?"""
+    site = entry("10.0.0.0/16", [("1.1.1.1", 1, 100, True), ("2.2.2.2", 1, 100, False), ("3.3.3.3", 255, 0, True)])
+    assert site.vouches("1.1.1.1") and site.vouches("3.3.3.3")  # any priority: the ITR need not be the ETR
+    assert not site.vouches("2.2.2.2") and not site.vouches("9.9.9.9")
+    assert not entry("10.0.0.0/16", [("1.1.1.1", 1, 100, True)], negative=True).vouches("1.1.1.1")
+
+
+def test_generation_counts_every_change_of_the_entries():
+    cache = MapCache()
+    gens = [cache.gen]
+    cache.install(entry("10.0.0.0/16", [("1.1.1.1", 1, 100, True)], expires=5.0))
+    gens.append(cache.gen)
+    assert cache.lookup(ip("10.0.0.1"), 1.0) is not None and cache.gen == gens[-1]  # a lookup changes nothing
+    cache.install(entry("10.1.0.0/16", [("1.1.1.1", 1, 100, True)], expires=5.0))
+    gens.append(cache.gen)
+    assert cache.lookup(ip("10.0.0.1"), 6.0) is None  # expired: dropped lazily
+    gens.append(cache.gen)
+    assert cache.remove_expired(6.0) == 1
+    gens.append(cache.gen)
+    cache.remove(0, 0)
+    gens.append(cache.gen)
+    assert gens == sorted(set(gens)) and len(gens) == 6
