@@ -26,6 +26,7 @@ from testbed.schemas.source import SourceSchema
 from testbed.stream.control import ControlServer, control_request
 from testbed.stream.content import ContentError, FfmpegProducer, Producer, make_producer
 from testbed.stream.destinations import ControlProtocol, Destinations
+from testbed.stream.p2psend import P2PSender
 from testbed.stream.pacer import Pacer, chunk_rate
 from testbed.stream.records import write_source_record
 from testbed.stream.sender import Sender
@@ -57,6 +58,7 @@ class SourceConfig:
     sent_file: str | None
     status_file: str | None
     stall_timeout: float
+    p2p: dict | None = None
 
 
 def parse_config(cfg: dict) -> SourceConfig:
@@ -69,7 +71,8 @@ def parse_config(cfg: dict) -> SourceConfig:
     control = (c.control.addr, c.control.port) if c.control is not None else None
     return SourceConfig(c.name, c.mode, c.eid, c.src_port, c.stream_id, c.chunk_bytes, c.bitrate, c.speed, chunks,
                         c.content, service, list(c.clients), control, c.control_socket, c.start_at, c.record_file,
-                        c.sent_file, c.status_file, c.stall_timeout_s)
+                        c.sent_file, c.status_file, c.stall_timeout_s,
+                        c.p2p.model_dump() if c.p2p is not None else None)
 
 
 class SourceNode:
@@ -81,8 +84,11 @@ class SourceNode:
         self.stop = stop
         self.rate = chunk_rate(conf.bitrate, conf.chunk_bytes, conf.speed)
         self.destinations = Destinations()
-        self.sender = Sender(conf.mode, src_eid=conf.eid, src_port=conf.src_port, stream_id=conf.stream_id,
-                             service=conf.service)
+        if conf.mode == "p2p":  # the tracker and the push (testbed/stream/p2psend.py, docs/p2p.md)
+            self.sender = P2PSender(src_eid=conf.eid, stream_id=conf.stream_id, settings=conf.p2p)
+        else:
+            self.sender = Sender(conf.mode, src_eid=conf.eid, src_port=conf.src_port, stream_id=conf.stream_id,
+                                 service=conf.service)
         self.pacer: Pacer | None = None
         self.protocol = ControlProtocol(self.destinations, self.next_seq)
         self.control = ControlServer(self.protocol, log)
@@ -108,6 +114,8 @@ class SourceNode:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
             self.sock.bind((conf.eid, conf.src_port))
             info: dict = {"eid": conf.eid, "src_port": conf.src_port}
+            if conf.mode == "p2p":
+                info["tracker_port"] = self.sender.open()
             if conf.control_udp:
                 info["control_port"] = self.control.open_udp(*conf.control_udp)
                 info["control_addr"] = conf.control_udp[0]
@@ -131,6 +139,8 @@ class SourceNode:
                  destinations=len(self.destinations), content=self.producer.description if self.producer else "",
                  late_chunks=pacer.late if pacer else 0, max_late_s=round(pacer.max_late, 6) if pacer else 0.0,
                  send_errors=dict(self.send_errors), control=dict(self.protocol.counters))
+        if isinstance(self.sender, P2PSender):
+            c["tracker"] = self.sender.status()
         return c
 
     def write_status(self) -> None:
@@ -250,6 +260,8 @@ class SourceNode:
             write_source_record(conf.record_file, meta, self.chunks, self.destinations.events)
         self.write_status()
         self.control.close()
+        if isinstance(self.sender, P2PSender):
+            self.sender.close()
         if self.sock:
             self.sock.close()
 

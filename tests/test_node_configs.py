@@ -34,6 +34,7 @@ from pydantic.fields import FieldInfo
 
 import nodes.client
 import nodes.mapserver
+import nodes.peer
 import nodes.source
 import nodes.xtr
 import testbed.nodeutil
@@ -41,6 +42,7 @@ from testbed.nodeutil import ConfigError
 from testbed.schemas import parse
 from testbed.schemas.client import ClientSchema
 from testbed.schemas.mapserver import MapServerConfig
+from testbed.schemas.peer import PeerSchema
 from testbed.schemas.source import SourceSchema
 from testbed.schemas.xtr import XtrConfig
 
@@ -54,6 +56,9 @@ def base_configs(tmp: str) -> dict[str, dict]:
         fh.write((b"\x47" + bytes(187)) * 10)
     out = lambda name: os.path.join(tmp, name)  # noqa: E731
     common = {"log_level": "info", "ready_file": out("r.json"), "status_file": out("s.json")}
+    p2p_params = {"view_size": 20, "partners": 4, "max_partners": 8, "external": 1, "bm_period_s": 1.0,
+                  "sched_period_s": 0.25, "buffer_s": 10.0, "window_s": 120.0, "request_timeout_s": 2.0,
+                  "upload": 2.0, "burst_chunks": 4, "fanout": 4, "policy": "random"}
     return {
         "xtr": {**common, "name": "x1", "as": 1, "rloc": "10.0.0.2", "map_server": "10.255.0.1",
                 "map_resolver": "10.255.0.1", "key": "k", "alg_id": 2, "tun": "x1-tun", "eid_block": "10.0.0.0/8",
@@ -73,16 +78,24 @@ def base_configs(tmp: str) -> dict[str, dict]:
                    "content": f"file:{ts}", "service": {"addr": "127.0.0.1", "port": 4340},
                    "clients": [["10.1.0.10", 6000]], "control": {"addr": "127.0.0.1", "port": 0},
                    "control_socket": out("ctl.sock"), "start_at": 0.0, "stall_timeout_s": 5.0,
-                   "record_file": out("src.rec"), "sent_file": out("sent.ts")},
+                   "record_file": out("src.rec"), "sent_file": out("sent.ts"),
+                   "p2p": {"asn": 0, "tracker_port": 4351, "params": p2p_params, "seed": 1}},
         "client": {**common, "name": "cl", "port": 6000, "bind": "0.0.0.0", "eids": ["10.1.0.10"],
                    "record_file": out("cl.bin"), "player": True, "player_mode": "pipe", "player_file": out("p.ts"),
                    "count_frames": True, "rcvbuf": 1 << 20},
+        "peer": {**common, "name": "p1", "asn": 1, "tracker": {"addr": "127.0.0.1", "port": 4351, "asn": 0},
+                 "stream_id": 1, "chunk_rate": 10.0, "chunk_bytes": 1316, "params": p2p_params, "seed": 1,
+                 "peers": [{"eid": "127.0.0.1", "port": 4350, "join_at": 0.0, "leave_at": 1.0}],
+                 "result_file": out("peers.json"), "rcvbuf": 1 << 20},
     }
 
 
-SCHEMAS = {"xtr": XtrConfig, "mapserver": MapServerConfig, "source": SourceSchema, "client": ClientSchema}
-NODES = {"xtr": nodes.xtr, "mapserver": nodes.mapserver, "source": nodes.source, "client": nodes.client}
-TRIPWIRES = {"xtr": "XtrNode", "mapserver": "MapServer", "source": "SourceNode", "client": "ClientNode"}
+SCHEMAS = {"xtr": XtrConfig, "mapserver": MapServerConfig, "source": SourceSchema, "client": ClientSchema,
+           "peer": PeerSchema}
+NODES = {"xtr": nodes.xtr, "mapserver": nodes.mapserver, "source": nodes.source, "client": nodes.client,
+         "peer": nodes.peer}
+TRIPWIRES = {"xtr": "XtrNode", "mapserver": "MapServer", "source": "SourceNode", "client": "ClientNode",
+             "peer": "PeerHost"}
 
 # Out-of-range samples for the string formats, keyed by the validator's name.
 FORMAT_SAMPLES = {"_ipv4": "10.0.0.256", "_prefix": "10.1.0.0/40", "_ifname": "x" * 16,

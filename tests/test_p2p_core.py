@@ -174,3 +174,11 @@ def test_churn_late_joiner_starts_and_leaver_stops():
     assert 0 < late.stats()["startup_delay_s"] < 3.0
     assert r.peers[0].state == "left" and r.peers[0].c.played < 80
     assert min(c.stats()["continuity"] for c in r.peers[1:]) == 1.0
+
+
+def test_chunks_pushed_before_anyone_joined_are_skipped_not_waited_for():
+    """Peers that join after the first chunks were pushed to nobody start past them (counted as skipped)."""
+    r = simulate(peers=12, ases=3, chunks=40, params=P2PParams(**FAST), join_at=[1.25] * 12, stream_start=1.0)
+    for core in r.peers:
+        assert [s for s, _ in core.played] == list(range(3, 40))
+        assert core.c.skipped == 3 and core.stats()["continuity"] == 1.0

@@ -37,6 +37,8 @@ class PeerCounters:
     requests: int = 0
     timeouts: int = 0
     partners_lost: int = 0
+    skipped: int = 0
+    """Chunks at the start position that nobody held when buffering (see PeerCore._skip_lost_start)."""
     drops: dict[str, int] = field(default_factory=dict)
 
     def sent(self, nbytes: int, chunk: bool, cross_as: bool) -> None:

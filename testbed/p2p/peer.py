@@ -64,6 +64,7 @@ class PeerCore:
         self.pending: dict[int, tuple[Addr, float]] = {}
         self.newest = -1
         self.newest_known = -1
+        self.first_seen: float | None = None
         self.start_seq: int | None = None
         self.play_pos = 0
         self.play_start: float | None = None
@@ -193,6 +194,8 @@ class PeerCore:
             return
         self.held[seq] = chunk
         self.gen_us[seq] = time_us
+        if self.first_seen is None:
+            self.first_seen = now
         self.c.chunks_received += 1
         if seq > self.newest:
             self.newest = seq
@@ -217,6 +220,8 @@ class PeerCore:
             top = base + bits - 1 - ((value & -value).bit_length() - 1)
             if top > self.newest_known:
                 self.newest_known = top
+            if self.first_seen is None:
+                self.first_seen = now
 
     def _drop_partner(self, addr: Addr) -> None:
         self.partners.pop(addr, None)
@@ -325,6 +330,7 @@ class PeerCore:
         if self.start_seq is None:
             return
         if self.play_start is None:
+            self._skip_lost_start(now)
             s0 = self.start_seq
             if all(s in self.held for s in range(s0, s0 + self.buffer_chunks)):
                 self.play_start = now
@@ -346,6 +352,25 @@ class PeerCore:
                 self.c.missed += 1
             self.pending.pop(seq, None)
             self.play_pos += 1
+
+    def _advertised(self, seq: int) -> bool:
+        return seq in self.held or any(0 <= seq - b < n and (v >> (n - 1 - seq + b)) & 1
+                                       for b, n, v in self.maps.values())
+
+    def _skip_lost_start(self, now: float) -> None:
+        """While buffering, move the start past chunks nobody has (e.g. pushed before this peer joined).
+
+        Only once chunks have been seen for ``2 x (request_timeout_s + bm_period_s)`` (time for every
+        partner to advertise what it holds) and only past chunks no partner advertises.
+        """
+        if self.first_seen is None or now - self.first_seen < 2 * (self.p.request_timeout_s + self.p.bm_period_s):
+            return
+        top = max(self.newest_known, self.newest)
+        s0 = self.start_seq
+        while s0 < top and s0 not in self.pending and not self._advertised(s0):
+            s0 += 1
+            self.c.skipped += 1
+        self.start_seq = self.play_pos = s0
 
     def next_wakeup(self) -> float:
         """The earliest time at which :meth:`tick` has something to do (inf: nothing until a datagram)."""

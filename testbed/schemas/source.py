@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from testbed.schemas import IPv4, Name, NodeBase, OutPath, Port, Strict, check_in_file, check_out_path
+from testbed.schemas.peer import SourceP2P
 from testbed.stream.content import MIN_FFMPEG_BITRATE, check_chunk_bytes
 from testbed.stream.sender import MODES
 from testbed.wire.constants import CORECAST_PORT
@@ -44,8 +45,8 @@ SocketPath = Annotated[str, AfterValidator(_socket_path)]
 
 
 def _mode(value: str) -> str:
-    if value not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    if value not in (*MODES, "p2p"):
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, p2p")
     return value
 
 
@@ -85,6 +86,8 @@ class SourceSchema(NodeBase):
     stall_timeout_s: float = Field(5.0, gt=0, le=600)
     record_file: OutPath | None = None
     sent_file: OutPath | None = None
+    p2p: SourceP2P | None = None
+    """Mode p2p: the tracker and the push (testbed.schemas.peer.SourceP2P; defaults when absent)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "SourceSchema":
