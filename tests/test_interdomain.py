@@ -177,3 +177,20 @@ print(json.dumps(parse_counters(out.stdout)))
     got = json.loads(res.stdout)
     assert got["l0_up_data"] == [2, 128 + 1344] and got["l0_down_data"] == [2, 128 + 1344]
     assert got["l0_up_ctl"] == [1, 78] and got["l0_down_ctl"] == [1, 78]
+
+
+def test_counters_are_read_in_batches(monkeypatch):
+    monkeypatch.setattr(L, "BATCH", 2)
+    p = plan(ases=4, clients=1)
+    vals = {("up", "data"): 1, ("up", "ctl"): 0, ("down", "data"): 2, ("down", "ctl"): 0}
+    started = []
+
+    class Counting(FakeNode):
+        def popen(self, argv, **kw):
+            started.append(self.name)
+            return super().popen(argv, **kw)
+
+    tb = FakeTb({f"x{i}": Counting(f"x{i}", _listing(vals)) for i in range(5)})
+    got = L.LinkCounters(tb, L.interdomain_links(p)).read()
+    assert len(got) == 10 and got[("x4-core", "down")] == L.LinkCount(200, 2, 0, 0)
+    assert started == ["x0", "x1", "x2", "x3", "x4"] * 2  # install, then read, two nodes at a time

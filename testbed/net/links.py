@@ -35,7 +35,10 @@ TABLE = "corecast_links"
 """The nftables table (family ip) that holds the counters in each measured node."""
 
 NFT_TIMEOUT = 15.0
-"""Deadline (s) of one ``nft`` command in a node."""
+"""Deadline (s) of one batch of ``nft`` commands (one per node)."""
+
+BATCH = 64
+"""Nodes whose ``nft`` runs at the same time (a thousand ASes are read in batches)."""
 
 
 class LinkError(RuntimeError):
@@ -169,40 +172,50 @@ class LinkCounters:
             self.by_node.setdefault(link.node, []).append(link)
         self.installed = False
 
+    def _batches(self) -> list[list[str]]:
+        names = list(self.by_node)
+        return [names[i:i + BATCH] for i in range(0, len(names), BATCH)]
+
     def install(self) -> None:
-        """Load the counters into every measured node (all nodes at once, one ``nft -f -`` each)."""
-        deadline = time.monotonic() + NFT_TIMEOUT
-        procs = [(name, _start(self.tb.node(name), ["nft", "-f", "-"], stdin=True),
-                  ruleset([link.intf for link in links])) for name, links in self.by_node.items()]
+        """Load the counters into every measured node (one ``nft -f -`` each, :data:`BATCH` nodes at a time)."""
         errors = []
-        for name, proc, script in procs:
-            try:
-                _finish(proc, deadline, f"nft in {name}", input=script)
-            except LinkError as exc:
-                errors.append(str(exc))
-        if errors:
-            raise LinkError(errors[0])
+        for batch in self._batches():
+            deadline = time.monotonic() + NFT_TIMEOUT
+            procs = [(name, _start(self.tb.node(name), ["nft", "-f", "-"], stdin=True),
+                      ruleset([link.intf for link in self.by_node[name]])) for name in batch]
+            for name, proc, script in procs:
+                try:
+                    _finish(proc, deadline, f"nft in {name}", input=script)
+                except LinkError as exc:
+                    errors.append(str(exc))
+            if errors:
+                raise LinkError(errors[0])
         self.installed = True
 
     def read(self) -> dict[LinkKey, LinkCount]:
         """The counters now, per (link name, direction) (cumulative since :meth:`install`)."""
         if not self.installed:
             self.install()
-        deadline = time.monotonic() + NFT_TIMEOUT
-        procs = [(name, _start(self.tb.node(name), ["nft", "-j", "list", "counters", "table", "ip", TABLE]))
-                 for name in self.by_node]
         out: dict[LinkKey, LinkCount] = {}
-        for name, proc in procs:
-            counters = parse_counters(_finish(proc, deadline, f"nft in {name}"))
-            for i, link in enumerate(self.by_node[name]):
-                for d in (UP, DOWN):
-                    try:
-                        dp, db = counters[_counter(i, d, "data")]
-                        cp, cb = counters[_counter(i, d, "ctl")]
-                    except KeyError:
-                        raise LinkError(f"{name}: counter of {link.intf} {d} missing") from None
-                    out[(link.name, d)] = LinkCount(db, dp, cb, cp)
+        for batch in self._batches():
+            deadline = time.monotonic() + NFT_TIMEOUT
+            procs = [(name, _start(self.tb.node(name), ["nft", "-j", "list", "counters", "table", "ip", TABLE]))
+                     for name in batch]
+            for name, proc in procs:
+                self._collect(name, _finish(proc, deadline, f"nft in {name}"), out)
         return out
+
+    def _collect(self, name: str, text: str, out: dict[LinkKey, LinkCount]) -> None:
+        """Add node ``name``'s counters (``nft -j`` output) to ``out``; LinkError if one is missing."""
+        counters = parse_counters(text)
+        for i, link in enumerate(self.by_node[name]):
+            for d in (UP, DOWN):
+                try:
+                    dp, db = counters[_counter(i, d, "data")]
+                    cp, cb = counters[_counter(i, d, "ctl")]
+                except KeyError:
+                    raise LinkError(f"{name}: counter of {link.intf} {d} missing") from None
+                out[(link.name, d)] = LinkCount(db, dp, cb, cp)
 
 
 def delta(before: dict[LinkKey, LinkCount], after: dict[LinkKey, LinkCount]) -> dict[LinkKey, LinkCount]:
