@@ -81,6 +81,8 @@ def check_topology(sets: list[str], lisp: bool = True, out: str | None = None) -
     values, plan = plan_from_sets(sets)
     run = RunDir.create("check", values, out=out)
     with run:
+        from testbed.net import registry
+        registry.acquire_lock()  # before the clock starts: waiting for another run is not bring-up time
         t0 = time.monotonic()
         with Testbed(plan, run.path) as tb:
             t_up = time.monotonic() - t0
@@ -91,18 +93,23 @@ def check_topology(sets: list[str], lisp: bool = True, out: str | None = None) -
                 start_lisp(tb, plan, run.path, values)
                 print(f"LISP up: map-server and {len(plan.all_ases)} xTRs registered in "
                       f"{time.monotonic() - t1:.1f} s", flush=True)
+            t2 = time.monotonic()
             rows = run_checks(tb, plan, lisp=lisp)
             extra = ""
             ok_core = True
             if lisp:
                 ok_core, extra = core_capture_check(tb, plan, run.path)
+            t_checks = time.monotonic() - t2
+            t3 = time.monotonic()
+        t_down = time.monotonic() - t3
         print(format_table(plan, rows))
         if lisp:
             print(f"{'ok' if ok_core else 'FAIL':<4} {'core capture holds only LISP (UDP 4341/4342) between RLOCs':<62} {extra}")
         passed = all(r.passed for r in rows) and ok_core
         run.update(summary={"passed": passed, "up_s": round(t_up, 3),
                             "rows": [{"what": r.what, "ok": r.ok, "total": r.total, "passed": r.passed} for r in rows]})
-        print(f"check {'passed' if passed else 'FAILED'}; total {time.monotonic() - t0:.1f} s; run directory {run.path}")
+        print(f"check {'passed' if passed else 'FAILED'}; checks {t_checks:.1f} s, teardown {t_down:.1f} s, "
+              f"total {time.monotonic() - t0:.1f} s; run directory {run.path}")
     return 0 if passed else 1
 
 
