@@ -135,6 +135,9 @@ def validate(params: dict[str, Any]) -> None:
     """Check the parameters (two client ASes at least: the rogue attacks another AS)."""
     check_common(params)
     params["defence"] = ",".join(defences(params["defence"]))
+    if params.get("core", "star") != "star":
+        raise ConfigError("the attack experiment runs on the star core (core=star): its attackers hang off the "
+                          "root router")
     if params["ases"] < 2:
         raise ConfigError("ases must be at least 2: the rogue host's AS is not the one attacked")
     if not 1 <= params["refs"] <= 5000:
