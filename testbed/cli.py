@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default results/EXPERIMENT/UTC-TIMESTAMP)")
     p.add_argument("--keep-pcap", action="store_true", help="keep the captures in the run's pcap/ directory "
                    "(pcapng, whole packets, a comment naming run, mode, node and interface)")
+    p.add_argument("--live", action="store_true", help="show each stream while it runs: chunks delivered per AS, "
+                   "bytes on the source uplink, the ITR's counters (in place on a terminal, lines in logs)")
     p.add_argument("--snaplen", type=int, default=None, metavar="N",
                    help="cut captured packets after N bytes (>= 64; default: whole packets with --keep-pcap)")
 
@@ -139,7 +141,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             check_snaplen(args.snaplen)
         except ValueError as exc:
             raise UsageError(f"--snaplen: {exc}") from None
-    return run_experiment(args.experiment, args.sets, out=args.out, keep_pcap=args.keep_pcap, snaplen=args.snaplen)
+    return run_experiment(args.experiment, args.sets, out=args.out, keep_pcap=args.keep_pcap, snaplen=args.snaplen,
+                          live=args.live)
 
 
 def cmd_figures(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from testbed.modes import parse_modes
 from testbed.nodeutil import ConfigError
 from testbed.params import TOPO_KEYS, check_out_dir, check_stream, parse_sets, topo_params
 from testbed.bars import Bar as Progress
+from testbed.live import LiveView
 from testbed.results import Measurements, RunDir
 
 
@@ -23,12 +24,13 @@ class Context:
     """What an experiment's ``run(ctx)`` gets: parameters, the run directory, measurements, progress."""
 
     def __init__(self, experiment: str, params: dict[str, Any], run: RunDir, keep_pcap: bool,
-                 snaplen: int | None = None) -> None:
+                 snaplen: int | None = None, live: bool = False) -> None:
         self.experiment = experiment
         self.params = params
         self.run = run
         self.keep_pcap = keep_pcap
         self.snaplen = snaplen if snaplen is not None else (0 if keep_pcap else 128)  # 0: whole packets
+        self.live = LiveView() if live else None  # --live: per-stream view instead of the progress bars
         self.keep_records = bool(params.get("keep_records", False))
         self.measurements = Measurements(run.measurements_path)
         self._bar: Progress | None = None
@@ -73,7 +75,7 @@ class Context:
 
     def points(self, items: list, label: str = "points") -> Iterator:
         """Iterate over a sweep with a progress bar."""
-        with Progress(len(items), f"{self.experiment} {label}", unit="points") as bar:
+        with Progress(len(items), f"{self.experiment} {label}", unit="points", enabled=self.live is None) as bar:
             self._bar = bar
             for i, item in enumerate(items):
                 yield item
@@ -84,7 +86,7 @@ class Context:
         """A progress bar for the seconds/chunks of one stream (nested under the sweep's if any)."""
         if self._bar is not None and hasattr(self._bar, "child_bar"):
             return self._bar.child_bar(total, label, unit=unit)
-        return Progress(total, label, unit=unit)
+        return Progress(total, label, unit=unit, enabled=self.live is None)
 
 
 def parse_experiment_params(module: Any, sets: list[str]) -> dict[str, Any]:
@@ -118,7 +120,7 @@ def parse_experiment_params(module: Any, sets: list[str]) -> dict[str, Any]:
 
 
 def run_experiment(name: str, sets: list[str], out: str | None = None, keep_pcap: bool = False,
-                   snaplen: int | None = None) -> int:
+                   snaplen: int | None = None, live: bool = False) -> int:
     """``corecast run NAME``: parameters, run directory, the experiment, figures, a summary."""
     from experiments import EXPERIMENTS
     module = EXPERIMENTS[name]
@@ -126,7 +128,7 @@ def run_experiment(name: str, sets: list[str], out: str | None = None, keep_pcap
     check_out_dir(out if out is not None else "results")
     run = RunDir.create(name, params, out=out, pcap=True)
     print(f"corecast run {name}: run directory {run.path}", flush=True)
-    ctx = Context(name, params, run, keep_pcap, snaplen)
+    ctx = Context(name, params, run, keep_pcap, snaplen, live)
     code = 0
     try:
         with run:
@@ -138,6 +140,8 @@ def run_experiment(name: str, sets: list[str], out: str | None = None, keep_pcap
               "run marked incomplete", flush=True)
         raise
     finally:
+        if ctx.live is not None:
+            ctx.live.close()
         if not keep_pcap:
             shutil.rmtree(run.pcap, ignore_errors=True)
         if len(ctx.measurements):

@@ -204,6 +204,8 @@ class Network:
             etrs = [self.xtr(a.number) for a in plan.client_ases if a.clients]
             cpu0 = {d.name: cpu_seconds(d.proc.pid) for d in [x0, *etrs]}
             ctr0 = read_counters(self.tb.node(plan.source_as.xtr), plan.source_as.core_if)
+            if getattr(self.ctx, "live", None) is not None:  # --live: the uplink's bytes count from here
+                self.ctx.live.begin(tag, ctr0.tx_bytes)
             source = self._source(tag, spec)
             t0 = time.monotonic()
             self.tb.start_daemons([source])
@@ -283,6 +285,8 @@ class Network:
                 code = source.wait_exit(0.25)
                 status = _json(source.config["status_file"])
                 bar.update(status.get("chunks", status.get("chunks_sent", 0)) or 0)
+                if getattr(self.ctx, "live", None) is not None:  # corecast run --live (testbed.live)
+                    self.ctx.live.tick(self, spec, status, final=code is not None)
                 if code is not None:
                     if code != 0:
                         raise source.died_line("mid-stream")

@@ -60,3 +60,20 @@ def test_kept_capture_is_whole_pcapng_without_ts_gaps(tmp_path):
             assert gaps, "a 128-byte cut should show false TS gaps"
         else:  # a cut DATA is not handed to the MPEG-TS analysis at all
             assert gaps == []
+
+
+def test_live_view_in_a_log(tmp_path):
+    """``--live`` off a terminal: a plain line per stream (and every 10 s), with the uplink bytes and ITR counters."""
+    out = tmp_path / "live"
+    res = corecast("run", "smoke", "--out", str(out), "--live", "--set", "ases=2", "--set", "clients=1",
+                   "--set", "chunks=100", "--set", "speed=4", timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    lines = [line for line in res.stderr.splitlines() if line.startswith("live smoke/")]
+    for mode in ("unicast", "corecast"):
+        last = [line for line in lines if line.startswith(f"live smoke/{mode} ")][-1]
+        assert " sent 100/100 | AS1 " in last and " AS2 " in last, last
+        uplink = float(last.split("| uplink ")[1].split(" MB")[0])
+        assert uplink > 0.1  # at least 100 chunks of 1316 bytes crossed the uplink
+        assert "itr -" not in last  # the ITR counted something
+    assert "points [" not in res.stderr and "stream 100/100" not in res.stderr  # bars are off meanwhile
+    assert leftovers() == ([], [])
