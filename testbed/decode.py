@@ -133,12 +133,22 @@ def classify(frame: bytes, off: int, cut: bool = False) -> tuple[str, int, int, 
             return "corecast-data", total, body, dport
         if first == 0x12 and is_ref_size:
             return "corecast-ref", total, body, dport
+        if first == 0x13 and _ref_list_ok(frame, body + 8, total - ihl - 16, cut):  # REF-LISTs count as REFs
+            return "corecast-ref", total, body, dport
         return "malformed", total, body, dport
     if dport == LISP_CONTROL_PORT or sport == LISP_CONTROL_PORT:
         return "lisp-control", total, body, dport
     if dport == CORECAST_PORT:
         return "corecast-service", total, body, dport
     return "other", total, body, dport
+
+
+def _ref_list_ok(frame: bytes, start: int, length: int, cut: bool) -> bool:
+    """Whether the REF-LIST of ``length`` bytes at ``start`` is well formed (by its count if it was cut)."""
+    if len(frame) < start + cc.REF_LIST_HEADER:
+        return cut and length >= cc.REF_LIST_HEADER
+    count = (frame[start + 30] << 8) | frame[start + 31]
+    return count > 0 and length == cc.REF_LIST_HEADER + cc.REF_LIST_ENTRY * count
 
 
 def _message_ok(kind: str, frame: bytes, body: int, total: int, off: int, cut: bool) -> bool:
@@ -152,7 +162,8 @@ def _message_ok(kind: str, frame: bytes, body: int, total: int, off: int, cut: b
             return first >> 4 in _CONTROL_TYPES
         if first >> 4 != cc.VERSION:
             return False
-        return first & 0x0F == cc.TYPE_DATA or (first & 0x0F == cc.TYPE_REF and end - body == cc.CORECAST_REF)
+        return (first & 0x0F == cc.TYPE_DATA or (first & 0x0F == cc.TYPE_REF and end - body == cc.CORECAST_REF)
+                or (first & 0x0F == cc.TYPE_REF_LIST and end - body >= cc.REF_LIST_HEADER))
     try:
         if kind == "lisp-control":
             decode_control(frame[body:min(len(frame), end)])

@@ -169,7 +169,7 @@ def test_data_chunk_len_and_service_traffic(demo):
 
 def test_unknown_type_and_malformed_are_graceful(tmp_path):
     tshark = _tshark()
-    later = bytes([0x13, 0, 0, 0]) + struct.pack("!II", 9, 77) + b"future body"
+    later = bytes([0x1F, 0, 0, 0]) + struct.pack("!II", 9, 77) + b"future body"
     bad_ref = cc.encode_ref(1, 1, b"\x00" * 8, A(SRC), A("10.1.0.5"), 1, 2)[:30]
     short = b"\x12\x00"
     lisp = encode_lisp_header(LISP_FLAG_N | LISP_FLAG_C, 5)
@@ -184,10 +184,10 @@ def test_unknown_type_and_malformed_are_graceful(tmp_path):
                 "_ws.expert.message", "_ws.expert.severity", "_ws.col.Info")
     assert len(rows) == 5
     ctype, stream, seq, body, message, severity, info = rows[0]
-    assert (ctype, stream, seq) == ("3", "9", "77")
+    assert (ctype, stream, seq) == ("15", "9", "77")
     assert bytes.fromhex(body.replace(":", "")) == b"future body"
-    assert "CoreCast type 3" in message and info.startswith("CoreCast type 3 stream=9 seq=77")
-    assert rows[1][0] == "3" and "CoreCast type 3" in rows[1][4]
+    assert "CoreCast type 15" in message and info.startswith("CoreCast type 15 stream=9 seq=77")
+    assert rows[1][0] == "15" and "CoreCast type 15" in rows[1][4]
     assert "REF of 30 bytes" in rows[2][4] and "bad length" in rows[2][6]
     assert "header needs 12" in rows[3][4] and "truncated" in rows[3][6]
     assert rows[4][6] == "CoreCast [truncated]"  # (lisp-data itself flags a header with no payload)

@@ -13,13 +13,16 @@
 --   | Ver=1 | Type | Flags | Reserved (16) | Stream ID (32) | Sequence Number (32) |
 -- then, for type 1 DATA, the chunk; for type 2 REF (32 bytes in all),
 --   Chunk Hash (64) | Source EID (32) | Destination EID (32) | Source Port (16) | Destination Port (16).
+-- type 3 REF-LIST: Chunk Hash (64) | ETR RLOC (32) | Source EID (32) | Source Port (16) |
+--   Count (16), then Count x { Destination EID (32) | Destination Port (16) }.
 -- Any other type is shown as "unknown type N" with its body as bytes (an
 -- expert note, not an error), so later CoreCast types still read cleanly.
 --
 -- Filterable fields: corecast.version, corecast.type, corecast.flags,
 -- corecast.reserved, corecast.stream, corecast.seq, corecast.chunk_len,
 -- corecast.chunk, corecast.hash, corecast.src_eid, corecast.dst_eid,
--- corecast.sport, corecast.dport, corecast.body, corecast.lisp_c.
+-- corecast.sport, corecast.dport, corecast.body, corecast.lisp_c, corecast.etr_rloc,
+-- corecast.count (REF-LIST).
 --
 -- Load it for one run:   tshark -X lua_script:scripts/wireshark/corecast.lua -r FILE
 -- or install it (scripts/setup.sh does) into a Lua plugin folder, e.g.
@@ -41,7 +44,10 @@ local LISP_FLAG_C = 0x04
 local HEADER_LEN = 12
 local REF_LEN = 32
 
-local TYPE_NAMES = { [1] = "DATA", [2] = "REF" }
+local LIST_HEADER_LEN = 32
+local LIST_ENTRY_LEN = 6
+
+local TYPE_NAMES = { [1] = "DATA", [2] = "REF", [3] = "REF-LIST" }
 
 local corecast = Proto("corecast", "CoreCast")
 corecast.prefs.mpeg_ts = Pref.bool("Dissect MPEG-TS chunks", true,
@@ -64,10 +70,12 @@ local f = {
     dport = ProtoField.uint16("corecast.dport", "Destination Port", base.DEC),
     body = ProtoField.bytes("corecast.body", "Body"),
     lisp_c = ProtoField.bool("corecast.lisp_c", "Carried behind a LISP header with the C bit"),
+    etr_rloc = ProtoField.ipv4("corecast.etr_rloc", "ETR RLOC"),
+    count = ProtoField.uint16("corecast.count", "Count", base.DEC),
 }
 corecast.fields = {
     f.version, f.type, f.flags, f.reserved, f.stream, f.seq, f.chunk_len, f.chunk,
-    f.hash, f.src_eid, f.dst_eid, f.sport, f.dport, f.body, f.lisp_c,
+    f.hash, f.src_eid, f.dst_eid, f.sport, f.dport, f.body, f.lisp_c, f.etr_rloc, f.count,
 }
 
 local ex = {
@@ -155,6 +163,36 @@ local function dissect_message(tvb, pinfo, tree, behind_lisp, reported)
         root:add(f.dport, tvb(30, 2))
         info = info .. string.format(" %s:%u > %s:%u hash=%s", tostring(tvb(20, 4):ipv4()), tvb(28, 2):uint(),
             tostring(tvb(24, 4):ipv4()), tvb(30, 2):uint(), tostring(tvb(12, 8):bytes()))
+    elseif mtype == 3 then
+        local count = (captured >= LIST_HEADER_LEN) and tvb(30, 2):uint() or -1
+        if len < LIST_HEADER_LEN or (count >= 0 and (count == 0 or len ~= LIST_HEADER_LEN + LIST_ENTRY_LEN * count)) then
+            root:add_proto_expert_info(ex.bad_length, string.format("REF-LIST of %d bytes, count %d", len, count))
+            pinfo.cols.info = info .. " [bad length]"
+            return len
+        end
+        if captured < LIST_HEADER_LEN then
+            root:append_text(" [cut by the snap length]")
+            pinfo.cols.info = info .. " [cut by the snap length]"
+            return len
+        end
+        root:add(f.hash, tvb(12, 8))
+        root:add(f.etr_rloc, tvb(20, 4))
+        root:add(f.src_eid, tvb(24, 4))
+        root:add(f.sport, tvb(28, 2))
+        root:add(f.count, tvb(30, 2))
+        for i = 0, count - 1 do
+            local off = LIST_HEADER_LEN + LIST_ENTRY_LEN * i
+            if off + LIST_ENTRY_LEN > captured then
+                root:append_text(" [cut by the snap length]")
+                break
+            end
+            local entry = root:add(corecast, tvb(off, LIST_ENTRY_LEN), string.format("Entry %d: %s:%u", i + 1,
+                tostring(tvb(off, 4):ipv4()), tvb(off + 4, 2):uint()))
+            entry:add(f.dst_eid, tvb(off, 4))
+            entry:add(f.dport, tvb(off + 4, 2))
+        end
+        info = info .. string.format(" %s:%u > %d destinations via %s hash=%s", tostring(tvb(24, 4):ipv4()),
+            tvb(28, 2):uint(), count, tostring(tvb(20, 4):ipv4()), tostring(tvb(12, 8):bytes()))
     else
         type_item:add_proto_expert_info(ex.unknown_type, string.format("CoreCast type %d", mtype))
         if captured > HEADER_LEN then

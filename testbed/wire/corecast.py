@@ -9,6 +9,10 @@ Common header (12 bytes), then the body:
 * Type 1, DATA: the chunk follows.
 * Type 2, REF: Chunk Hash (64), Source EID (32), Destination EID (32),
   Source Port (16), Destination Port (16); 32 bytes in all.
+* Type 3, REF-LIST: Chunk Hash (64), ETR RLOC (32), Source EID (32), Source
+  Port (16), Count (16), then Count entries of Destination EID (32) and
+  Destination Port (16): 32 + 6 x Count bytes, 1 <= Count. Flag D (0x80, S to
+  ITR only): send the stream's current DATA to the ETR before this list.
 
 Chunk Hash = BLAKE2b with an 8-byte digest of the chunk.
 """
@@ -25,9 +29,15 @@ from testbed.wire.errors import DecodeError
 VERSION = 1
 TYPE_DATA = 1
 TYPE_REF = 2
+TYPE_REF_LIST = 3
+FLAG_DATA_FIRST = 0x80  # REF-LIST from S to its ITR: send the current DATA to the ETR first
+REF_LIST_HEADER = 32
+REF_LIST_ENTRY = 6
 
 _COMMON = struct.Struct("!BBHII")
 _REF = struct.Struct("!BBHII8s4s4sHH")
+_LIST = struct.Struct("!BBHII8s4s4sHH")  # common header, hash, ETR RLOC, Source EID, Source Port, Count
+_ENTRY = struct.Struct("!4sH")
 
 
 def chunk_hash(chunk: bytes | bytearray | memoryview) -> bytes:
@@ -103,6 +113,8 @@ def peek_type(buf: bytes | bytearray | memoryview) -> int:
     if mtype == TYPE_REF:
         if len(buf) != CORECAST_REF:
             raise DecodeError("bad-length", f"REF of {len(buf)} bytes, expected 32")
+    elif mtype == TYPE_REF_LIST:
+        check_ref_list(buf)
     elif mtype != TYPE_DATA:
         raise DecodeError("unknown-type", f"CoreCast type {mtype}")
     return mtype
@@ -129,11 +141,89 @@ def unpack_common(buf: bytes | bytearray | memoryview) -> tuple[int, int, int]:
     return flags, stream_id, seq
 
 
-def decode(buf: bytes | bytearray | memoryview) -> CoreCastData | CoreCastRef:
+def ref_list_capacity(outer_mtu: int = 1500) -> int:
+    """Entries one REF-LIST may carry so that it fits one outer packet (ITR to ETR).
+
+    ``(outer_mtu - 36 encapsulation - 32 list header) // 6``: 238 for 1,500.
+    """
+    return max(0, (outer_mtu - 36 - REF_LIST_HEADER) // REF_LIST_ENTRY)
+
+
+def check_ref_list(buf: bytes | bytearray | memoryview) -> int:
+    """Return the entry count of a REF-LIST after checking its length; raise DecodeError otherwise."""
+    n = len(buf)
+    if n < REF_LIST_HEADER:
+        raise DecodeError("bad-length", f"REF-LIST of {n} bytes, header needs 32")
+    count = (buf[30] << 8) | buf[31]
+    if count == 0:
+        raise DecodeError("bad-count", "REF-LIST with no entries")
+    if n != REF_LIST_HEADER + REF_LIST_ENTRY * count:
+        raise DecodeError("bad-length", f"REF-LIST of {n} bytes for {count} entries")
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class CoreCastRefList:
+    """A REF-LIST: one chunk's REFs for the clients behind one ETR, source named once.
+
+    ``entries``: tuple of (Destination EID as 4 bytes, Destination Port).
+    """
+
+    stream_id: int
+    seq: int
+    chunk_hash: bytes
+    etr_rloc: bytes  # 4 bytes; 0.0.0.0 if not named
+    src_eid: bytes
+    src_port: int
+    entries: tuple[tuple[bytes, int], ...]
+    flags: int = 0
+
+    def encode(self) -> bytes:
+        """Return the wire bytes (32 + 6 per entry)."""
+        return encode_ref_list(self.stream_id, self.seq, self.chunk_hash, self.etr_rloc, self.src_eid,
+                               self.src_port, self.entries, self.flags)
+
+
+def encode_ref_list(stream_id: int, seq: int, digest: bytes, etr_rloc: bytes, src_eid: bytes, src_port: int,
+                    entries: list[tuple[bytes, int]] | tuple[tuple[bytes, int], ...], flags: int = 0) -> bytes:
+    """Return a REF-LIST message; ``entries`` are (4-byte Destination EID, port), 1 to 65,535 of them.
+
+    Raises ValueError for an empty or too long list (split with :func:`split_entries`).
+    """
+    if not 0 < len(entries) <= 0xFFFF:
+        raise ValueError(f"REF-LIST of {len(entries)} entries")
+    out = bytearray(REF_LIST_HEADER + REF_LIST_ENTRY * len(entries))
+    _LIST.pack_into(out, 0, (VERSION << 4) | TYPE_REF_LIST, flags, 0, stream_id, seq, digest, etr_rloc, src_eid,
+                    src_port, len(entries))
+    off = REF_LIST_HEADER
+    for dst, dport in entries:
+        _ENTRY.pack_into(out, off, dst, dport)
+        off += REF_LIST_ENTRY
+    return bytes(out)
+
+
+def split_entries(entries: list, capacity: int) -> list[list]:
+    """Split ``entries`` into lists of at most ``capacity`` (>= 1) entries each, in order."""
+    if capacity < 1:
+        raise ValueError("REF-LIST capacity must be >= 1")
+    return [entries[i:i + capacity] for i in range(0, len(entries), capacity)]
+
+
+def unpack_ref_list(buf: bytes | bytearray | memoryview) -> tuple[int, int, int, bytes, bytes, bytes, int, int]:
+    """Return (flags, stream_id, seq, hash, etr_rloc, src_eid, src_port, count) of a checked REF-LIST."""
+    _, flags, _, sid, seq, digest, etr, src, sport, count = _LIST.unpack_from(buf, 0)
+    return flags, sid, seq, digest, etr, src, sport, count
+
+
+def decode(buf: bytes | bytearray | memoryview) -> CoreCastData | CoreCastRef | CoreCastRefList:
     """Decode a CoreCast message; raise :class:`DecodeError` on anything malformed."""
     mtype = peek_type(buf)
     if mtype == TYPE_REF:
         flags, sid, seq, digest, src, dst, sport, dport = unpack_ref(buf)
         return CoreCastRef(sid, seq, digest, src, dst, sport, dport, flags)
+    if mtype == TYPE_REF_LIST:
+        flags, sid, seq, digest, etr, src, sport, count = unpack_ref_list(buf)
+        entries = tuple(_ENTRY.unpack_from(buf, REF_LIST_HEADER + REF_LIST_ENTRY * i) for i in range(count))
+        return CoreCastRefList(sid, seq, digest, etr, src, sport, entries, flags)
     flags, sid, seq = unpack_common(buf)
     return CoreCastData(sid, seq, bytes(buf[CORECAST_HEADER:]), flags)
