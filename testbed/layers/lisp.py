@@ -5,14 +5,14 @@ the bottom. Importing this module (or :mod:`testbed.layers`) makes ``rdpcap``
 decode UDP 4341 as :class:`LispData` (payload IP, or CoreCast when the C bit is
 set) and UDP 4342 as the control message named by the type nibble.
 Addresses are AFI 1 (IPv4) or AFI 2 (IPv6), AFI 0 where the RFC allows "no
-address"; a Map-Register or Map-Notify with the I bit ends with the 128-bit
+address", or AFI 16387 (LCAF, :class:`LispLcaf`: RFC 8378's Multicast Info and RLE); a Map-Register or Map-Notify with the I bit ends with the 128-bit
 xTR-ID and 64-bit site-ID (RFC 9301 sections 5.6, 5.7).
 """
 
 from __future__ import annotations
 
-from scapy.fields import (BitEnumField, BitField, BitFieldLenField, ByteField, ConditionalField,
-                          FieldLenField, FlagsField, IntField, IP6Field, IPField, PacketField, PacketListField,
+from scapy.fields import (BitEnumField, BitField, BitFieldLenField, ByteEnumField, ByteField, ConditionalField,
+                          FieldLenField, FlagsField, IntField, IP6Field, IPField, ShortField, PacketField, PacketListField,
                           StrLenField, X3BytesField, XLongField, XStrFixedLenField)
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Packet, Raw, bind_bottom_up, bind_layers
@@ -21,7 +21,7 @@ from testbed.wire.constants import LISP_CONTROL_PORT, LISP_DATA_PORT
 
 CONTROL_TYPES = {1: "Map-Request", 2: "Map-Reply", 3: "Map-Register", 4: "Map-Notify", 8: "ECM"}
 ACTIONS = {0: "no-action", 1: "natively-forward", 2: "send-map-request", 3: "drop"}
-AFIS = {0: "none", 1: "IPv4", 2: "IPv6"}
+AFIS = {0: "none", 1: "IPv4", 2: "IPv6", 16387: "LCAF"}
 # Locator flags, least significant bit first: R, p, L, 12 unused, CoreCast capability (0x8000).
 LOC_FLAGS = ["R", "p", "L"] + [f"u{i}" for i in range(3, 15)] + ["CoreCast"]
 
@@ -45,6 +45,53 @@ class LispData(Packet):
         return Raw
 
 
+class LispRleEntry(Packet):
+    """One Replication List Entry (RFC 8060 section 4.10): Rsvd3, Rsvd4, Level Value, AFI 1, RTR/ETR RLOC."""
+
+    name = "LISP RLE entry"
+    fields_desc = [BitField("rsvd3", 0, 16), ByteField("rsvd4", 0), ByteField("level", 0),
+                   BitEnumField("afi", 1, 16, AFIS), IPField("rloc", "0.0.0.0")]
+
+    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
+        return b"", s
+
+
+class LispLcaf(Packet):
+    """An LCAF address after its AFI 16387 (RFC 8060): Multicast Info (type 9) and RLE (type 13) decoded,
+    any other type kept as bytes. IPv4 addresses only inside, as the testbed sends them."""
+
+    name = "LISP LCAF"
+    fields_desc = [ByteField("rsvd1", 0), ByteField("lcaf_flags", 0),
+                   ByteEnumField("lcaf_type", 9, {9: "Multicast Info", 13: "Replication List Entry"}),
+                   ByteField("rsvd2", 0),
+                   ShortField("length", None),
+                   ConditionalField(IntField("iid", 0), lambda p: p.lcaf_type == 9),
+                   ConditionalField(BitField("mc_reserved", 0, 16), lambda p: p.lcaf_type == 9),
+                   ConditionalField(ByteField("source_len", 32), lambda p: p.lcaf_type == 9),
+                   ConditionalField(ByteField("group_len", 32), lambda p: p.lcaf_type == 9),
+                   ConditionalField(BitEnumField("source_afi", 1, 16, AFIS), lambda p: p.lcaf_type == 9),
+                   ConditionalField(IPField("source", "0.0.0.0"), lambda p: p.lcaf_type == 9),
+                   ConditionalField(BitEnumField("group_afi", 1, 16, AFIS), lambda p: p.lcaf_type == 9),
+                   ConditionalField(IPField("group", "0.0.0.0"), lambda p: p.lcaf_type == 9),
+                   ConditionalField(PacketListField("rle", [], LispRleEntry, length_from=lambda p: p.length),
+                                    lambda p: p.lcaf_type == 13),
+                   ConditionalField(StrLenField("body", b"", length_from=lambda p: p.length),
+                                    lambda p: p.lcaf_type not in (9, 13))]
+
+    def post_build(self, pkt: bytes, pay: bytes) -> bytes:
+        """Fill Length (bytes after the 6-byte header) when left unset."""
+        if self.length is None:
+            pkt = pkt[:4] + (len(pkt) - 6).to_bytes(2, "big") + pkt[6:]
+        return pkt + pay
+
+    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
+        return b"", s
+
+
+def _lcaf_field() -> ConditionalField:
+    return ConditionalField(PacketField("lcaf", None, LispLcaf), lambda p: p.afi == 16387)
+
+
 class LispLocator(Packet):
     """A locator record: priority, weight, multicast priority/weight, flags, AFI 1, RLOC."""
 
@@ -54,7 +101,8 @@ class LispLocator(Packet):
                    FlagsField("flags", 0x0001, 16, LOC_FLAGS),
                    BitEnumField("afi", 1, 16, AFIS),
                    ConditionalField(IPField("rloc", "0.0.0.0"), lambda p: p.afi == 1),
-                   ConditionalField(IP6Field("rloc6", "::"), lambda p: p.afi == 2)]
+                   ConditionalField(IP6Field("rloc6", "::"), lambda p: p.afi == 2),
+                   _lcaf_field()]
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         return b"", s
@@ -75,6 +123,7 @@ class LispEidRecord(Packet):
                    BitEnumField("afi", 1, 16, AFIS),
                    ConditionalField(IPField("prefix", "0.0.0.0"), lambda p: p.afi == 1),
                    ConditionalField(IP6Field("prefix6", "::"), lambda p: p.afi == 2),
+                   _lcaf_field(),
                    PacketListField("locators", [], LispLocator, count_from=lambda p: p.loc_count)]
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
@@ -100,7 +149,8 @@ class LispRequestRecord(Packet):
     fields_desc = [ByteField("reserved", 0), ByteField("mask_len", 32),
                    BitEnumField("afi", 1, 16, AFIS),
                    ConditionalField(IPField("prefix", "0.0.0.0"), lambda p: p.afi == 1),
-                   ConditionalField(IP6Field("prefix6", "::"), lambda p: p.afi == 2)]
+                   ConditionalField(IP6Field("prefix6", "::"), lambda p: p.afi == 2),
+                   _lcaf_field()]
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         return b"", s
