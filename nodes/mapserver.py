@@ -185,6 +185,7 @@ def run(cfg: dict[str, Any]) -> int:
 
     def status() -> dict[str, Any]:
         return {"name": name, "time": time.time(), "registrations": len(ms), "xtrs": xtr_summary(ms),
+                "multicast": ms.multicast.summary(),
                 "counters": dict(ms.counters, **({"send-error": send_errors} if send_errors else {}))}
 
     try:

@@ -110,7 +110,7 @@ def test_node_serves_survives_garbage_and_writes_files(node):
     counters = status["counters"]
     assert counters["register-ok"] == 1 and counters["request-positive"] >= 2
     assert sum(v for k, v in counters.items() if k.startswith(("decode-", "ecm-", "register-bad"))) > 100
-    assert status["registrations"] == 1
+    assert status["registrations"] == 1 and status["multicast"] == {}
     table = json.loads(open(cfg["table_file"]).read())
     assert table["registrations"][0]["rlocs"][0]["corecast"] is True
     log = (tmp_path / "ms.log").read_text()

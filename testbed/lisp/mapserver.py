@@ -31,6 +31,10 @@ Resolution (Map-Request, plain or inside an ECM):
   prefix that nobody registered: negative, Natively-Forward, 1 minute (RFC 9301
   section 8.2), for the configured prefix if no other prefix lies within it,
   else for the largest empty hole inside it. Negative replies have A set.
+Signal-free multicast (RFC 8378): (S,G) records of a register are merged per
+(S,G) by :class:`~testbed.lisp.msmulticast.MulticastTable` (one replication
+list of ETR RLOCs); an (S,G) Map-Request gets the list as one RLE locator.
+(S,G) state is soft (ETRs refresh it every register round) and not persisted.
 Persistence: :meth:`table` rows (with absolute expiry times) go back in with
 :meth:`restore`; :attr:`version` changes whenever the table does.
 """
@@ -44,8 +48,10 @@ import struct
 from dataclasses import dataclass, field
 
 from testbed.lisp.prefixes import PrefixTable, format_prefix, mask, parse_prefix
+from testbed.lisp.msmulticast import MulticastTable
 from testbed.lisp.msregistry import ANY_RLOC, Accepted, ReplayGuard, Site, check_register, rloc_spaces
 from testbed.wire.errors import DecodeError
+from testbed.wire.lispctrl.lcaf import sg_of_prefix
 from testbed.wire.lispctrl import (ACTION_NATIVE_FORWARD, Ecm, EidRecord, Locator, MapNotify, MapRegister, MapReply,
                                    MapRequest, decode_control, is_ipv4, verify_auth)
 
@@ -116,6 +122,8 @@ class MapServer:
         self._reg: PrefixTable[Registration] = PrefixTable()
         self._heap: list[tuple[float, int, int]] = []
         self._replay = ReplayGuard()
+        self.multicast = MulticastTable(self.expiry)
+        """(S,G) replication lists (RFC 8378)."""
         self._negative: dict[tuple[int, int, int], tuple[bytes, EidRecord]] = {}
         for site in self.sites:
             for text in site.prefixes:
@@ -152,7 +160,7 @@ class MapServer:
 
     def next_deadline(self) -> float:
         """Return when the next registration expires (``inf`` if none)."""
-        return self._heap[0][0] if self._heap else float("inf")
+        return min(self._heap[0][0] if self._heap else float("inf"), self.multicast.next_deadline())
 
     # ------------------------------------------------------------ entry points
 
@@ -160,7 +168,7 @@ class MapServer:
         """Handle one control message from ``src:sport``; return the datagrams to send. Never raises."""
         self.last_drop = None
         self._count("rx")
-        if self._heap and self._heap[0][0] <= now:
+        if self.next_deadline() <= now:
             self.on_timer(now)
         try:
             msg = decode_control(buf)
@@ -191,6 +199,10 @@ class MapServer:
             if reg is not None and reg.expires_at == when:
                 self._unregister(reg)
                 self._count("expired")
+        gone = self.multicast.expire(now)
+        if gone:
+            self.version += 1
+            self._count("sg-expired", gone)
 
     def table(self) -> list[dict]:
         """Return the registrations (address order) as JSON-ready rows (times are the caller's clock)."""
@@ -282,6 +294,10 @@ class MapServer:
             else:
                 self._register(site, rec, net, plen, msg, src, now)
             applied.append(rec)
+        for sg in result.multicast:
+            self._count(self.multicast.apply(site.name, sg, now))
+            self.version += 1
+            applied.append(sg.record)
         self._count("register-ok")
         if not msg.want_map_notify or not applied:
             return []
@@ -329,7 +345,7 @@ class MapServer:
             return self._drop("request-no-itr-rloc", f"ITR-RLOCs {req.itr_rlocs}")
         if req.probe:
             return self._drop("request-probe-ignored", f"RLOC-probe from {dst}")
-        eids = [e for e in req.eids if is_ipv4(e.partition("/")[0])]
+        eids = [e for e in req.eids if is_ipv4(e.partition("/")[0]) or sg_of_prefix(e) is not None]
         if len(eids) < len(req.eids):
             self._count("request-eid-unsupported", len(req.eids) - len(eids))
         if not eids:
@@ -340,7 +356,11 @@ class MapServer:
         return [(MapReply(req.nonce, records).encode(), dst, dport)]
 
     def _answer(self, eid_text: str) -> tuple[bytes, EidRecord]:
-        """Return (nonce-0 one-record Map-Reply, its record) for an EID ``a.b.c.d/n`` (its address is looked up)."""
+        """Return (nonce-0 one-record Map-Reply, its record) for an EID ``a.b.c.d/n`` (its address is looked up)
+        or an (S,G) EID (Multicast Info LCAF: the replication list)."""
+        if eid_text.startswith("lcaf:"):
+            self._count("request-sg")
+            return self.multicast.answer(sg_of_prefix(eid_text))
         addr = int.from_bytes(socket.inet_aton(eid_text.partition("/")[0]), "big")
         found = self._reg.longest_match(addr)
         if found is not None:

@@ -15,7 +15,11 @@ Rules (all-or-nothing: one violation rejects the whole register, no Map-Notify):
   (``register-ttl-too-long``); every IPv4 locator lies inside the site's RLOC
   space (``register-rloc-outside``).
 
-Records whose EID-Prefix is not IPv4, and non-IPv4 locators, are skipped and
+(S,G) records (EID: Multicast Info LCAF, RFC 8378) ride in the same register
+as the ETR's own IPv4 EID-record, which names the site; they are validated by
+:func:`testbed.lisp.msmulticast.check_sg_record` (group, TTL cap, one RLE entry
+inside the site's RLOC space) and returned in :attr:`Accepted.multicast`.
+Records whose EID-Prefix is otherwise not IPv4, and non-IPv4 locators, are skipped and
 counted (``register-record-unsupported``, ``register-locator-unsupported``); a
 record left with no locator is skipped too. A register with nothing left is
 dropped (``register-nothing-supported``).
@@ -29,8 +33,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+from testbed.lisp.msmulticast import SgRegistration, check_sg_record
 from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.wire.lispctrl import ALG_SHA1_96, ALG_SHA256_128, EidRecord, Locator, MapRegister, is_ipv4
+from testbed.wire.lispctrl.lcaf import sg_of_prefix
 
 ANY_RLOC = ("0.0.0.0/0",)
 REPLAY_WINDOW = 64
@@ -64,6 +70,8 @@ class Accepted:
     key: bytes
     records: list[tuple[EidRecord, int, int]]
     """(record with IPv4 locators only, prefix int, mask-len) per record to apply."""
+    multicast: list[SgRegistration] = field(default_factory=list)
+    """Validated (S,G) records (RFC 8378) to merge into the replication lists."""
 
 
 def _inside(addr: int, spaces: list[tuple[int, int]]) -> bool:
@@ -99,9 +107,16 @@ def check_register(msg: MapRegister, buf: bytes, site_of: Callable[[int, int], S
         return "register-bad-key-id", f"site {site.name} key id {msg.key_id}"
     if not verify(buf, key):
         return "register-bad-auth", f"site {site.name}"
-    if len(supported) < len(msg.records):
-        count("register-record-unsupported", len(msg.records) - len(supported))
     spaces = rloc_space(site)
+    multicast = []
+    for rec in msg.records:
+        if rec.prefix.startswith("lcaf:") and sg_of_prefix(rec.prefix) is not None:
+            sg = check_sg_record(rec, max_ttl, lambda a: _inside(a, spaces))
+            if not isinstance(sg, SgRegistration):
+                return sg[0], f"site {site.name} {sg[1]}"
+            multicast.append(sg)
+    if len(supported) + len(multicast) < len(msg.records):
+        count("register-record-unsupported", len(msg.records) - len(supported) - len(multicast))
     out = []
     for rec, (net, plen) in zip(supported, parsed):
         if site_of(net, plen) is not site:
@@ -125,7 +140,7 @@ def check_register(msg: MapRegister, buf: bytes, site_of: Callable[[int, int], S
                     net, plen))
     if not out:
         return "register-nothing-supported", f"site {site.name}"
-    return Accepted(site, key, out)
+    return Accepted(site, key, out, multicast)
 
 
 class ReplayGuard:
