@@ -112,7 +112,7 @@ def test_malformed_messages_are_counted_by_reason():
     etr.on_message(b"\x12\x00", ITR_RLOC, 0.0)
     etr.on_message(b"\x22" + bytes(31), ITR_RLOC, 0.0)
     etr.on_message(b"\x12" + bytes(32), ITR_RLOC, 0.0)
-    etr.on_message(b"\x13" + bytes(31), ITR_RLOC, 0.0)
+    etr.on_message(b"\x1f" + bytes(31), ITR_RLOC, 0.0)
     c = etr.counters
     assert (c["decode-truncated"], c["decode-bad-version"], c["decode-bad-length"], c["decode-unknown-type"]) == \
         (1, 1, 1, 1)

@@ -27,6 +27,17 @@ the Source EID is outside the prefixes that vouch for it), 'cc-chunk-too-long',
 'cc-quarantine-evicted', 'cc-ref-queue-overflow', 'cc-ref-pending-overflow',
 'cc-ref-unresolved'. ``defence=False`` is the old behaviour (no vouching, chunks
 up to 65,507 bytes, 'chunk-too-big'), kept only for the attack experiment.
+
+REF-LIST (type 3, issue 15): expanded into one unicast datagram per entry, each
+what the REF (hash, Source EID, entry's EID, Source Port, entry's port) would
+give, after the same checks, made once per list (vouched ITR for the Source
+EID, the cached chunk's hash) and per entry (destination EID ours). Bounded so
+that a list is never a bigger amplifier than the REFs it replaces: more than
+``max_list`` entries (default: what fits one outer packet, 238) drops the list
+('cc-list-too-long'); per (ITR, stream, chunk) each (Destination EID, port) is
+expanded from lists at most once ('cc-list-repeat': a repeated entry or list
+gives nothing, where each repeated REF costs its sender 68 bytes), and at most
+``max_list_fanout`` destinations per chunk in all.
 """
 
 from __future__ import annotations
@@ -38,7 +49,8 @@ from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.lisp.pending import PendingQueues
 from testbed.wire.constants import CORECAST_HEADER, CORECAST_REF, ENCAP_OVERHEAD, IPV4_HEADER, UDP_HEADER
-from testbed.wire.corecast import TYPE_DATA, TYPE_REF, VERSION, chunk_hash, error_reason
+from testbed.wire.corecast import (REF_LIST_ENTRY, REF_LIST_HEADER, TYPE_DATA, TYPE_REF, TYPE_REF_LIST, VERSION,
+                                   chunk_hash, error_reason, ref_list_capacity)
 from testbed.wire.ipv4 import PROTO_UDP
 
 # testbed.wire.corecast's REF layout with the EIDs as integers (packed back with "I": same bytes)
@@ -47,6 +59,9 @@ _DATA_HDR = struct.Struct("!BBHI")
 _IPUDP = struct.Struct("!BBHHHBBHIIHHHH")
 _REF_FIRST = (VERSION << 4) | TYPE_REF
 _DATA_FIRST = (VERSION << 4) | TYPE_DATA
+_LIST_FIRST = (VERSION << 4) | TYPE_REF_LIST
+_LIST = struct.Struct("!BBHII8s4sIHH")  # testbed.wire.corecast's REF-LIST header, Source EID as an integer
+_ENTRY = struct.Struct("!IH")
 _IP_CONST = 0x4500 + (64 << 8) + PROTO_UDP  # version/IHL, TTL 64 / UDP: the fixed IP header words
 _UDP_MAX_PAYLOAD = 0xFFFF - IPV4_HEADER - UDP_HEADER  # 65,507
 
@@ -62,10 +77,11 @@ def itr_max_chunk(outer_mtu: int = 1500) -> int:
 class _Chunk:
     """The current chunk of one (ITR, stream): its hash, bytes and checksum partial sum."""
 
-    __slots__ = ("digest", "chunk", "csum", "seq")
+    __slots__ = ("digest", "chunk", "csum", "seq", "listed")
 
     def __init__(self, digest: bytes, chunk: bytes, csum: int, seq: int) -> None:
         self.digest, self.chunk, self.csum, self.seq = digest, chunk, csum, seq
+        self.listed: set[tuple[int, int]] | None = None  # (dst, dport) already expanded from REF-LISTs
 
 
 def unicast_packet(src: int, dst: int, sport: int, dport: int, chunk: bytes, chunk_sum: int) -> bytes:
@@ -96,7 +112,7 @@ class CoreCastEtr:
     def __init__(self, own_eid_prefixes: list[str], map_cache: MapCache | None = None, *, defence: bool = True,
                  max_chunk: int | None = None, max_streams: int = 4096, quarantine: int = 64,
                  quarantine_per_rloc: int = 8, queue_limit: int = 4096, max_pending: int = 16,
-                 pending_timeout: float = 5.0) -> None:
+                 pending_timeout: float = 5.0, max_list: int | None = None, max_list_fanout: int = 65536) -> None:
         if defence and map_cache is None:
             raise ValueError("the CoreCast ETR defence needs the map-cache")
         if min(max_streams, quarantine, quarantine_per_rloc) < 1:
@@ -108,12 +124,17 @@ class CoreCastEtr:
         if not 0 < self.max_chunk <= _UDP_MAX_PAYLOAD:
             raise ValueError(f"max_chunk {self.max_chunk} not in 1..{_UDP_MAX_PAYLOAD}")
         self.max_streams = max_streams
+        self.max_list = ref_list_capacity() if max_list is None else max_list
+        self.max_list_fanout = max_list_fanout
+        if min(self.max_list, max_list_fanout) < 1:
+            raise ValueError("CoreCast ETR REF-LIST bounds must be positive")
         self.quarantine_max, self.quarantine_per_rloc = quarantine, quarantine_per_rloc
         self.counters: dict[str, int] = dict.fromkeys((
             "data-in", "ref-in", "delivered", "no-chunk", "hash-mismatch", "foreign-eid", "stream-evicted",
             "decode-truncated", "decode-bad-version", "decode-bad-length", "decode-unknown-type",
             "chunk-too-big", "cc-unknown-itr", "cc-source-mismatch", "cc-chunk-too-long", "cc-quarantined",
-            "cc-quarantine-evicted", "cc-promoted", "cc-ref-flushed"), 0)
+            "cc-quarantine-evicted", "cc-promoted", "cc-ref-flushed", "list-in", "list-entries", "cc-list-too-long",
+            "cc-list-repeat"), 0)
         self.pending = PendingQueues(self.counters, queue_limit, max_pending, pending_timeout, prefix="cc-ref-")
         self._streams: dict[tuple[str, int], _Chunk] = {}
         self._quarantine: dict[tuple[str, int], _Chunk] = {}
@@ -131,8 +152,89 @@ class CoreCastEtr:
             return self._ref(msg, itr_rloc, now)
         if n >= CORECAST_HEADER and msg[0] == _DATA_FIRST:
             return self._data(msg, itr_rloc, now)
+        if n > REF_LIST_HEADER and msg[0] == _LIST_FIRST:
+            count = (msg[30] << 8) | msg[31]
+            if count and n == REF_LIST_HEADER + REF_LIST_ENTRY * count:
+                return self._ref_list(msg, count, itr_rloc, now)
         self._bad(msg)
         return []
+
+    def _ref_list(self, msg: bytes | memoryview, count: int, itr_rloc: str, now: float) -> list[tuple]:
+        """A REF-LIST of ``count`` entries: the REF checks once, then one unicast datagram per new entry of ours."""
+        counters = self.counters
+        counters["list-in"] += 1
+        counters["list-entries"] += count
+        if count > self.max_list:
+            counters["cc-list-too-long"] += 1
+            return []
+        _f, _fl, _r, stream, _seq, digest, _etr, src, sport, _n = _LIST.unpack_from(msg, 0)
+        ours = []
+        prefixes = self.prefixes
+        for off in range(REF_LIST_HEADER, REF_LIST_HEADER + REF_LIST_ENTRY * count, REF_LIST_ENTRY):
+            dst, dport = _ENTRY.unpack_from(msg, off)
+            for net, m in prefixes:
+                if dst & m == net:
+                    ours.append((dst, dport))
+                    break
+            else:
+                counters["foreign-eid"] += 1
+        if not ours:
+            return []
+        if self.defence:
+            gen = self.map_cache.gen
+            if self._memo_gen != gen:
+                self._memo.clear()
+                self._memo_gen = gen
+            memo = self._memo.get(src)
+            if memo is None or memo[0] != itr_rloc or memo[1].expires <= now:
+                held = self._check_list(itr_rloc, stream, digest, src, sport, ours, now)
+                if held is not None:
+                    return held
+        cur = self._streams.get((itr_rloc, stream))
+        if cur is None:
+            counters["no-chunk"] += len(ours)
+            return []
+        if cur.digest != digest:
+            counters["hash-mismatch"] += len(ours)
+            return []
+        listed = cur.listed
+        if listed is None:
+            listed = cur.listed = set()
+        out = []
+        chunk, csum = cur.chunk, cur.csum
+        for dst, dport in ours:
+            key = (dst, dport)
+            if key in listed or len(listed) >= self.max_list_fanout:
+                counters["cc-list-repeat"] += 1
+                continue
+            listed.add(key)
+            out.append((WRITE_TUN, unicast_packet(src, dst, sport, dport, chunk, csum)))
+        counters["delivered"] += len(out)
+        return out
+
+    def _check_list(self, itr_rloc: str, stream: int, digest: bytes, src: int, sport: int,
+                    ours: list[tuple[int, int]], now: float) -> list[tuple] | None:
+        """:meth:`_check` for a REF-LIST's entries ``ours``: None if ``itr_rloc`` is vouched for ``src``.
+
+        On a map-cache miss every entry waits in the bounded queue of ``src`` (with the chunk).
+        """
+        entry = self.map_cache.lookup(src, now)
+        if entry is not None:
+            if not entry.vouches(itr_rloc):
+                self._reject(itr_rloc, now, len(ours))
+                return []
+            return self._check(itr_rloc, stream, digest, src, ours[0][0], sport, ours[0][1], now)
+        key = (itr_rloc, stream)
+        snap = self._streams.get(key)
+        if snap is None or snap.digest != digest:
+            snap = self._quarantine.get(key)
+            if snap is None or snap.digest != digest:
+                self.counters["no-chunk"] += len(ours)
+                return [] if src in self.pending else [(RESOLVE, src)]
+        first = False
+        for dst, dport in ours:
+            first |= self.pending.add(src, (itr_rloc, snap, dst, sport, dport), now)
+        return [(RESOLVE, src)] if first else []
 
     def _ref(self, msg: bytes | memoryview, itr_rloc: str, now: float) -> list[tuple]:
         """A REF: rebuild the unicast packet if its ITR is vouched for and we hold its chunk."""
