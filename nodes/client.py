@@ -58,13 +58,44 @@ class ClientConfig:
     player_file: str | None
     count_frames: bool
     rcvbuf: int
+    player_app: str = "ffmpeg"
 
 
 def parse_config(cfg: dict) -> ClientConfig:
     """Check a client config dict against :class:`testbed.schemas.client.ClientSchema`; ConfigError (one line)."""
     c = parse(ClientSchema, cfg)
     return ClientConfig(c.name, c.port, c.bind, list(c.eids), c.record_file, c.status_file, c.player,
-                        c.player_mode, c.player_file, c.count_frames, c.rcvbuf)
+                        c.player_mode, c.player_file, c.count_frames, c.rcvbuf, c.player_app)
+
+
+def vlc_command(as_root: bool | None = None) -> list[str]:
+    """The argv of the VLC player (Debian's vlc-bin): ``cvlc`` reads the stream on stdin, records it on stdout.
+
+    VLC refuses to run as root, so a root client runs it as ``nobody`` (setpriv,
+    no capabilities, a clean environment); the client opens the recording and
+    hands it to VLC as stdout, so ``nobody`` needs no access to the run directory.
+    VLC's dump demuxer writes the stream as VLC received it (its TS remux,
+    ``--sout '#std{mux=ts}'``, drops the pictures still in its packetizer at the
+    end of the input: 5 of 100 in a test). ``--play-and-exit`` and ``vlc://quit``:
+    VLC exits at the end of its input.
+    """
+    as_root = os.geteuid() == 0 if as_root is None else as_root
+    cmd = ["cvlc", "-q", "--play-and-exit", "--no-interact", "--demux=dump", "--demuxdump-file=-", "-",
+           "vlc://quit"]
+    if not as_root:
+        return cmd
+    uid, gid = _nobody()
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
+            "env", "-i", "PATH=/usr/bin:/bin", "HOME=/nonexistent", *cmd]
+
+
+def _nobody() -> tuple[int, int]:
+    import pwd
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        return 65534, 65534
+    return pw.pw_uid, pw.pw_gid
 
 
 def player_command(source: str, out: str) -> list[str]:
@@ -124,15 +155,19 @@ class ClientNode:
             self.writer = ClientRecordWriter(conf.record_file, {"name": conf.name, "port": conf.port,
                                                                 "bind": conf.bind, "eids": conf.eids})
         if conf.player:
-            self.player = self._spawn(player_command("pipe:0", conf.player_file), subprocess.PIPE, ())
+            if conf.player_app == "vlc":
+                with open(conf.player_file, "wb") as recording:  # VLC's stdout; the child keeps its own copy
+                    self.player = self._spawn(vlc_command(), subprocess.PIPE, (), stdout=recording)
+            else:
+                self.player = self._spawn(player_command("pipe:0", conf.player_file), subprocess.PIPE, ())
             info["player"] = "pipe"
         return info
 
-    def _spawn(self, cmd: list[str], stdin, fds: tuple[int, ...]) -> subprocess.Popen:
+    def _spawn(self, cmd: list[str], stdin, fds: tuple[int, ...], stdout=subprocess.DEVNULL) -> subprocess.Popen:
         try:
-            return subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, pass_fds=fds)
+            return subprocess.Popen(cmd, stdin=stdin, stdout=stdout, pass_fds=fds)
         except OSError as exc:
-            raise ConfigError(f"cannot run ffmpeg: {exc.strerror}") from None
+            raise ConfigError(f"cannot run {cmd[0]}: {exc.strerror}") from None
 
     def status(self) -> dict:
         """Return the status-file contents."""
@@ -210,7 +245,7 @@ class ClientNode:
                     try:
                         pipe.write(data)
                     except (BrokenPipeError, ValueError):
-                        return self._fail("ffmpeg player exited early")
+                        return self._fail(f"{self.conf.player_app} player exited early")
             now = time.time()
             if now >= next_status:
                 self.write_status()
@@ -258,7 +293,7 @@ class ClientNode:
         try:
             proc.wait(10.0)
         except subprocess.TimeoutExpired:
-            self.log.error("ffmpeg player did not finish within 10 s; killed")
+            self.log.error("%s player did not finish within 10 s; killed", self.conf.player_app)
             proc.kill()
             proc.wait()
 

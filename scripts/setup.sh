@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 declare -A need=(
   [mnexec]=mininet [tcpdump]=tcpdump [tshark]=tshark [ip]=iproute2 [brctl]=bridge-utils
   [ping]=iputils-ping [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [sysctl]=procps [pkill]=procps
-  [nft]=nftables [unshare]=util-linux [git]=git [ifconfig]=net-tools [vtysh]=frr
+  [nft]=nftables [unshare]=util-linux [git]=git [ifconfig]=net-tools [vtysh]=frr [cvlc]=vlc-bin
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -24,6 +24,11 @@ for cand in python3.13 python3.12 python3.11 python3; do
   fi
 done
 [[ -n $PY ]] || missing+=(python3 python3-venv)
+# The VLC player (player=vlc) needs VLC's stdin access and dump demuxer: vlc-plugin-base.
+if command -v dpkg-query >/dev/null 2>&1 \
+    && ! dpkg-query -W -f='${Status}' vlc-plugin-base 2>/dev/null | grep -q 'install ok installed'; then
+  missing+=(vlc-plugin-base)
+fi
 # pytricia (longest-prefix match) is published as source only: pip compiles it.
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 [[ -f /usr/include/stdio.h ]] || missing+=(libc6-dev)

@@ -54,7 +54,7 @@ class Context:
         return StreamSpec(mode=mode, chunks=int(p["chunks"]), chunk_bytes=int(p.get("chunk_bytes", 1316)),
                           bitrate=int(p.get("bitrate", 1_000_000)), speed=float(p.get("speed", 1.0)),
                           content=self.content(p),
-                          extra={**p.get("extra", {}), **({"player": True} if p.get("player") else {})})
+                          extra={**p.get("extra", {}), **({"player": p["player"]} if p.get("player") else {})})
 
     def content(self, p: dict[str, Any]) -> str:
         """The source's content: live ffmpeg, or one TS file generated once per run (content=file)."""
@@ -103,8 +103,12 @@ def parse_experiment_params(module: Any, sets: list[str]) -> dict[str, Any]:
         if key in TOPO_KEYS:
             continue
         value = params[key]
+        if key == "player" and value in ("ffmpeg", "vlc"):  # player=true is ffmpeg; player=vlc: cvlc
+            params[key] = True if value == "ffmpeg" else value
+            continue
         if isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got '{value}'")
+            choices = "true, false, ffmpeg or vlc" if key == "player" else "true or false"
+            raise ConfigError(f"{key} must be {choices}, got '{value}'")
         if isinstance(default, int) and not isinstance(default, bool) and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{key} must be a whole number, got '{value}'")
         if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):

@@ -154,11 +154,11 @@ class Network:
         if missing:
             raise RuntimeError(f"warm-up: {len(missing)} client ASes unreachable through LISP, e.g. {missing[0]}")
 
-    def client_daemons(self, tag: str, port: int, player: bool = False) -> list[ClientDaemon]:
+    def client_daemons(self, tag: str, port: int, player: bool | str = False) -> list[ClientDaemon]:
         """Receiver daemons for every client: one per host (a host may serve many EIDs).
 
         With ``player``, the first host serving a single EID also plays the stream
-        through ffmpeg (its decodable frames are counted at the end).
+        through ffmpeg, or VLC with ``player="vlc"`` (its decodable frames are counted at the end).
         """
         by_host: dict[str, list[str]] = {}
         for _as, host, eid in self.plan.clients():
@@ -170,7 +170,8 @@ class Network:
             cfg: dict[str, Any] = {"port": port, "bind": "0.0.0.0", "eids": eids,
                                    "record_file": os.path.join(rec_dir, f"{host}.bin")}
             if player and len(eids) == 1:
-                cfg.update(player=True, player_mode="pipe", player_file=os.path.join(rec_dir, f"{host}-player.ts"))
+                cfg.update(player=True, player_mode="pipe", player_file=os.path.join(rec_dir, f"{host}-player.ts"),
+                           player_app="vlc" if player == "vlc" else "ffmpeg")
                 player = False
             daemons.append(ClientDaemon(self.tb.node(host), f"{tag}-{host}", self.ctx.run.path, cfg))
         return daemons
@@ -186,7 +187,7 @@ class Network:
         tag = f"{self.label}-{spec.mode}"
         run = self.ctx.run
         plan = self.plan
-        clients = self._clients = self.client_daemons(tag, CLIENT_PORT, player=bool(spec.extra.get("player")))
+        clients = self._clients = self.client_daemons(tag, CLIENT_PORT, player=spec.extra.get("player") or False)
         self.tb.start_daemons(clients, timeout=30 + 0.1 * len(clients))
         cap = self._link_caps = None
         try:

@@ -255,7 +255,7 @@ def check_stream(params: dict[str, Any]) -> None:
     ``bitrate`` 300,000..100,000,000 b/s (ffmpeg's test pattern); ``chunk_bytes``
     within 1200..1400 and a multiple of 188 (both contents are MPEG-TS, so 1316);
     ``speed`` in (0, 1000]; ``max_pps`` >= 1; ``content`` file or ffmpeg; ``player``
-    and ``keep_records`` booleans; ``register_interval`` and ``expiry`` (seconds)
+    a boolean or ``vlc``; ``keep_records`` a boolean; ``register_interval`` and ``expiry`` (seconds)
     in (0, 86400], the expiry no shorter than the register interval (else every
     registration would lapse between two Map-Registers).
     """
@@ -273,7 +273,8 @@ def check_stream(params: dict[str, Any]) -> None:
     _whole(params, "max_pps", 1, 10_000_000)
     if "content" in params and params["content"] not in CONTENTS:
         raise ConfigError(f"content must be {' or '.join(CONTENTS)}, got '{params['content']}'")
-    _flag(params, "player")
+    if params.get("player") != "vlc":  # player: a boolean (ffmpeg) or "vlc"
+        _flag(params, "player")
     _flag(params, "keep_records")
     _positive(params, "register_interval", MAX_TIMER_S, " (seconds)")
     _positive(params, "expiry", MAX_TIMER_S, " (seconds)")

@@ -1,9 +1,9 @@
 """Schema of the receiver's config (``python -m nodes.client``); see docs/streaming.md.
 
 ``eids``: the client EIDs this host serves (one host per client, or a block per
-AS); ``rcvbuf``: the socket receive buffer in bytes; ``player``: ffmpeg records
-the stream to ``player_file`` ("udp": from the client's socket; "pipe": through
-this process).
+AS); ``rcvbuf``: the socket receive buffer in bytes; ``player``: ffmpeg (or
+VLC, ``player_app: vlc``, pipe mode only) records the stream to ``player_file``
+("udp": from the client's socket; "pipe": through this process).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class ClientSchema(NodeBase):
     record_file: OutPath | None = None
     player: bool = False
     player_mode: Literal["udp", "pipe"] = "udp"
+    player_app: Literal["ffmpeg", "vlc"] = "ffmpeg"
     player_file: OutPath | None = None
     count_frames: bool = True
     rcvbuf: int = Field(8 << 20, ge=4096, le=1 << 30)
@@ -35,4 +36,6 @@ class ClientSchema(NodeBase):
             raise ValueError("player mode needs 'player_file' (the recorded .ts)")
         if self.player and len(self.eids) > 1:
             raise ValueError("player mode serves one EID ('eids' lists more)")
+        if self.player and self.player_app == "vlc" and self.player_mode != "pipe":
+            raise ValueError("the VLC player reads the stream through this process: player_mode must be 'pipe'")
         return self
