@@ -29,7 +29,7 @@ import time
 from typing import Callable, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, Task, TextColumn
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
@@ -53,12 +53,12 @@ def _eta(task: Task) -> float | None:
 
 
 class _EtaColumn(ProgressColumn):
-    """``ETA 0:03:20`` from :func:`_eta`, or the total time once the task finished."""
+    """``0:01:10 ETA 0:03:20`` (elapsed, then :func:`_eta`), or ``in 0:04:30`` once the task finished."""
 
     def render(self, task: Task) -> Text:
         if task.finished:
             return Text(f"in {clock_text(task.finished_time or task.elapsed)}")
-        return Text(f"ETA {clock_text(_eta(task))}")
+        return Text(f"{clock_text(task.elapsed)} ETA {clock_text(_eta(task))}")
 
 
 class Bar:
@@ -88,7 +88,7 @@ class Bar:
             self.tty, self.interval, self.enabled, self.clock = tty, interval, enabled, clock
             console = Console(file=self.stream, force_terminal=tty, highlight=False, soft_wrap=False)
             self.rich = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), _EtaColumn(),
+                                     TextColumn("{task.fields[unit]}"), _EtaColumn(),
                                      console=console, auto_refresh=False, get_time=clock,
                                      disable=not (enabled and tty), transient=False, redirect_stderr=False)
             self._last_draw: float | None = None
