@@ -118,7 +118,8 @@ class XtrNode:
         self.etr = Etr(cfg["eid_prefixes"], corecast=cc_etr)
         svc = cfg.get("corecast_service")
         self.cc_itr = (CoreCastItr(rloc, self.map_cache, svc.get("allowed_sources", []),
-                                   int(cfg.get("queue_limit", 64)), encap=encap, defence=self.defence)
+                                   int(cfg.get("queue_limit", 64)), encap=encap, defence=self.defence,
+                                   batch_delay=svc.get("batch_delay_s"))
                        if svc else None)
         self.service: socket.socket | None = None
         self.service_other: socket.socket | None = None
@@ -244,9 +245,12 @@ class XtrNode:
         itr_in, etr_in = self.itr.on_tun_packet, self.etr.on_lisp_packet
         cc_in = self.cc_itr.on_service_message if self.cc_itr is not None else None
         status_file = self.cfg.get("status_file")
+        batching = self.cc_itr is not None and self.cc_itr.batch_delay is not None
         while not stop.is_set():
             now = time.monotonic()
             deadline = min(self.ctl.next_deadline(), next_status)
+            if batching:
+                deadline = min(deadline, self.cc_itr.next_deadline())
             timeout = max(0.0, min(deadline - now, 0.5))
             try:
                 events = poller.poll(timeout)
@@ -285,6 +289,8 @@ class XtrNode:
                     self.serve(self.service_other, cc_in, buf, view, now, False)
                 elif service is not None and cc_in is not None:
                     self.serve(service, cc_in, buf, view, now, True)
+            if batching and now >= self.cc_itr.next_deadline():
+                self.do(self.cc_itr.poll(now), now)
             if now >= self.ctl.next_deadline():
                 sends, done = self.ctl.on_timer(now)
                 self.send_control(sends)

@@ -26,6 +26,8 @@ class CoreCastService(Strict):
     port: Port = CORECAST_PORT
     allowed_sources: list[Prefix] = Field(default_factory=list, max_length=1024)
     """Source EID prefixes whose messages the ITR accepts (from its own LAN)."""
+    batch_delay_s: float | None = Field(None, ge=0, le=1.0)
+    """Mode corecast-batch: the longest a REF waits in its ETR's REF-LIST (s); None sends each REF alone."""
 
 
 class XtrConfig(NodeBase):
