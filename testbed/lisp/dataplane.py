@@ -299,9 +299,11 @@ class Etr:
     def __init__(self, eid_prefixes: list[str], corecast: object | None = None) -> None:
         self.prefixes = tuple((net, mask(plen)) for net, plen in map(parse_prefix, eid_prefixes))
         self.corecast = corecast
+        self.multicast: object | None = None
+        """A MulticastEtr (RFC 8378, testbed/lisp/multicast_etr.py) for inner multicast destinations, if any."""
         self.counters: dict[str, int] = dict.fromkeys((
             "decapsulated", "bad-lisp", "encrypted", "bad-inner", "foreign-eid", "ttl-copied", "corecast-in",
-            "corecast-not-capable"), 0)
+            "corecast-not-capable", "multicast-in"), 0)
 
     def owns(self, addr: int) -> bool:
         """True if ``addr`` is inside one of the ETR's EID prefixes."""
@@ -330,11 +332,14 @@ class Etr:
         if n < LISP_HEADER + IPV4_HEADER:
             self.counters["bad-inner"] += 1
             return []
-        vihl, _tos, total, _id, _frag, ttl, _p, _ck, _src, dst = _INNER_FIELDS.unpack_from(payload, LISP_HEADER)
+        vihl, _tos, total, _id, _frag, ttl, _p, _ck, src, dst = _INNER_FIELDS.unpack_from(payload, LISP_HEADER)
         ihl = (vihl & 0x0F) << 2
         if vihl >> 4 != 4 or ihl < IPV4_HEADER or total < ihl or total != n - LISP_HEADER:
             self.counters["bad-inner"] += 1
             return []
+        if dst >> 28 == 0xE and self.multicast is not None:   # (S,G) traffic: signal-free multicast
+            self.counters["multicast-in"] += 1
+            return self.multicast.on_decap(payload[LISP_HEADER:], src, dst)
         for net, m in self.prefixes:
             if dst & m == net:
                 break
