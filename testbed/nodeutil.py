@@ -65,16 +65,6 @@ def load_json_config(path: str) -> dict:
     return read_json_object(path, "config ")
 
 
-def require(cfg: dict, key: str, kind: type | tuple[type, ...]) -> Any:
-    """Return ``cfg[key]`` checked against ``kind``; raise ConfigError otherwise."""
-    if key not in cfg:
-        raise ConfigError(f"config lacks '{key}'")
-    value = cfg[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"config '{key}' has the wrong type ({type(value).__name__})")
-    return value
-
-
 def setup_logging(name: str, level: str = "info") -> logging.Logger:
     """Log to stderr with timestamps; return the node's logger."""
     logging.basicConfig(
