@@ -24,8 +24,10 @@ streams, each from ``nodes/attacker.py`` (datagrams of ``testbed.attack``):
 Per attack a row: datagrams and bytes sent, datagrams and bytes that reached
 clients (captures on every client LAN, told apart by the attack's marker),
 amplification = bytes reaching clients / bytes sent, and the xTR counters that
-rose meanwhile (``drop_counters``). ``defence`` runs the whole thing with the
-data-plane defence on, off, or both (the xTR config ``corecast_defence``).
+rose meanwhile (``drop_counters``). ``defence`` lists the settings, each in its own
+network: ``off`` (the xTRs' ``corecast_defence`` off), ``on`` (the data-plane defence),
+``on+sav`` (``sav`` on the command line: the defence plus source address validation,
+BCP 38 strict uRPF, in every router: :mod:`testbed.net.sav`).
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ from testbed.net.daemon import Daemon
 from testbed.nodeutil import ConfigError
 
 DESCRIPTION = ("security: 8 attacks (outsider on the core, rogue host in a client AS) during a live CoreCast "
-               "stream, defence on and off; amplification per attack")
+               "stream; defence off, on, on + source address validation; amplification per attack")
 DEFAULTS: dict[str, Any] = {
-    "ases": 2, "clients": 2, "defence": "on,off", "refs": 100, "big_chunk": 65000, "forged_rounds": 20,
+    "ases": 2, "clients": 2, "defence": "off,on,sav", "refs": 100, "big_chunk": 65000, "forged_rounds": 20,
     "rate_pps": 2000, "chunk_bytes": 1316, "bitrate": 1_000_000, "speed": 1.0, "lead_s": 1.0, "max_stream_s": 60.0,
     "content": "file",
 }
@@ -118,23 +120,31 @@ class AttackerDaemon(Daemon):
     program = "attacker"
 
 
+SETTINGS = ("off", "on", "on+sav")
+"""The defence settings, in the order the figure shows them."""
+
+
 def defences(value: Any) -> list[str]:
-    """The ``defence`` parameter as a list of 'on'/'off' (true/false/on/off/both or a list); ConfigError."""
+    """The ``defence`` parameter as a list of settings (off, on, on+sav); ConfigError.
+
+    Accepts true/false, on/off, sav (= on+sav), both (= on,off) and comma-separated lists.
+    """
     if value is True or value is False:
         return ["on" if value else "off"]
     items = [v.strip().lower() for v in str(value).split(",") if v.strip()]
     if items == ["both"]:
         items = ["on", "off"]
-    mapping = {"on": "on", "true": "on", "yes": "on", "off": "off", "false": "off", "no": "off"}
+    mapping = {"on": "on", "true": "on", "yes": "on", "off": "off", "false": "off", "no": "off", "sav": "on+sav",
+               "on+sav": "on+sav"}
     if not items or any(i not in mapping for i in items):
-        raise ConfigError(f"defence must be on, off or on,off, got '{value}'")
+        raise ConfigError(f"defence must list off, on or sav (e.g. off,on,sav), got '{value}'")
     return list(dict.fromkeys(mapping[i] for i in items))
 
 
 def validate(params: dict[str, Any]) -> None:
     """Check the parameters (two client ASes at least: the rogue attacks another AS)."""
     check_common(params)
-    params["defence"] = ",".join(defences(params["defence"]))
+    params["defence"] = ",".join(d.replace("on+sav", "sav") for d in defences(params["defence"]))
     if params.get("core", "star") != "star":
         raise ConfigError("the attack experiment runs on the star core (core=star): its attackers hang off the "
                           "root router")
@@ -170,7 +180,7 @@ def _launch(net: Any, attack: Attack, defence: str, params: dict[str, Any]) -> d
     if warm:
         cfg.update(warmup=warm, warmup_s=0.5)
     host = getattr(plan, attack.host)
-    d = AttackerDaemon(net.tb.node(host), f"atk-{defence}-{attack.id}", net.ctx.run.path, cfg)
+    d = AttackerDaemon(net.tb.node(host), f"atk-{defence.replace('+', '-')}-{attack.id}", net.ctx.run.path, cfg)
     d.start()
     code = d.wait_exit(75)
     if code is None:
@@ -183,10 +193,21 @@ def _launch(net: Any, attack: Attack, defence: str, params: dict[str, Any]) -> d
             "send_errors": int(sent.get("errors", 0))}
 
 
+def _counters(net: Any, xtrs: dict[str, str], sav: bool) -> dict[str, dict]:
+    """Fresh xTR status files, plus each router's source-address-validation drops (``{"sav": {"sav-drop": n}}``)."""
+    got = fresh_statuses(xtrs, time.time())
+    if sav:
+        from testbed.net.sav import read_drops, routers
+        for name, (packets, _bytes) in read_drops(net.tb, routers(net.plan)).items():
+            got.setdefault(name, {})["sav"] = {"sav-drop": packets}
+    return got
+
+
 def _attacker(net: Any, defence: str, params: dict[str, Any], results: dict[int, dict[str, Any]],
               attacks: list[Attack]):
     """The stream's ``during`` function: the attacks in turn, then stop the source."""
     xtrs = {d.name: d.config["status_file"] for d in net.lisp[1:]}
+    sav = defence == "on+sav"
 
     def during(source: Daemon) -> None:
         try:
@@ -197,14 +218,14 @@ def _attacker(net: Any, defence: str, params: dict[str, Any], results: dict[int,
 
     def attack_all(source: Daemon) -> None:
         time.sleep(params["lead_s"])
-        before = fresh_statuses(xtrs, time.time())
-        wrong = [n for n, s in before.items() if s.get("corecast_defence") is not (defence == "on")]
+        before = _counters(net, xtrs, sav)
+        wrong = [n for n in xtrs if before[n].get("corecast_defence") is not (defence != "off")]
         if wrong:
             raise RuntimeError(f"{', '.join(wrong)} do not run with the defence {defence}")
         for attack in attacks:
             sent = _launch(net, attack, defence, params)
             time.sleep(0.3)  # let the last datagrams be delivered and counted
-            after = fresh_statuses(xtrs, time.time())
+            after = _counters(net, xtrs, sav)
             drops = drop_deltas(before, after)
             results[attack.id] = {**sent, "drop_counters": json.dumps(drops, sort_keys=True),
                                   "caught_by": " ".join(sorted({k.split(".", 2)[2] for k in drops}))}
@@ -235,14 +256,17 @@ def run_defence(ctx: Any, defence: str) -> tuple[list[dict[str, Any]], list[dict
     from testbed.net.network import Testbed
     from testbed.params import topo_params
     p = ctx.params
-    label = f"defence-{defence}"
-    net = ctx.network(label, defence=defence)
+    label = f"defence-{defence.replace('+', '-')}"
+    net = ctx.network(label, defence="off" if defence == "off" else "on")
     net.plan = make_plan(topo_params(net.values), attackers=True)  # the same plan plus the two attackers
     net.tb = Testbed(net.plan, ctx.run.path)
     results: dict[int, dict[str, Any]] = {}
     chunks = math.ceil(p["max_stream_s"] * chunk_rate(p) * p["speed"])
     guarded = [a for a in ATTACKS if a.name not in OPEN]
     with net:
+        if defence == "on+sav":
+            from testbed.net.sav import install, routers
+            install(net.tb, routers(net.plan))
         caps = _captures(net, label)
         try:
             stream = net.stream(ctx.spec("corecast", chunks=chunks),
@@ -285,19 +309,19 @@ def run_defence(ctx: Any, defence: str) -> tuple[list[dict[str, Any]], list[dict
 
 
 def problems_of(stream: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
-    """What fails the run: an attack that never ran, and with the defence on, any attack not in OPEN
-    reaching a client, or the legitimate stream of attacks 1-7 not delivered whole and intact (or off
-    its model)."""
+    """What fails the run: an attack that never ran; with the defence on, any attack not in OPEN
+    reaching a client (with on+sav: any attack at all), or the legitimate stream of attacks 1-7 not
+    delivered whole and intact (or off its model)."""
     out = []
     for r in rows:
         where = f"defence {r['defence']}, {r['attack']}"
         if not r["sent_packets"]:
             out.append(f"{where}: the attacker sent nothing")
-        if r["defence"] == "on" and r["reached_packets"] and r["attack"] not in OPEN:
+        if r["defence"] != "off" and r["reached_packets"] and not (r["defence"] == "on" and r["attack"] in OPEN):
             out.append(f"{where}: {r['reached_packets']} datagrams ({r['reached_bytes']} B) reached clients")
         if r["lan_capture_dropped"]:
             out.append(f"{where}: the client-LAN captures dropped {r['lan_capture_dropped']} packets")
-    if stream["defence"] == "on":
+    if stream["defence"] != "off":
         out += stream_problems(stream)
     return out
 
@@ -351,6 +375,8 @@ def run(ctx: Any) -> int:
         streams.append(stream)
         all_rows += rows
         problems += problems_of(stream, rows)
+        if defence == "on+sav":
+            problems += stream_problems(second)
         print(f"defence {defence}: legitimate stream delivered {stream['delivered_chunks']}/"
               f"{stream['expected_chunks']} chunks, {stream['corrupt_chunks']} corrupt; during the spoofed "
               f"attack {second['delivered_chunks']}/{second['expected_chunks']}, {second['corrupt_chunks']} "
@@ -364,8 +390,8 @@ def run(ctx: Any) -> int:
     for p in problems:
         print(f"CHECK FAILED: {p}")
     if not problems:
-        print("defence on: no attack but the open ones reached a client, and the legitimate stream arrived "
-              "whole and intact")
+        print("defence on: no attack but the open ones reached a client (on+sav: none at all), and the "
+              "legitimate stream arrived whole and intact")
     ctx.run.update(summary={
         "problems": problems,
         "open": [f"{r['attack']}: {r['reached_packets']} datagrams reached clients" for r in opened],

@@ -278,10 +278,13 @@ def fresh_statuses(paths: dict[str, str], after: float, timeout: float = 6.0) ->
 
 
 def is_drop(name: str) -> bool:
-    """True for an xTR counter that counts dropped or held-back packets (quarantined DATA included)."""
+    """True for an xTR counter that counts dropped or held-back packets (quarantined DATA included).
+
+    ``sav-drop``: a router's source address validation drops (:mod:`testbed.net.sav`).
+    """
     from testbed.measure import DROP_COUNTERS
     return name in DROP_COUNTERS or (name.startswith(("cc-", "decode-")) and name not in NOT_DROPS) or \
-        name in ("stream-evicted", "unresolved", "queue-overflow", "pending-overflow", "no-chunk")
+        name in ("stream-evicted", "unresolved", "queue-overflow", "pending-overflow", "no-chunk", "sav-drop")
 
 
 def drop_deltas(before: dict[str, dict], after: dict[str, dict]) -> dict[str, int]:

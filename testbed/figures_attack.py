@@ -2,7 +2,7 @@
 
 Registered in :data:`testbed.figures.PLOTTERS` (kept apart: figures.py is long).
 Reads the attack rows of measurements.csv (``row_kind == "attack"``): ``attack``,
-``defence`` (``on``/``off``), ``amplification`` (bytes that reached clients /
+``defence`` (``off``, ``on``, ``on+sav``), ``amplification`` (bytes that reached clients /
 bytes sent), ``reached_packets``; and the stream rows (``row_kind == "stream"``)
 for the legitimate stream's delivery in the caption. The y axis is logarithmic;
 an amplification of 0 (nothing reached a client) is drawn as a hatched stub on
@@ -18,9 +18,10 @@ from matplotlib.figure import Figure
 
 from testbed.figures import FigureError, _need, _save
 
-DEFENCE_COLORS = {"off": "#c0392b", "on": "#1e8449"}
+DEFENCE_COLORS = {"off": "#c0392b", "on": "#1e8449", "on+sav": "#2471a3"}
+ORDER = ("off", "on", "on+sav")
 OPEN_LABELS = ("forged-spoof",)
-"""Attacks the defence leaves open (outer source spoofed to a vouched ITR), marked under their bars."""
+"""Attacks the defence alone leaves open (outer source spoofed to a vouched ITR), marked under their bars."""
 
 
 def _floor(values: pd.Series) -> float:
@@ -39,8 +40,7 @@ def plot_attack(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
     rows = rows.assign(amplification=pd.to_numeric(rows["amplification"], errors="coerce").fillna(0.0),
                        defence=rows["defence"].astype(str))
     attacks = list(dict.fromkeys(rows["attack"].astype(str)))
-    settings = [d for d in ("off", "on") if d in set(rows["defence"])] + \
-        sorted(set(rows["defence"]) - {"off", "on"})
+    settings = [d for d in ORDER if d in set(rows["defence"])] + sorted(set(rows["defence"]) - set(ORDER))
     floor = _floor(rows["amplification"])
     top = max(float(rows["amplification"].max()), 1.0) * 4
     fig = Figure(figsize=(max(7.0, 1.25 * len(attacks) + 2), 4.8))
@@ -55,7 +55,8 @@ def plot_attack(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
             value = float(sub[name])
             pos = x - 0.4 + width * (i + 0.5)
             color = DEFENCE_COLORS.get(setting, "#7f8c8d")
-            label = None if setting in labelled else f"defence {setting}"
+            label = None if setting in labelled else {"on+sav": "defence on + source address validation"}.get(
+                setting, f"defence {setting}")
             labelled.add(setting)
             if value > 0:
                 ax.bar(pos, value - floor, width, bottom=floor, color=color, label=label)
@@ -71,7 +72,8 @@ def plot_attack(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
     ax.text(1.005, 1.0, "1x", transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=7,
             color="#555555")
     ax.set_xticks(range(len(attacks)))
-    ax.set_xticklabels([f"{a}\n(open)" if a in OPEN_LABELS else a for a in attacks], rotation=20, ha="right")
+    ax.set_xticklabels([f"{a}\n(open without SAV)" if a in OPEN_LABELS else a for a in attacks],
+                       rotation=20, ha="right")
     ax.set_ylabel("amplification (bytes reaching clients / bytes sent)")
     ax.set_title(_caption(df, run))
     ax.legend(loc="upper left", fontsize=8)

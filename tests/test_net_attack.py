@@ -1,9 +1,10 @@
 """Namespace test of ``corecast run attack`` (issue 10 item 6): one small run covers every attack.
 
-With the defence on, no attack gets a single datagram to a client and the
-legitimate stream in the same network arrives whole and intact; with it off,
-every attack reaches clients and the REF attacks amplify (> 1x). Each attack is
-caught by the counter named for it.
+With the defence on, no attack but the open one (an outer source spoofed to the
+ITR's RLOC) gets a single datagram to a client and the legitimate stream in the
+same network arrives whole and intact; with source address validation added,
+not even that one; with the defence off, every attack reaches clients and the
+REF attacks amplify (> 1x). Each attack is caught by the counter named for it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def run(tmp_path_factory):
     assert (out / "measurements.csv").exists(), res.stdout[-4000:] + res.stderr[-2000:]
     df = pd.read_csv(out / "measurements.csv")
     return res, df, out
+
+
+def _stream(df: pd.DataFrame, defence: str, kind: str = "stream") -> pd.Series:
+    return df[(df["row_kind"] == kind) & (df["defence"] == defence)].iloc[0]
 
 
 def _attacks(df: pd.DataFrame, defence: str) -> pd.DataFrame:
@@ -93,3 +98,15 @@ def test_figure_and_clean_teardown(run):
     figs = sorted(p.name for p in (out / "figures").iterdir())
     assert figs == ["attack.pdf", "attack.png"]
     assert leftovers() == ([], [])
+
+
+def test_with_source_address_validation_nothing_reaches_a_client(run):
+    """defence on + BCP 38 in every router: all 8 attacks stopped, both streams whole and intact."""
+    _res, df, _out = run
+    sav = _attacks(df, "on+sav")
+    assert (sav["sent_packets"] > 0).all() and (sav["reached_packets"] == 0).all(), sav[["reached_packets"]]
+    assert "sav-drop" in sav.loc["forged-spoof", "caught_by"].split()
+    assert "sav-drop" in sav.loc["spoofed-eid", "caught_by"].split()
+    for kind in ("stream", "stream-open"):
+        s = _stream(df, "on+sav", kind)
+        assert s["delivered_chunks"] == s["expected_chunks"] > 0 and s["corrupt_chunks"] == 0
