@@ -19,7 +19,7 @@ from testbed.wire.errors import DecodeError
 from testbed.wire.igmp import (ALLOW, BLOCK, IS_EX, IS_IN, TO_EX, TO_IN, V2_LEAVE, build_v3_report, parse_igmp,
                                parse_igmp_packet)
 from testbed.wire.ipv4 import build_ipv4_udp, checksum16
-from testbed.wire.lispctrl.lcaf import sg_of_prefix, sg_prefix
+from testbed.wire.lispctrl.lcaf import rle_text, sg_of_prefix, sg_prefix
 
 S, G, G2 = "10.0.0.10", "232.1.1.1", "232.1.1.2"
 RLOC0, RLOC1, RLOC2 = "172.16.0.2", "172.16.1.2", "172.16.2.2"
@@ -110,19 +110,24 @@ def test_end_to_end_in_process():
     ms = MapServer([Site("a1", b"k1", ["10.1.0.0/16"]), Site("a2", b"k2", ["10.2.0.0/16"])],
                    rloc_prefixes=("172.16.0.0/12",))
     etrs = {RLOC1: site_etr(1, RLOC1), RLOC2: site_etr(2, RLOC2)}
-    itr = MulticastItr(rloc=RLOC0, map_resolver="172.16.255.1", groups=[(S, G)],
-                       encap=Encapsulator(RLOC0, seed=b"\x00" * 6), rng=random.Random(0))
+    itr = MulticastItr(rloc=RLOC0, map_resolver="172.16.255.1", encap=Encapsulator(RLOC0, seed=b"\x00" * 6),
+                       rng=random.Random(0))
 
     def resolve(now):
         for payload, dst, _ in itr.on_timer(now):
             ecm = lc.decode_control(payload)
             assert lc.decode_control(ecm.payload).eids == [sg_prefix(S, G)]
             (reply, to, _), = ms.on_message(payload, RLOC0, 4342, now)
-            assert to == RLOC0 and itr.on_reply(lc.decode_control(reply), now)
+            assert to == RLOC0
+            flushed.extend(itr.on_reply(lc.decode_control(reply), now))
 
+    flushed: list = []
     pkt = inner_packet()
+    assert itr.on_timer(0.0) == [] and itr.next_deadline() == float("inf")   # data-driven: nothing asked yet
+    assert itr.on_lan_packet(pkt, 0.0) == [] and itr.counters["queued"] == 1   # first packet: resolve, queue
     resolve(0.0)
-    assert itr.lists == {(S, G): []} and itr.on_lan_packet(pkt, 0.1) == [] and itr.counters["no-receivers"] == 1
+    assert itr.lists == {(S, G): []} and flushed == [] and itr.counters["no-receivers"] == 1
+    assert itr.on_lan_packet(pkt, 0.1) == [] and itr.counters["no-receivers"] == 2
     for host, rloc in (("10.1.0.5", RLOC1), ("10.2.0.5", RLOC2), ("10.2.0.6", RLOC2)):
         for payload, _, _ in report(etrs[rloc], host, ALLOW):
             ms.on_message(payload, rloc, 4342, 0.2)
@@ -146,15 +151,27 @@ def test_end_to_end_in_process():
     late = Etr(["10.1.0.0/16"])
     late.multicast = etrs[RLOC1]
     assert late.on_lisp_packet(out[0][2][28:], RLOC0, 1.3) == [] and etrs[RLOC1].counters["no-receivers"] == 1
-    assert itr.on_lan_packet(build_ipv4_udp(A(S), A(G2), 1, 2, b"x"), 1.4) == []
-    assert itr.counters["not-configured"] == 1 and itr.on_lan_packet(b"\x45", 1.4) == []
+    assert itr.on_lan_packet(build_ipv4_udp(A(S), A("239.1.1.1"), 1, 2, b"x"), 1.4) == []
+    assert itr.counters["not-ssm"] == 1 and itr.on_lan_packet(b"\x45", 1.4) == []
+    assert itr.on_lan_packet(build_ipv4_udp(A(S), A(G2), 1, 2, b"x"), 1.4) == []    # a new (S,G): queued
+    assert len(itr.on_timer(1.4)) == 1 and set(itr._due) == {(S, G), (S, G2)}
+    assert itr.on_timer(12.0) == [] and itr.lists == {} and itr.counters["idle-forgotten"] == 2
 
 
-def test_itr_ignores_foreign_replies_and_retries():
-    itr = MulticastItr(rloc=RLOC0, map_resolver="172.16.255.1", groups=[(S, G)], encap=Encapsulator(RLOC0))
-    assert not itr.on_reply(lc.MapReply(12345, []), 0.0)
+def test_itr_ignores_foreign_replies_retries_and_flushes_its_queue():
+    itr = MulticastItr(rloc=RLOC0, map_resolver="172.16.255.1", encap=Encapsulator(RLOC0), queue_limit=2)
+    assert itr.on_reply(lc.MapReply(12345, []), 0.0) is None
+    for _ in range(3):
+        itr.on_lan_packet(inner_packet(), 0.0)
+    assert itr.counters["queued"] == 2 and itr.counters["queue-full"] == 1
     (payload, _, _), = itr.on_timer(0.0)
     assert itr.next_deadline() == 0.5
-    assert len(itr.on_timer(0.5)) == 1 and itr.counters["request-sent"] == 2   # no reply: asked again
+    (payload, _, _), = itr.on_timer(0.5)                       # no reply: asked again
+    assert itr.counters["request-sent"] == 2
+    nonce = lc.decode_control(lc.decode_control(payload).payload).nonce
+    rec = lc.EidRecord(sg_prefix(S, G), 1, locators=[lc.Locator(rle_text([RLOC1]))])
+    out = itr.on_reply(lc.MapReply(nonce, [rec]), 0.6)
+    assert [a[1] for a in out] == [RLOC1, RLOC1] and itr.counters["flushed"] == 2
+    assert itr.counters["packets-in"] == 3
     with pytest.raises(ValueError):
-        MulticastItr(rloc=RLOC0, map_resolver="x", groups=[], encap=Encapsulator(RLOC0), refresh_s=0)
+        MulticastItr(rloc=RLOC0, map_resolver="x", encap=Encapsulator(RLOC0), refresh_s=0)
