@@ -55,7 +55,8 @@ def send_udp(node: Any, dst: str, port: int, payload_hex: str, count: int = 1, s
     bind = f"s.bind(('{src}',0));" if src else ""
     code = (f"import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);{bind}"
             f"[s.sendto(bytes.fromhex('{payload_hex}'),('{dst}',{port})) for _ in range({count})];print('sent')")
-    return node.cmd(f"{sys.executable} -c \"{code}\"")
+    from testbed.net.nodecmd import run_in_node  # argv, not a shell line: any payload length, with a deadline
+    return run_in_node(node, [sys.executable, "-c", code], timeout=60).stdout
 
 
 def fresh_status(rundir: str, name: str, timeout: float = 5.0) -> dict:

@@ -211,3 +211,56 @@ def test_register_records_owner_and_marks_children(tmp_path, monkeypatch):
     finally:
         registry.unregister()
     assert not os.path.exists(path) and registry.run_id() is None
+
+
+# -- a Mininet node's shell: bounded commands, deadlines, Ctrl-C -----------------------------------------------
+
+@pytest.fixture
+def shell_node():
+    from mininet.node import Node
+
+    from testbed.net.nodeclasses import DeadlineShell
+
+    class ShellNode(DeadlineShell, Node):
+        pass
+
+    node = ShellNode("lifeshell", inNamespace=False)
+    try:
+        yield node
+    finally:
+        node.terminate()
+
+
+@pytest.mark.net
+def test_shell_refuses_a_command_longer_than_a_terminal_line(shell_node):
+    long_cmd = "echo " + " ".join(f"172.16.{i // 250}.{i % 250}" for i in range(1600))  # ~19 kB, the old RLOC check
+    with pytest.raises(NodeCommandError) as err:
+        shell_node.cmd(long_cmd)
+    assert "\n" not in str(err.value) and "run_in_node" in str(err.value)
+    assert shell_node.cmd("echo still-here").strip() == "still-here"
+
+
+@pytest.mark.net
+def test_shell_command_deadline_then_the_shell_still_works(shell_node):
+    t0 = time.monotonic()
+    with pytest.raises(NodeCommandError) as err:
+        shell_node.cmd("sleep 30", timeout=0.5)
+    assert time.monotonic() - t0 < 6
+    assert str(err.value) == "lifeshell: 'sleep 30' did not finish within 0.5 s"
+    assert shell_node.cmd("echo after-timeout").strip() == "after-timeout"
+
+
+@pytest.mark.net
+def test_shell_left_waiting_by_ctrl_c_is_resynchronised(shell_node):
+    """What a Ctrl-C leaves: a command sent, its output never read (Mininet then asserted in sendCmd)."""
+    shell_node.sendCmd("sleep 30")
+    assert shell_node.waiting
+    t0 = time.monotonic()
+    assert shell_node.cmd("echo resynced").strip() == "resynced"
+    assert time.monotonic() - t0 < 5 and not shell_node.waiting
+
+
+@pytest.mark.net
+def test_quiet_shell_returns_empty_instead_of_raising(shell_node):
+    shell_node.quiet = True
+    assert shell_node.cmd("sleep 30", timeout=0.3) == ""

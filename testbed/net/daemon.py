@@ -156,7 +156,10 @@ class Daemon:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(5)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    print(f"corecast: {self.name} (pid {self.proc.pid}) did not die on SIGKILL", file=sys.stderr)
         return self.proc.returncode
 
     def wait_exit(self, timeout: float) -> int | None:
@@ -205,7 +208,10 @@ def stop_all(daemons: list[Daemon], timeout: float = 5.0) -> None:
             d.proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             d.proc.kill()
-            d.proc.wait(5)
+            try:
+                d.proc.wait(5)
+            except subprocess.TimeoutExpired:  # unkillable (stuck in the kernel): leave it, say so
+                print(f"corecast: {d.name} (pid {d.proc.pid}) did not die on SIGKILL", file=sys.stderr)
 
 
 class XtrDaemon(Daemon):

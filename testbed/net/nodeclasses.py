@@ -5,8 +5,10 @@ command has a deadline, and every root-namespace link carries the run's mark.
   command longer than :data:`~testbed.net.nodecmd.MAX_SHELL_COMMAND` bytes (a node's
   shell reads through a terminal that cuts lines at 4,095 bytes and would then never
   answer), waits at most ``timeout`` seconds (default ``CORECAST_CMD_TIMEOUT``, 60 s),
-  and after a Ctrl-C or a timeout interrupts the pending command and resynchronises
-  the shell before the next one (Mininet itself asserts, or waits for ever). During
+  and after a Ctrl-C or a timeout kills the pending command (the shell's descendants:
+  the shell has no controlling terminal, so a written ^C does nothing) and
+  resynchronises the shell on a fresh marker before the next command (Mininet itself
+  asserts, or waits for ever). During
   teardown (``quiet``) a failing command is logged and returns ``''``.
 * :class:`MarkedLink` and :class:`MarkedBridge` set the interface alias
   (``/sys/class/net/NAME/ifalias``) of every link they create in the root network
@@ -96,8 +98,18 @@ class DeadlineShell:
                 raise NodeCommandError(f"{self.name}: '{describe(cmd or '')}' did not finish within {limit:g} s")
             if self.shell is None or self.shell.poll() is not None:
                 raise NodeCommandError(f"{self.name}: its shell died during '{describe(self.lastCmd or '')}'")
-            output += self.monitor(timeoutms=int(min(left, 0.5) * 1000) + 1, findPid=findPid)
+            # Mininet's own poller also waits for POLLOUT, which a pty always has: its timeout never works
+            if self.readbuf or self._input_poller().poll(int(min(left, 0.5) * 1000) + 1):
+                output += self.monitor(findPid=findPid)
         return output
+
+    def _input_poller(self) -> select.poll:
+        poller = getattr(self, "_poll_in", None)
+        if poller is None or getattr(self, "_poll_fd", None) != self.stdout.fileno():
+            poller = select.poll()
+            poller.register(self.stdout.fileno(), select.POLLIN | select.POLLPRI)
+            self._poll_in, self._poll_fd = poller, self.stdout.fileno()
+        return poller
 
     def cleanup(self) -> None:
         """Mininet's cleanup, but the wait for the shell to exit is bounded (5 s, then SIGKILL)."""
@@ -120,15 +132,14 @@ class DeadlineShell:
                 log.warning("%s: its shell (pid %d) does not exit", self.name, shell.pid)
 
     def resync(self, timeout: float = 3.0) -> None:
-        """Interrupt whatever the shell runs (Ctrl-C), then read up to a fresh marker; else mark it broken."""
+        """Kill whatever the shell runs, then read up to a fresh marker; else mark the shell broken."""
         if not self.shell or self.shell.poll() is not None:
             self.waiting = False
             self._broken = f"{self.name}: its shell is gone"
             return
         marker = f"corecast-resync-{os.urandom(4).hex()}"
+        _kill_descendants(self.shell.pid)  # the shell has no controlling terminal: a written ^C would do nothing
         try:
-            self.write("\x03")
-            time.sleep(0.02)
             self.write(f"echo {marker}\n")
         except OSError:
             self._broken = f"{self.name}: its shell does not take input"
@@ -150,6 +161,30 @@ class DeadlineShell:
                     self.waiting = False
                     return
         self._broken = f"{self.name}: its shell does not answer (interrupted command: '{describe(self.lastCmd or '')}')"
+
+
+def _kill_descendants(pid: int) -> None:
+    """SIGKILL every descendant of ``pid`` (not ``pid`` itself), found through /proc."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    todo, found = list(children.get(pid, [])), []
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children.get(p, [])
+    for p in found:
+        try:
+            os.kill(p, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _mark(name: str, alias: str, group: int) -> None:
