@@ -158,7 +158,12 @@ def core_bytes_per_chunk(mode: str, clients_per_as: Sequence[int], capable: Sequ
 def source_as_packets_per_chunk(mode: str, clients_per_as: Sequence[int],
                                 capable: Sequence[bool] | None = None) -> int:
     """Packets per chunk from S to its ITR: unicast ``k``; CoreCast ``1 + k`` (one DATA, k REFs)."""
-    return mode_model(mode).source_as_packets(group_counts(clients_per_as, capable).k)
+    m = mode_model(mode)
+    counts = group_counts(clients_per_as, capable)
+    split = getattr(m, "source_as_packets_split", None)  # modes whose S-to-ITR traffic depends on the grouping
+    if split is not None:
+        return split(clients_per_as, _capable_list(clients_per_as, capable))
+    return m.source_as_packets(counts.k)
 
 
 def source_as_bytes_per_chunk(mode: str, clients_per_as: Sequence[int], capable: Sequence[bool] | None,
@@ -170,7 +175,11 @@ def source_as_bytes_per_chunk(mode: str, clients_per_as: Sequence[int], capable:
     """
     m = mode_model(mode)
     _check_chunk(chunk_bytes)
-    return m.source_as_bytes(group_counts(clients_per_as, capable).k, chunk_bytes)
+    counts = group_counts(clients_per_as, capable)
+    split = getattr(m, "source_as_bytes_split", None)  # modes whose S-to-ITR traffic depends on the grouping
+    if split is not None:
+        return split(clients_per_as, _capable_list(clients_per_as, capable), chunk_bytes)
+    return m.source_as_bytes(counts.k, chunk_bytes)
 
 
 def link_bytes_per_chunk(mode: str, clients_per_as: Sequence[int], capable: Sequence[bool] | None,

@@ -8,6 +8,7 @@ section 3); see docs/model.md for the derivations.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -26,6 +27,10 @@ DATA_CORE_OVERHEAD = ENCAP_OVERHEAD + CORECAST_HEADER  # 48: outer IP/UDP/LISP +
 REF_CORE_BYTES = ENCAP_OVERHEAD + CORECAST_REF  # 68
 DATA_SOURCE_OVERHEAD = UDP_IP + CORECAST_HEADER  # 40: S -> ITR, IPv4/UDP + CoreCast header
 REF_SOURCE_BYTES = UDP_IP + CORECAST_REF  # 60
+LIST_CORE_BYTES = ENCAP_OVERHEAD + 32  # 68: a REF-LIST's outer headers and its own 32-byte header
+LIST_SOURCE_BYTES = UDP_IP + 32  # 60: the same from S to its ITR (no LISP header)
+LIST_ENTRY_BYTES = 6
+LIST_CAPACITY = 238  # entries per REF-LIST for an outer MTU of 1,500 (testbed.wire.corecast.ref_list_capacity)
 
 UP, DOWN = "up", "down"
 """Directions on an inter-domain link: ``up`` from its lower end (a border router) towards the core, ``down`` back."""
@@ -159,7 +164,59 @@ class CoreCastModel(ModeModel):
         return 1 + k
 
 
-MODELS: dict[str, ModeModel] = {m.name: m for m in (UnicastModel(), CoreCastModel())}
+def ref_lists(n: float) -> int:
+    """REF-LISTs per chunk for ``n`` clients behind one ETR: ``ceil(n / 238)``."""
+    return math.ceil(n / LIST_CAPACITY) if n > 0 else 0
+
+
+class CoreCastBatchModel(CoreCastModel):
+    """``corecast-batch``: S sends REFs as in corecast; its ITR sends one DATA and ``ceil(n/238)`` REF-LISTs per ETR."""
+
+    name = "corecast-batch"
+
+    def as_bytes(self, n: float, capable: bool, chunk_bytes: int) -> float:
+        """``(48+P) + 68 ceil(n/238) + 6 n`` for a capable AS with clients, ``n (64+P)`` for a non-capable one."""
+        if not n:
+            return 0
+        if capable:
+            return DATA_CORE_OVERHEAD + chunk_bytes + LIST_CORE_BYTES * ref_lists(n) + LIST_ENTRY_BYTES * n
+        return n * (UNICAST_CORE_OVERHEAD + chunk_bytes)
+
+    def as_packets(self, n: int, capable: bool) -> int:
+        """``1 + ceil(n/238)`` for a capable AS with clients, else ``n``."""
+        return (1 + ref_lists(n)) if (capable and n) else n
+
+
+class CoreCastSrcModel(CoreCastBatchModel):
+    """``corecast-src``: S resolves its clients and sends its ITR one DATA and, per capable ETR, its REF-LISTs;
+    the clients of non-capable ASes get unicast from S. On the core: as corecast-batch."""
+
+    name = "corecast-src"
+
+    def source_as_bytes(self, k: int, chunk_bytes: int) -> int:
+        """With every client behind one capable ETR: ``(40+P) + 60 ceil(k/238) + 6 k`` (see :meth:`source_as_bytes_split`)."""
+        return DATA_SOURCE_OVERHEAD + chunk_bytes + LIST_SOURCE_BYTES * ref_lists(k) + LIST_ENTRY_BYTES * k
+
+    def source_as_packets(self, k: int) -> int:
+        """With every client behind one capable ETR: ``1 + ceil(k/238)``."""
+        return 1 + ref_lists(k)
+
+    def source_as_bytes_split(self, clients_per_as: Sequence[int], capable: Sequence[bool], chunk_bytes: int) -> int:
+        """``(40+P) + sum over capable ASes (60 ceil(n/238) + 6 n) + k_n (28+P)``."""
+        out = DATA_SOURCE_OVERHEAD + chunk_bytes
+        for n, c in zip(clients_per_as, capable):
+            if n:
+                out += (LIST_SOURCE_BYTES * ref_lists(n) + LIST_ENTRY_BYTES * n if c
+                        else n * (UNICAST_EDGE_OVERHEAD + chunk_bytes))
+        return out
+
+    def source_as_packets_split(self, clients_per_as: Sequence[int], capable: Sequence[bool]) -> int:
+        """``1 + sum over capable ASes ceil(n/238) + k_n``."""
+        return 1 + sum((ref_lists(n) if c else n) for n, c in zip(clients_per_as, capable) if n)
+
+
+MODELS: dict[str, ModeModel] = {m.name: m for m in (UnicastModel(), CoreCastModel(), CoreCastBatchModel(),
+                                                    CoreCastSrcModel())}
 """The model of each delivery mode, by name (:mod:`testbed.modes` ties each to its Mode class)."""
 
 MODES = tuple(MODELS)

@@ -8,7 +8,7 @@ from testbed.lisp.dataplane import SEND_RAW, WRITE_TUN
 from testbed.wire import corecast as cc
 from testbed.wire.ipv4 import build_ipv4_udp
 
-from test_corecast_itr import CHUNK, RLOC, S, a4, cc_etr, make, ref, site, PREFIX
+from test_corecast_itr import CHUNK, RLOC, S, a4, cc_etr, make, site, PREFIX
 
 CLIENTS = {"b": [f"10.2.0.{i}" for i in range(1, 6)], "c": [f"10.3.0.{i}" for i in range(1, 4)]}
 DATA = cc.encode_data(1, 0, CHUNK)
@@ -31,11 +31,15 @@ def deliver(actions) -> dict[str, list[bytes]]:
     return got
 
 
-def send_chunk(itr: CoreCastItr, chunk: bytes = CHUNK, seq: int = 0, now: float = 0.0) -> list:
+def bref(dst: str, chunk: bytes = CHUNK, flags: int = cc.FLAG_BATCH) -> bytes:
+    return cc.encode_ref(1, 0, cc.chunk_hash(chunk), S, a4(dst), 5000, 6000, flags)
+
+
+def send_chunk(itr: CoreCastItr, chunk: bytes = CHUNK, seq: int = 0, now: float = 0.0, flags: int = cc.FLAG_BATCH) -> list:
     out = itr.on_service_message(cc.encode_data(1, seq, chunk), S, now)
     for name, clients in CLIENTS.items():
         for c in clients:
-            out += itr.on_service_message(ref(c, chunk), S, now)
+            out += itr.on_service_message(bref(c, chunk, flags), S, now)
     return out
 
 
@@ -71,10 +75,17 @@ def test_batch_flushes_by_delay_and_when_full():
     full.on_service_message(DATA, S, 0.0)
     out = []
     for i in range(240):
-        out += full.on_service_message(ref(f"10.2.{i // 200}.{i % 200 + 1}"), S, 0.0)
+        out += full.on_service_message(bref(f"10.2.{i // 200}.{i % 200 + 1}"), S, 0.0)
     assert kinds(out) == [(RLOC["b"], 1), (RLOC["b"], 3)]
     assert len(cc.decode(out[1][2][36:]).entries) == 238 == full.list_capacity
     assert len(cc.decode(full.flush()[0][2][36:]).entries) == 2
+
+
+def test_refs_without_flag_b_are_sent_alone():
+    itr = make(site("b"), site("c"), batch_delay=1.0)
+    out = send_chunk(itr, flags=0)
+    assert kinds(out) == [(RLOC["b"], 1), (RLOC["b"], 2)] + [(RLOC["b"], 2)] * 4 + [(RLOC["c"], 1)] + [(RLOC["c"], 2)] * 3
+    assert itr.next_deadline() == float("inf")
 
 
 def test_batch_keeps_unicast_for_non_capable_sites():

@@ -20,7 +20,7 @@ experiment (docs/security.md).
   would have sent, LISP-encapsulated like any unicast traffic (64+P bytes).
 
 Batching (``batch_delay`` set, mode ``corecast-batch``, issue 15): a checked REF
-to a capable site is not sent alone but added to the open REF-LIST of (stream,
+with flag B (the source asks for batching) to a capable site is not sent alone but added to the open REF-LIST of (stream,
 ETR RLOC) for its chunk and Source EID/port (DATA still goes first, at once).
 A list is flushed when the next DATA of the stream arrives, when it holds
 ``ref_list_capacity(outer_mtu)`` entries, when a REF for another chunk or
@@ -50,7 +50,7 @@ from testbed.lisp.pending import PendingQueues
 from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.wire.constants import CORECAST_HEADER, CORECAST_REF, LISP_FLAG_C, LISP_FLAG_N
-from testbed.wire.corecast import (FLAG_DATA_FIRST, REF_LIST_ENTRY, REF_LIST_HEADER, TYPE_DATA, TYPE_REF,
+from testbed.wire.corecast import (FLAG_BATCH, FLAG_DATA_FIRST, REF_LIST_ENTRY, REF_LIST_HEADER, TYPE_DATA, TYPE_REF,
                                    TYPE_REF_LIST, VERSION, chunk_hash, error_reason, ref_list_capacity)
 from testbed.wire.ipv4 import PROTO_UDP
 
@@ -307,7 +307,7 @@ class CoreCastItr:
                 counters["no-rloc"] += 1
                 return []
             osport = 0xC000 | (stream.hash & 0x3FFF)
-            if self.batch_delay is not None:
+            if self.batch_delay is not None and msg[1] & FLAG_BATCH:
                 return self._batch(stream, cur, rloc, osport, src, dst, sport, dport)
             ref = (SEND_RAW, rloc, encap.header(rloc, CORECAST_REF, osport, 0, 64, _CC_FLAGS) + msg)
             counters["ref-sent"] += 1

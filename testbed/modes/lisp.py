@@ -1,4 +1,5 @@
-"""The LISP delivery modes: ``unicast`` (the baseline) and ``corecast`` (the paper)."""
+"""The LISP delivery modes: ``unicast`` (the baseline), ``corecast`` (the paper), and issue 15's
+``corecast-batch`` (REF-LISTs made by the ITR) and ``corecast-src`` (REF-LISTs made by the source)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,12 @@ class CoreCastMode(Mode):
     description = "one DATA per capable ETR + one REF per client (the paper)"
     model = MODELS["corecast"]
     source_mode = "corecast"
+
+
+class CoreCastBatchMode(Mode):
+    """CoreCast with the ITR batching one chunk's REFs into one REF-LIST per ETR (REFs with flag B)."""
+
+    name = "corecast-batch"
+    description = "corecast, the ITR sends one REF-LIST per ETR instead of a REF per client"
+    model = MODELS["corecast-batch"]
+    source_mode = "corecast-batch"

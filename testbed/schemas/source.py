@@ -93,8 +93,8 @@ class SourceSchema(NodeBase):
     def _consistent(self) -> "SourceSchema":
         if self.chunks is not None and self.duration_s is not None:
             raise ValueError("give 'chunks' or 'duration_s', not both")
-        if self.mode == "corecast" and self.service is None:
-            raise ValueError("corecast mode needs 'service' (the ITR's CoreCast service address)")
+        if self.mode.startswith("corecast") and self.service is None:
+            raise ValueError(f"{self.mode} mode needs 'service' (the ITR's CoreCast service address)")
         if self.content == "ffmpeg" and self.bitrate < MIN_FFMPEG_BITRATE:
             raise ValueError(f"content ffmpeg needs bitrate >= {MIN_FFMPEG_BITRATE}, got {self.bitrate}")
         check_chunk_bytes(self.content, self.chunk_bytes)

@@ -7,6 +7,9 @@
   (60 bytes on the wire) naming the chunk hash, the source EID/port and the
   client EID/port, also to the service address.
 
+* corecast-batch (issue 15): as corecast, each REF with flag B (0x40): the ITR
+  may batch the REFs of one chunk into one REF-LIST per ETR.
+
 All datagrams of a chunk are returned in the order they must go out.
 """
 
@@ -17,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from testbed.wire.constants import CORECAST_PORT, IPV4_HEADER, UDP_HEADER
-from testbed.wire.corecast import chunk_hash, encode_data, encode_ref
+from testbed.wire.corecast import FLAG_BATCH, chunk_hash, encode_data, encode_ref
 
-MODES = ("unicast", "corecast")
+MODES = ("unicast", "corecast", "corecast-batch")
 Datagram = tuple[bytes, str, int]
 """(UDP payload, destination IP, destination UDP port)."""
 
@@ -57,8 +60,9 @@ class Sender:
                  service: tuple[str, int] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        if mode == "corecast" and service is None:
-            raise ValueError("corecast mode needs the ITR's service address")
+        if mode != "unicast" and service is None:
+            raise ValueError(f"{mode} mode needs the ITR's service address")
+        self.ref_flags = FLAG_BATCH if mode == "corecast-batch" else 0
         self.mode = mode
         self.stream_id = stream_id
         self.src_eid = src_eid
@@ -91,7 +95,8 @@ class Sender:
             raw = cache.get(eid)
             if raw is None:
                 raw = cache[eid] = socket.inet_aton(eid)
-            ref = encode_ref(self.stream_id, wire_seq, digest, self._src_raw, raw, self.src_port, dport)
+            ref = encode_ref(self.stream_id, wire_seq, digest, self._src_raw, raw, self.src_port, dport,
+                             self.ref_flags)
             out.append((ref, addr, port))
         if destinations:
             c = self.counters
