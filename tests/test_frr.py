@@ -92,6 +92,7 @@ def test_ospfd_config():
     conf = frr.ospfd_conf("core", ids["core"], links["core"], p.rloc_block)
     assert "interface core-t2\n ip ospf network point-to-point\n ip ospf hello-interval 1\n" in conf
     assert " no ip ospf passive\n" in conf and " passive-interface default\n" in conf
+    assert " timers throttle lsa all 0\n" in conf and " timers lsa min-arrival 0\n" in conf
     assert " ospf router-id 172.18.0.1\n" in conf and " network 172.16.0.0/12 area 0\n" in conf
 
 

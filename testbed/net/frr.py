@@ -13,7 +13,9 @@ never share FRR's default paths, and no ``/etc/frr`` or ``/var/run/frr`` is
 touched. The directory is removed when the testbed process exits.
 
 OSPF (RFC 2328) runs on the root-transit links only, as point-to-point networks
-(no designated-router election and its 40 s wait) with 1 s hellos; every other
+(no designated-router election and its 40 s wait) with 1 s hellos and no
+LSA throttling (RFC 2328's MinLSInterval of 5 s would add two 5 s rounds to
+convergence; our core is small and static); every other
 interface in the RLOC block is advertised passively. :func:`wait_converged`
 returns once FRR's own state says so: every expected adjacency ``Full``
 (``vtysh -c 'show ip ospf neighbor json'``) and every RLOC subnet in each core
@@ -70,6 +72,7 @@ def ospfd_conf(router: str, router_id: str, ospf_ifs: list[str], rloc_block: str
         lines += [f"interface {intf}", " ip ospf network point-to-point", " ip ospf hello-interval 1",
                   " ip ospf dead-interval 4", " no ip ospf passive", "!"]
     lines += ["router ospf", f" ospf router-id {router_id}", " timers throttle spf 0 50 500",
+              " timers throttle lsa all 0", " timers lsa min-arrival 0",
               " passive-interface default", f" network {rloc_block} area 0", "!"]
     return "\n".join(lines) + "\n"
 
