@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-NAMES = ["demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join", "topology", "attack"]
+NAMES = ["demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join", "topology", "attack",
+         "p2p", "p2p-upload", "channel-change"]
+"""Experiment names; a '-' in a name is '_' in its module's name (``p2p-upload`` is ``experiments/p2p_upload.py``)."""
 
 
 class _Registry(dict):
@@ -19,9 +21,9 @@ class _Registry(dict):
         super().__init__()
         for name in NAMES:
             try:
-                self[name] = importlib.import_module(f"experiments.{name}")
+                self[name] = importlib.import_module(f"experiments.{name.replace('-', '_')}")
             except ModuleNotFoundError as exc:
-                if exc.name != f"experiments.{name}":
+                if exc.name != f"experiments.{name.replace('-', '_')}":
                     raise
 
 

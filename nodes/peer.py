@@ -6,7 +6,7 @@ own UDP socket bound to its own EID (the host has the AS's peer block routed as 
 socket with a deadline (the earliest ``next_wakeup`` of any peer, at most 0.1 s), feeds
 each datagram to its peer's core and sends what the core returns; per-peer upload limits
 are the cores' token buckets. Peers join at their ``join_at`` (default: at once) and leave
-at ``leave_at`` (default: never). At exit (SIGTERM) ``result_file`` gets every peer's
+at ``leave_at`` (default: never); after ``stop_at`` nothing is sent any more. At exit (SIGTERM) ``result_file`` gets every peer's
 metrics and the digest of every chunk it played: ``{"peers": {"EID:port": {...stats,
 "played_digests": [[seq, "hash hex"], ...]}}}``; the status file has the swarm summary each second.
 """
@@ -93,9 +93,13 @@ class PeerHost:
         self.state = "running"
         next_status = 0.0
         peers = self.peers
+        stop_at = self.cfg.stop_at if self.cfg.stop_at is not None else float("inf")
         while not self.stop.is_set():
             now = time.time()
             wake = now + MAX_WAIT
+            if now >= stop_at:
+                self._quiet()
+                continue
             for h in peers:
                 core = h.core
                 if not h.joined:
@@ -129,6 +133,21 @@ class PeerHost:
                         continue  # e.g. ICMP errors reported on the socket
                     self._send(h, h.core.receive(time.time(), data, src))
         return 0
+
+    def _quiet(self) -> None:
+        """After ``stop_at``: read and discard until SIGTERM (nothing sent, counters frozen)."""
+        if self.state != "quiet":
+            self.state = "quiet"
+            if self.cfg.status_file:
+                write_json_atomic(self.cfg.status_file, self.status())
+        for key, _ in self.sel.select(MAX_WAIT):
+            for _ in range(DRAIN):
+                try:
+                    key.data.sock.recvfrom(65535)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    continue
 
     def close(self) -> None:
         """Write the result file and the final status; close the sockets."""

@@ -86,7 +86,7 @@ def base_configs(tmp: str) -> dict[str, dict]:
         "peer": {**common, "name": "p1", "asn": 1, "tracker": {"addr": "127.0.0.1", "port": 4351, "asn": 0},
                  "stream_id": 1, "chunk_rate": 10.0, "chunk_bytes": 1316, "params": p2p_params, "seed": 1,
                  "peers": [{"eid": "127.0.0.1", "port": 4350, "join_at": 0.0, "leave_at": 1.0}],
-                 "result_file": out("peers.json"), "rcvbuf": 1 << 20},
+                 "result_file": out("peers.json"), "stop_at": 2.0, "rcvbuf": 1 << 20},
     }
 
 

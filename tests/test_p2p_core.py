@@ -178,7 +178,8 @@ def test_churn_late_joiner_starts_and_leaver_stops():
 
 def test_chunks_pushed_before_anyone_joined_are_skipped_not_waited_for():
     """Peers that join after the first chunks were pushed to nobody start past them (counted as skipped)."""
-    r = simulate(peers=12, ases=3, chunks=40, params=P2PParams(**FAST), join_at=[1.25] * 12, stream_start=1.0)
+    r = simulate(peers=12, ases=3, chunks=80, params=P2PParams(**FAST), join_at=[1.25] * 12, stream_start=1.0,
+                 drain_s=8.0)
     for core in r.peers:
-        assert [s for s, _ in core.played] == list(range(3, 40))
+        assert [s for s, _ in core.played] == list(range(3, 80))
         assert core.c.skipped == 3 and core.stats()["continuity"] == 1.0

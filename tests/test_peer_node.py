@@ -84,7 +84,8 @@ def test_swarm_on_loopback_plays_every_chunk_at_2x(tmp_path):
     digests = [chunk_hash(content[i * P:(i + 1) * P]).hex() for i in range(CHUNKS)]
     assert len(out["peers"]) == 30
     for name, s in out["peers"].items():
-        assert [d for _, d in s["played_digests"]] == digests, name
+        assert [d for _, d in s["played_digests"]] == digests, (name, {k: v for k, v in s.items() if k != "played_digests"},
+                                                               s["played_digests"][:2])
         assert s["continuity"] == 1.0 and s["startup_delay_s"] > 0
     assert out["status"]["tracker"]["members"] == 30
     assert out["status"]["by_kind"]["chunk"]["datagrams"] == 4 * CHUNKS  # fanout 4

@@ -360,10 +360,12 @@ class PeerCore:
     def _skip_lost_start(self, now: float) -> None:
         """While buffering, move the start past chunks nobody has (e.g. pushed before this peer joined).
 
-        Only once chunks have been seen for ``2 x (request_timeout_s + bm_period_s)`` (time for every
-        partner to advertise what it holds) and only past chunks no partner advertises.
+        Only once chunks have been seen for ``buffer_s + 4 x (request_timeout_s + bm_period_s)`` (time for
+        the chunk to reach a partner and be advertised even on a slow swarm) and only past chunks no
+        partner advertises.
         """
-        if self.first_seen is None or now - self.first_seen < 2 * (self.p.request_timeout_s + self.p.bm_period_s):
+        grace = self.p.buffer_s + 4 * (self.p.request_timeout_s + self.p.bm_period_s)
+        if self.first_seen is None or now - self.first_seen < grace:
             return
         top = max(self.newest_known, self.newest)
         s0 = self.start_seq

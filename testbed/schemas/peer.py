@@ -78,6 +78,9 @@ class PeerSchema(NodeBase):
     params: OverlayParams = OverlayParams()
     seed: int = Field(1, ge=0, le=2**63 - 1)
     result_file: OutPath | None = None
+    stop_at: float | None = Field(None, ge=0)
+    """Wall clock (s) after which the peers send nothing more (they still read and discard), so that
+    link counters read before SIGTERM see exactly what the peers' own counters say."""
     rcvbuf: int = Field(1 << 20, ge=4096, le=1 << 30)
 
     @model_validator(mode="after")

@@ -1,0 +1,196 @@
+"""One P2P stream on a running network (mode ``p2p``): peer hosts, the source with its tracker, the checks.
+
+Called by :meth:`testbed.modes.p2p.P2PMode.stream` with a :class:`testbed.measure.Network`
+whose plan has one peer host per AS (``client_hosts=per-as``: the clients' EIDs of AS i
+are its peers, routed as local to ``m<i>``). The order makes the link counters exact:
+
+1. every client AS's border router learns every other's mapping (one ping from each peer
+   host to one EID of every other AS), so no peer datagram waits in a map-cache miss;
+2. link counters read; the source starts (its tracker binds before it is ready) with
+   ``start_at`` a little later; the peer hosts start and join at once;
+3. the stream ends; the peers play until ``stop_at`` (last chunk + B + slack), then send
+   nothing; the link counters are read; SIGTERM; each host writes its peers' results.
+
+The row has the usual columns plus the P2P metrics (docs/p2p.md) and ``xas_wire_bytes``:
+what the peers and the source say they sent across ASes, IP-encapsulated
+(payload + 28 + 36 per datagram). On a star core every such datagram crosses two
+inter-domain links, so ``interdomain_bytes == 2 * xas_wire_bytes`` to the byte, and each
+border router's uplink carries exactly its AS's share (``links_self_mismatches`` counts
+the links where that fails).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from testbed.net.daemon import Daemon, SourceDaemon
+from testbed.net.links import LinkCounters, core_shape, interdomain_links
+from testbed.net.links import delta as link_delta
+from testbed.p2p.metrics import swarm_summary
+from testbed.p2p.model import interdomain_bytes_per_chunk, source_uplink_bytes_per_chunk
+from testbed.p2p.params import P2PParams
+from testbed.wire.constants import ENCAP_OVERHEAD, IPV4_HEADER, UDP_HEADER
+from testbed.wire.p2p import P2P_PORT, TRACKER_PORT
+
+WIRE = ENCAP_OVERHEAD + IPV4_HEADER + UDP_HEADER
+"""Bytes a LISP-encapsulated UDP datagram adds to its payload on an inter-domain link (64)."""
+
+
+class PeerDaemon(Daemon):
+    """A host of P2P peers (``nodes.peer``)."""
+
+    program = "peer"
+
+
+def _json(path: str) -> dict:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def warm_pairs(net: Any) -> None:
+    """Resolve every client AS at every other's border router (one ping per pair); RuntimeError if one fails."""
+    from testbed.net.check import ping_all
+    ases = [a for a in net.plan.client_ases if a.clients and a.many_host]
+    jobs = [(net.tb.node(a.many_host), [b.clients[0][1] for b in ases if b is not a]) for a in ases]
+    jobs = [(n, t) for n, t in jobs if t]
+    if not jobs:
+        return
+    for (node, targets), res in zip(jobs, ping_all(jobs, 2.0, 2)):
+        missing = [t for t, ok in res.items() if not ok]
+        if missing:
+            raise RuntimeError(f"p2p warm-up: {node.name} cannot reach {missing[0]} through LISP")
+
+
+def stream_p2p(net: Any, spec: Any, params: P2PParams, churn: dict[str, tuple[float, float]] | None = None,
+               slack_s: float = 1.0) -> dict[str, Any]:
+    """Run one P2P stream of ``spec`` on ``net`` and return its row (see the module docstring).
+
+    ``churn`` maps a peer EID to (join offset, leave offset) in seconds from the stream's start.
+    """
+    plan, tb, run = net.plan, net.tb, net.ctx.run
+    ases = [a for a in plan.client_ases if a.clients]
+    if any(a.many_host is None for a in ases):
+        raise RuntimeError("mode p2p needs one peer host per AS (client_hosts=per-as)")
+    net.streams += 1
+    tag = f"{net.label}-p2p"
+    rec_dir = os.path.join(run.path, "records", tag)
+    os.makedirs(rec_dir, exist_ok=True)
+    rate = spec.bitrate * spec.speed / (8 * spec.chunk_bytes)
+    warm_pairs(net)
+    if net.link_counters is None:
+        net.link_counters = LinkCounters(tb, interdomain_links(plan))
+        net.link_counters.install()
+    knobs = {k: getattr(params, k) for k in P2PParams.__dataclass_fields__}
+    lead = 1.0 + 0.01 * sum(len(a.clients) for a in ases)
+    links0 = net.link_counters.read()
+    t_start = time.time() + lead + 0.5
+    stream_s = spec.chunks / rate
+    stop_at = t_start + stream_s + params.buffer_s + slack_s + params.request_timeout_s
+    src_cfg = {"mode": "p2p", "eid": plan.source_eid, "src_port": P2P_PORT, "stream_id": 1,
+               "chunk_bytes": spec.chunk_bytes, "bitrate": spec.bitrate, "speed": spec.speed, "chunks": spec.chunks,
+               "content": spec.content, "start_at": t_start,
+               "record_file": os.path.join(rec_dir, "source.csv"),
+               "p2p": {"asn": 0, "tracker_port": TRACKER_PORT, "params": knobs, "seed": 1}}
+    source = SourceDaemon(tb.node(plan.source_host), f"{tag}-src", run.path, src_cfg)
+    peers = []
+    for a in ases:
+        entries = []
+        for _h, eid in a.clients:
+            e: dict[str, Any] = {"eid": eid, "port": P2P_PORT}
+            if churn and eid in churn:
+                e["join_at"], e["leave_at"] = t_start + churn[eid][0], t_start + churn[eid][1]
+            entries.append(e)
+        cfg = {"asn": a.number, "tracker": {"addr": plan.source_eid, "port": TRACKER_PORT, "asn": 0},
+               "stream_id": 1, "chunk_rate": rate, "chunk_bytes": spec.chunk_bytes, "params": knobs,
+               "seed": a.number, "peers": entries, "stop_at": stop_at,
+               "result_file": os.path.join(rec_dir, f"{a.many_host}.json")}
+        peers.append(PeerDaemon(tb.node(a.many_host), f"{tag}-{a.many_host}", run.path, cfg))
+    try:
+        tb.start_daemons([source], timeout=60)
+        tb.start_daemons(peers, timeout=30 + 0.02 * len(peers))
+        deadline = time.time() + lead + stream_s * 3 + 30
+        while source.wait_exit(0.25) is None:
+            if time.time() > deadline:
+                raise RuntimeError(f"p2p source did not finish {spec.chunks} chunks in time")
+        if source.proc.returncode != 0:
+            raise source.died_line("mid-stream")
+        while time.time() < stop_at + 0.5:  # playback drains, then the peers fall quiet
+            dead = [p for p in peers if not p.alive()]
+            if dead:
+                raise dead[0].died_line("mid-stream")
+            time.sleep(0.1)
+        links = link_delta(links0, net.link_counters.read())
+    finally:
+        tb.stop_daemons(peers)
+    net.last_links = links
+    return p2p_row(net, spec, params, source, peers, links, rec_dir)
+
+
+def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers: list[PeerDaemon],
+            links: dict, rec_dir: str) -> dict[str, Any]:
+    """The measured row of a P2P stream: delivery by digest, P2P metrics, links against the peers' counters."""
+    from testbed.stream.records import read_source_record
+    plan = net.plan
+    src = read_source_record(source.config["record_file"])
+    digests = {int(s): f"{int(d):016x}" for s, d in zip(src.seqs, src.digests)}
+    status = _json(source.config["status_file"])
+    kinds = status.get("by_kind", {})
+    src_bytes = sum(v.get("bytes", 0) for v in kinds.values())
+    src_packets = sum(v.get("datagrams", 0) for v in kinds.values())
+    stats, per_as = [], {}
+    corrupt = delivered = 0
+    for d in peers:
+        res = _json(d.config["result_file"]).get("peers", {})
+        asn = d.config["asn"]
+        sent = per_as.setdefault(asn, [0, 0])
+        for s in res.values():
+            stats.append(s)
+            sent[0] += s["xas_bytes"]
+            sent[1] += s["xas_packets"]
+            for seq, digest in s.get("played_digests", []):
+                if digests.get(seq) == digest:
+                    delivered += 1
+                else:
+                    corrupt += 1
+    summary = swarm_summary(stats)
+    shape = core_shape(plan)
+    xas_wire = src_bytes + WIRE * src_packets + sum(b + WIRE * n for b, n in per_as.values())
+    interdomain = sum(c.bytes for c in links.values())
+    mismatches = 0
+    if len(shape.links) == len(plan.all_ases):  # star: uplink of AS i = what AS i's nodes sent across
+        for a in plan.all_ases:
+            b, n = (src_bytes, src_packets) if a.number == 0 else tuple(per_as.get(a.number, (0, 0)))
+            mismatches += int(links[(shape.links[a.number], "up")].bytes != b + WIRE * n)
+        mismatches += int(interdomain != 2 * xas_wire)
+    params_row = plan.params
+    k, j = params_row.total_clients, params_row.active_ases
+    delays = sorted(s["startup_delay_s"] for s in stats if s["startup_delay_s"] is not None)
+    row: dict[str, Any] = {
+        "experiment": net.ctx.experiment, "mode": "p2p", "policy": params.policy, "upload": params.upload,
+        "ases": len(plan.client_ases), "clients": k, "gamma": round(k / j, 4) if j else 0.0,
+        "capable_ases": sum(1 for c, n in zip(params_row.capable, params_row.clients_per_as) if c and n),
+        "chunk_bytes": spec.chunk_bytes, "chunks": len(src), "point": net.label,
+        "model_core_bytes": round(len(src) * source_uplink_bytes_per_chunk(params_row.clients_per_as,
+                                                                         spec.chunk_bytes, params.fanout)),
+        "model_p2p_interdomain_bytes": round(len(src) * interdomain_bytes_per_chunk(
+            params_row.clients_per_as, params.policy, spec.chunk_bytes, params.fanout)),
+        "core_bytes": links[shape.source_uplink].bytes, "core_packets": links[shape.source_uplink].packets,
+        "control_bytes": sum(c.control_bytes for c in links.values()),
+        "interdomain_bytes": interdomain, "max_link_bytes": max((c.bytes for c in links.values()), default=0),
+        "xas_wire_bytes": xas_wire, "links_self_mismatches": mismatches,
+        "delivered_chunks": delivered, "expected_chunks": len(src) * len(stats), "corrupt_chunks": corrupt,
+        "source_upload_bytes": kinds.get("chunk", {}).get("bytes", 0),
+        "continuity": round(summary["continuity"], 6), "min_continuity": round(summary["min_continuity"], 6),
+        "startup_delay_s": summary["startup_delay_s"], "median_startup_s": delays[len(delays) // 2] if delays else None,
+        "lag_s": summary["lag_s"], "duplicates": summary["duplicates"], "peer_control_bytes": summary["control_bytes"],
+        "peers_started": summary["started"], "played": summary["played"], "missed": summary["missed"],
+    }
+    with open(os.path.join(rec_dir, "startup.json"), "w") as fh:
+        json.dump(delays, fh)
+    return row
