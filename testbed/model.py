@@ -65,6 +65,7 @@ from testbed.modemodels import (  # noqa: F401  (re-exported: the model's public
     CoreShape,
     LinkKey,
     ModeModel,
+    IpmcModel,
     UnicastModel,
     mode_model,
 )
@@ -139,20 +140,19 @@ def core_packets_per_chunk(mode: str, clients_per_as: Sequence[int], capable: Se
     """LISP data packets per chunk on the source uplink: unicast ``k``; CoreCast ``j_c + k_c + k_n``."""
     m = mode_model(mode)
     group_counts(clients_per_as, capable)  # validates
-    return sum(m.as_packets(n, c) for n, c in zip(clients_per_as, _capable_list(clients_per_as, capable)))
+    return m.uplink_packets(clients_per_as, _capable_list(clients_per_as, capable))
 
 
 def core_bytes_per_chunk(mode: str, clients_per_as: Sequence[int], capable: Sequence[bool] | None,
                          chunk_bytes: int) -> int:
     """Bytes (IP total lengths) per chunk leaving the source AS towards the core (the source uplink).
 
-    unicast: ``k (64+P)``; corecast: ``j_c (48+P) + 68 k_c + k_n (64+P)``.
+    unicast: ``k (64+P)``; corecast: ``j_c (48+P) + 68 k_c + k_n (64+P)``; ipmc: ``28 + P`` (if k > 0).
     """
     m = mode_model(mode)
     _check_chunk(chunk_bytes)
     group_counts(clients_per_as, capable)
-    return sum(int(m.as_bytes(n, c, chunk_bytes))
-               for n, c in zip(clients_per_as, _capable_list(clients_per_as, capable)))
+    return m.uplink_bytes(clients_per_as, _capable_list(clients_per_as, capable), chunk_bytes)
 
 
 def source_as_packets_per_chunk(mode: str, clients_per_as: Sequence[int],
@@ -244,8 +244,7 @@ def core_bytes_per_chunk_uniform(mode: str, gamma: float, chunk_bytes: int, ases
     _check_chunk(chunk_bytes)
     if gamma < 0 or ases < 0 or not 0.0 <= capable_fraction <= 1.0:
         raise ValueError("need gamma >= 0, ases >= 0 and 0 <= capable_fraction <= 1")
-    f = capable_fraction
-    return ases * (f * m.as_bytes(gamma, True, chunk_bytes) + (1.0 - f) * m.as_bytes(gamma, False, chunk_bytes))
+    return m.uniform_uplink_bytes(gamma, chunk_bytes, ases, capable_fraction)
 
 
 def savings_uniform(gamma: float, chunk_bytes: int, capable_fraction: float = 1.0) -> float:

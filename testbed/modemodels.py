@@ -96,6 +96,20 @@ class ModeModel:
         """Datagrams per chunk from S to its ITR, for ``k`` clients."""
         raise NotImplementedError
 
+    def uplink_bytes(self, clients_per_as: Sequence[int], capable: Sequence[bool], chunk_bytes: int) -> int:
+        """Bytes per chunk on the source uplink: the sum of :meth:`as_bytes` over the client ASes."""
+        return sum(int(self.as_bytes(n, c, chunk_bytes)) for n, c in zip(clients_per_as, capable))
+
+    def uplink_packets(self, clients_per_as: Sequence[int], capable: Sequence[bool]) -> int:
+        """Packets per chunk on the source uplink: the sum of :meth:`as_packets`."""
+        return sum(self.as_packets(n, c) for n, c in zip(clients_per_as, capable))
+
+    def uniform_uplink_bytes(self, gamma: float, chunk_bytes: int, ases: float, capable_fraction: float) -> float:
+        """Source-uplink bytes per chunk for ``ases`` ASes of ``gamma`` clients, a fraction of them capable."""
+        f = capable_fraction
+        return ases * (f * self.as_bytes(gamma, True, chunk_bytes)
+                       + (1.0 - f) * self.as_bytes(gamma, False, chunk_bytes))
+
     def _per_link(self, per_as: list[int], core: CoreShape) -> dict[LinkKey, int]:
         out = dict.fromkeys(core.keys(), 0)
         if len(per_as) != len(core.paths):
@@ -215,8 +229,68 @@ class CoreCastSrcModel(CoreCastBatchModel):
         return 1 + sum((ref_lists(n) if c else n) for n, c in zip(clients_per_as, capable) if n)
 
 
+class IpmcModel(ModeModel):
+    """``ipmc``: native IP multicast (PIM-SSM): one plain ``28 + P`` copy per link of the distribution tree.
+
+    No LISP: the chunk crosses each link on a path to an AS with at least one client
+    once, whatever the number of clients behind it (RFC 4607 source-specific
+    multicast; the tree is the union of the paths of :class:`CoreShape`). Model only:
+    no Mode runs it on the network yet.
+    """
+
+    name = "ipmc"
+
+    def as_bytes(self, n: float, capable: bool, chunk_bytes: int) -> float:
+        """What a lone client AS would cost on its own path: one copy if it has clients."""
+        return UDP_IP + chunk_bytes if n else 0
+
+    def as_packets(self, n: int, capable: bool) -> int:
+        """One packet if the AS has clients."""
+        return 1 if n else 0
+
+    def source_as_bytes(self, k: int, chunk_bytes: int) -> int:
+        """``28 + P``: S sends each chunk once to the group (even with no receiver)."""
+        return UDP_IP + chunk_bytes
+
+    def source_as_packets(self, k: int) -> int:
+        """One datagram per chunk."""
+        return 1
+
+    def uplink_bytes(self, clients_per_as: Sequence[int], capable: Sequence[bool], chunk_bytes: int) -> int:
+        """``28 + P`` if any AS has clients, else 0."""
+        return UDP_IP + chunk_bytes if any(clients_per_as) else 0
+
+    def uplink_packets(self, clients_per_as: Sequence[int], capable: Sequence[bool]) -> int:
+        """One if any AS has clients."""
+        return 1 if any(clients_per_as) else 0
+
+    def uniform_uplink_bytes(self, gamma: float, chunk_bytes: int, ases: float, capable_fraction: float) -> float:
+        """``28 + P`` whatever gamma and j (0 without clients)."""
+        return float(UDP_IP + chunk_bytes) if gamma > 0 and ases > 0 else 0.0
+
+    def _tree(self, clients_per_as: Sequence[int], core: CoreShape, value: int) -> dict[LinkKey, int]:
+        if len(clients_per_as) != len(core.paths):
+            raise ValueError(f"{len(clients_per_as)} client ASes but the core shape has paths to {len(core.paths)}")
+        out = dict.fromkeys(core.keys(), 0)
+        for n, path in zip(clients_per_as, core.paths):
+            if n:
+                for hop in path:
+                    out[hop] = value
+        return out
+
+    def link_bytes(self, clients_per_as: Sequence[int], capable: Sequence[bool], chunk_bytes: int,
+                   core: CoreShape) -> dict[LinkKey, int]:
+        """``28 + P`` on every (link, direction) of the distribution tree, 0 elsewhere."""
+        return self._tree(clients_per_as, core, UDP_IP + chunk_bytes)
+
+    def link_packets(self, clients_per_as: Sequence[int], capable: Sequence[bool],
+                     core: CoreShape) -> dict[LinkKey, int]:
+        """One packet per chunk on every (link, direction) of the distribution tree."""
+        return self._tree(clients_per_as, core, 1)
+
+
 MODELS: dict[str, ModeModel] = {m.name: m for m in (UnicastModel(), CoreCastModel(), CoreCastBatchModel(),
-                                                    CoreCastSrcModel())}
+                                                    CoreCastSrcModel(), IpmcModel())}
 """The model of each delivery mode, by name (:mod:`testbed.modes` ties each to its Mode class)."""
 
 MODES = tuple(MODELS)

@@ -202,7 +202,11 @@ def test_links_mixed_deployment_and_empty_as():
     assert link_packets_per_chunk("corecast", [3, 3, 0], [True, False, True])[("x2-core", "down")] == 3
 
 
-@pytest.mark.parametrize("mode", model.MODES)
+POINT_TO_POINT = [m for m in model.MODES if type(model.MODELS[m]).link_bytes is model.ModeModel.link_bytes]
+"""Modes whose copies go from the source's ITR straight to each ETR (no replication inside the core)."""
+
+
+@pytest.mark.parametrize("mode", POINT_TO_POINT)
 @pytest.mark.parametrize("counts", [[1], [10] * 4, [5, 0, 7], [97, 1, 1, 1]])
 def test_star_interdomain_is_twice_the_uplink_and_the_uplink_is_busiest(mode, counts):
     links = link_bytes_per_chunk(mode, counts, None, P)
@@ -245,3 +249,25 @@ def test_unknown_mode_for_links():
         link_bytes_per_chunk("ipmc-x", [1], None, P)
     with pytest.raises(ValueError):
         link_bytes_per_chunk("unicast", [1], None, 0)
+
+
+def test_ipmc_one_copy_per_link_of_the_distribution_tree():
+    assert "unicast" in POINT_TO_POINT and "corecast" in POINT_TO_POINT and "ipmc" not in POINT_TO_POINT
+    star = link_bytes_per_chunk("ipmc", [10, 0, 3], None, P)
+    assert star[("x0-core", "up")] == star[("x1-core", "down")] == star[("x3-core", "down")] == 28 + P == 1344
+    assert star[("x2-core", "down")] == 0 and interdomain_bytes(star) == 3 * 1344 and max_link_bytes(star) == 1344
+    assert link_packets_per_chunk("ipmc", [10, 0, 3])[("x3-core", "down")] == 1
+    shape = CoreShape(links=("x0-core", "x1-t1", "x2-t2", "x3-t1", "t1-core", "t2-core"),
+                      paths=((("x0-core", "up"), ("t1-core", "down"), ("x1-t1", "down")),
+                             (("x0-core", "up"), ("t2-core", "down"), ("x2-t2", "down")),
+                             (("x0-core", "up"), ("t1-core", "down"), ("x3-t1", "down"))))
+    tree = link_bytes_per_chunk("ipmc", [2, 1, 5], None, P, shape)
+    assert tree[("t1-core", "down")] == 1344  # one copy feeds both ASes behind t1: the branch point is t1
+    assert interdomain_bytes(tree) == 6 * 1344
+    uni = link_bytes_per_chunk("unicast", [2, 1, 5], None, P, shape)
+    assert interdomain_bytes(uni) == 3 * 8 * 1380
+    assert core_bytes_per_chunk("ipmc", [10] * 4, None, P) == 1344 and core_packets_per_chunk("ipmc", [10] * 4) == 1
+    assert core_bytes_per_chunk("ipmc", [0, 0], None, P) == 0
+    assert core_bytes_per_chunk_uniform("ipmc", 100, P, ases=10) == 1344.0
+    assert source_as_bytes_per_chunk("ipmc", [10] * 4, None, P) == 1344
+    assert source_as_packets_per_chunk("ipmc", [10] * 4) == 1
