@@ -242,6 +242,7 @@ def test_clean_spares_a_live_run_in_another_mount_namespace(tmp_path):
         assert all(_alive(p) for p in theirs["pids"]), "clean killed processes of a run it does not own"
         assert other.poll() is None
         assert summary["processes"] == len(left) and summary["runs_marked_incomplete"] == 1
+        assert summary["processes_other_namespaces"] >= len(theirs["pids"])
         assert summary["links"] >= 2  # at least the bridges cc0 and cc1
         assert not any(_alive(p) for p in mine["pids"] + left)
         assert json.loads(open(os.path.join(our_out, "run.json")).read())["status"] == "incomplete"

@@ -264,3 +264,15 @@ def test_shell_left_waiting_by_ctrl_c_is_resynchronised(shell_node):
 def test_quiet_shell_returns_empty_instead_of_raising(shell_node):
     shell_node.quiet = True
     assert shell_node.cmd("sleep 30", timeout=0.3) == ""
+
+
+def test_measure_does_not_import_experiment():
+    """testbed.experiment drives testbed.measure; measure only needs a RunContext protocol (no import cycle)."""
+    import ast
+    tree = ast.parse(open(os.path.join(ROOT, "testbed", "measure.py")).read())
+    names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "testbed.experiment" not in names
+    from testbed.experiment import Context
+    from testbed.measure import RunContext
+    assert all(hasattr(Context, m) for m in ("sub_progress",)) and RunContext.__name__ == "RunContext"

@@ -81,8 +81,12 @@ def same_world(pid: int, mine: tuple[int, int] | None = None) -> bool:
     return mine is not None and (st.st_dev, st.st_ino) == mine
 
 
-def marked_processes() -> list[tuple[int, str | None]]:
-    """(pid, run id) of every process in our world carrying our mark (not this process or its ancestors)."""
+def marked_processes(foreign: list[int] | None = None) -> list[tuple[int, str | None]]:
+    """(pid, run id) of every process in our world carrying our mark (not this process or its ancestors).
+
+    Marked processes of other worlds (another pid namespace, or another registry
+    directory: a container) are appended to ``foreign`` if given.
+    """
     exclude = _ancestors()
     mine = _registry_stat()
     found = []
@@ -90,8 +94,12 @@ def marked_processes() -> list[tuple[int, str | None]]:
         if not name.isdigit() or int(name) in exclude:
             continue
         marked, rid = _marks(int(name))
-        if marked and same_world(int(name), mine):
+        if not marked:
+            continue
+        if same_world(int(name), mine):
             found.append((int(name), rid))
+        elif foreign is not None:
+            foreign.append(int(name))
     return found
 
 
@@ -200,7 +208,8 @@ def clean(verbose: bool = True, force: bool = False) -> dict[str, int]:
 def _clean(verbose: bool) -> dict[str, int]:
     dead = [e for e in registry.entries() if registry.owner_state(e) == "dead"]
     dead_ids = {str(e["id"]) for e in dead if e.get("id")}
-    marked = marked_processes()
+    elsewhere: list[int] = []
+    marked = marked_processes(elsewhere)
     victims = [pid for pid, rid in marked if rid in dead_ids]
     unproven = [pid for pid, rid in marked if rid not in dead_ids]
     killed = kill_processes(victims)
@@ -223,7 +232,7 @@ def _clean(verbose: bool) -> dict[str, int]:
                       and a[len(registry.ALIAS_PREFIX):] not in alive_ids]
     summary = {"processes": killed, "links": links, "runs_marked_incomplete": len(runs),
                "processes_not_proven": len([p for p in foreign if _marks(p)[1] not in alive_ids]),
-               "links_not_proven": len(unproven_links)}
+               "links_not_proven": len(unproven_links), "processes_other_namespaces": len(elsewhere)}
     if verbose:
         print(f"corecast clean: killed {killed} processes, removed {links} links, "
               f"marked {len(runs)} interrupted runs incomplete")
@@ -233,4 +242,7 @@ def _clean(verbose: bool) -> dict[str, int]:
             print(f"  left alone: {summary['processes_not_proven']} marked processes and {len(unproven_links)} links "
                   f"named like ours that no dead run of {registry.REGISTRY_DIR} owns"
                   + (f" (e.g. {unproven_links[0]})" if unproven_links else ""))
+        if elsewhere:
+            print(f"  left alone: {len(elsewhere)} processes of runs with another registry (another mount or pid "
+                  f"namespace, e.g. a container)")
     return summary
