@@ -404,6 +404,18 @@ def plot_attack(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
 PLOTTERS["attack"] = plot_attack
 
 
+def _plot_p2p(name: str) -> Callable[[pd.DataFrame, dict, str], list[str]]:
+    """A P2P experiment's figure: see :mod:`testbed.figures_p2p` (imported on use)."""
+    def plot(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
+        import testbed.figures_p2p as f
+        return getattr(f, f"plot_{name.replace('-', '_')}")(df, run, outdir)
+    return plot
+
+
+for _name in ("p2p", "p2p-upload", "channel-change"):
+    PLOTTERS[_name] = _plot_p2p(_name)
+
+
 def plot_run(path: str) -> list[str]:
     """Regenerate the figures of one run directory; FigureError if it cannot.
 

@@ -24,6 +24,13 @@ def _row(exp, mode, clients, capable=None, chunks=100, noise=0.0, **extra):
     return r
 
 
+def _p2p(exp, clients, **extra):
+    """A P2P row (issue 14): a unicast model row relabelled, with the P2P columns."""
+    r = _row(exp, "unicast", clients, **extra)
+    r["mode"] = "p2p"
+    return r
+
+
 def synthetic(name: str) -> pd.DataFrame:
     rnd = random.Random(1)
     both = ("unicast", "corecast")
@@ -53,6 +60,20 @@ def synthetic(name: str) -> pd.DataFrame:
         rows += [_row(name, "corecast", [2, 2], chunks=0, row_kind="attack", defence=d, attack=a,
                       amplification=0.0 if d == "on" else amp) for d in ("on", "off")
                  for a, amp in (("etr-outsider", 16.5), ("oversized", 905.1), ("forged-live", 1.8))]
+    elif name == "p2p":  # issue 14: baselines and P2P (testbed.figures_p2p)
+        rows = [_row(name, m, [g] * 3, interdomain_bytes=2 * g * 3 * 1380 * 100, clients_per_as=f"{g} {g} {g}")
+                for g in (2, 10) for m in both]
+        rows += [_p2p(name, [g] * 3, policy=pol, upload=2.0, clients_per_as=f"{g} {g} {g}",
+                      core_bytes=4 * 1404 * 100, interdomain_bytes=(0.7 if pol == "random" else 0.2) * g * 3 * 2808 * 100)
+                 for g in (2, 10) for pol in ("random", "local")]
+    elif name == "p2p-upload":
+        rows = [_p2p(name, [10] * 3, policy="random", upload=u, continuity=min(1.0, (0.8 * u + .13)),
+                     min_continuity=min(1.0, 0.6 * u), median_startup_s=2.5 + 1 / u) for u in (0.8, 1, 1.5, 3)]
+    elif name == "channel-change":
+        rows = [(_p2p if m == "p2p" else lambda *a, **k: _row(a[0], m, *a[1:], **k))(
+            name, [10] * 3, join_delay_s=(12 if m == "p2p" else 0.02) + rnd.uniform(0, 3 if m == "p2p"
+                                                                                               else .03))
+                for m in ("unicast", "corecast", "p2p") for _ in range(8)]
     else:
         raise KeyError(name)
     return pd.DataFrame(rows)

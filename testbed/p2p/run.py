@@ -67,11 +67,13 @@ def warm_pairs(net: Any) -> None:
             raise RuntimeError(f"p2p warm-up: {node.name} cannot reach {missing[0]} through LISP")
 
 
-def stream_p2p(net: Any, spec: Any, params: P2PParams, churn: dict[str, tuple[float, float]] | None = None,
+def stream_p2p(net: Any, spec: Any, params: P2PParams,
+               churn: dict[str, tuple[float | None, float | None]] | None = None,
                slack_s: float = 1.0) -> dict[str, Any]:
     """Run one P2P stream of ``spec`` on ``net`` and return its row (see the module docstring).
 
-    ``churn`` maps a peer EID to (join offset, leave offset) in seconds from the stream's start.
+    ``churn`` maps a peer EID to (join offset, leave offset) in seconds from the stream's start (None:
+    join at once, never leave). ``records/<label>-p2p/startup.json`` gets every peer's startup delay by EID.
     """
     plan, tb, run = net.plan, net.tb, net.ctx.run
     ases = [a for a in plan.client_ases if a.clients]
@@ -103,8 +105,11 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams, churn: dict[str, tuple[fl
         entries = []
         for _h, eid in a.clients:
             e: dict[str, Any] = {"eid": eid, "port": P2P_PORT}
-            if churn and eid in churn:
-                e["join_at"], e["leave_at"] = t_start + churn[eid][0], t_start + churn[eid][1]
+            join_off, leave_off = (churn or {}).get(eid, (None, None))
+            if join_off is not None:
+                e["join_at"] = t_start + join_off
+            if leave_off is not None:
+                e["leave_at"] = t_start + leave_off
             entries.append(e)
         cfg = {"asn": a.number, "tracker": {"addr": plan.source_eid, "port": TRACKER_PORT, "asn": 0},
                "stream_id": 1, "chunk_rate": rate, "chunk_bytes": spec.chunk_bytes, "params": knobs,
@@ -143,14 +148,15 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
     kinds = status.get("by_kind", {})
     src_bytes = sum(v.get("bytes", 0) for v in kinds.values())
     src_packets = sum(v.get("datagrams", 0) for v in kinds.values())
-    stats, per_as = [], {}
+    stats, per_as, by_eid = [], {}, {}
     corrupt = delivered = 0
     for d in peers:
         res = _json(d.config["result_file"]).get("peers", {})
         asn = d.config["asn"]
         sent = per_as.setdefault(asn, [0, 0])
-        for s in res.values():
+        for name, s in res.items():
             stats.append(s)
+            by_eid[name.split(":")[0]] = s["startup_delay_s"]
             sent[0] += s["xas_bytes"]
             sent[1] += s["xas_packets"]
             for seq, digest in s.get("played_digests", []):
@@ -176,6 +182,7 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
         "ases": len(plan.client_ases), "clients": k, "gamma": round(k / j, 4) if j else 0.0,
         "capable_ases": sum(1 for c, n in zip(params_row.capable, params_row.clients_per_as) if c and n),
         "chunk_bytes": spec.chunk_bytes, "chunks": len(src), "point": net.label,
+        "clients_per_as": " ".join(map(str, params_row.clients_per_as)), "active_ases": j,
         "model_core_bytes": round(len(src) * source_uplink_bytes_per_chunk(params_row.clients_per_as,
                                                                          spec.chunk_bytes, params.fanout)),
         "model_p2p_interdomain_bytes": round(len(src) * interdomain_bytes_per_chunk(
@@ -192,5 +199,5 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
         "peers_started": summary["started"], "played": summary["played"], "missed": summary["missed"],
     }
     with open(os.path.join(rec_dir, "startup.json"), "w") as fh:
-        json.dump(delays, fh)
+        json.dump(by_eid, fh)
     return row
