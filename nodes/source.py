@@ -30,6 +30,7 @@ from testbed.stream.p2psend import P2PSender
 from testbed.stream.pacer import Pacer, chunk_rate
 from testbed.stream.records import write_source_record
 from testbed.stream.sender import Sender
+from testbed.stream.srcmap import MapperSocket, SourceMapper
 from testbed.wire.corecast import chunk_hash
 
 SNDBUF = 8 << 20
@@ -59,6 +60,7 @@ class SourceConfig:
     status_file: str | None
     stall_timeout: float
     p2p: dict | None = None
+    map_resolver: str | None = None
 
 
 def parse_config(cfg: dict) -> SourceConfig:
@@ -72,7 +74,7 @@ def parse_config(cfg: dict) -> SourceConfig:
     return SourceConfig(c.name, c.mode, c.eid, c.src_port, c.stream_id, c.chunk_bytes, c.bitrate, c.speed, chunks,
                         c.content, service, list(c.clients), control, c.control_socket, c.start_at, c.record_file,
                         c.sent_file, c.status_file, c.stall_timeout_s,
-                        c.p2p.model_dump() if c.p2p is not None else None)
+                        c.p2p.model_dump() if c.p2p is not None else None, c.map_resolver)
 
 
 class SourceNode:
@@ -89,6 +91,10 @@ class SourceNode:
         else:
             self.sender = Sender(conf.mode, src_eid=conf.eid, src_port=conf.src_port, stream_id=conf.stream_id,
                                  service=conf.service)
+        self.mapper: MapperSocket | None = None
+        if conf.mode == "corecast-src":  # the source reads the mapping system itself (testbed/stream/srcmap.py)
+            self.mapper = MapperSocket(SourceMapper(conf.eid, conf.map_resolver, conf.stream_id), conf.eid)
+            self.sender.resolve = self.mapper.group
         self.pacer: Pacer | None = None
         self.protocol = ControlProtocol(self.destinations, self.next_seq)
         self.control = ControlServer(self.protocol, log)
@@ -116,6 +122,8 @@ class SourceNode:
             info: dict = {"eid": conf.eid, "src_port": conf.src_port}
             if conf.mode == "p2p":
                 info["tracker_port"] = self.sender.open()
+            if self.mapper is not None:
+                self.mapper.open()
             if conf.control_udp:
                 info["control_port"] = self.control.open_udp(*conf.control_udp)
                 info["control_addr"] = conf.control_udp[0]
@@ -190,6 +198,10 @@ class SourceNode:
         self.pacer = Pacer(self.rate, start)
         for eid, port in conf.clients:
             self.destinations.join(eid, port, start, 0)
+        if self.mapper is not None:  # resolve the first clients before the first chunk (bounded)
+            left = self.mapper.warm(list(self.destinations.items()), min(10.0, max(3.0, start - now)))
+            log.info("corecast-src: %d of %d clients resolved before the stream", len(conf.clients) - left,
+                     len(conf.clients))
         self.state = "waiting" if start > now else "streaming"
         log.info("streaming %s, %s mode, %d clients, %.2f chunks/s, %s chunks, start in %.3f s",
                  self.producer.description, conf.mode, len(conf.clients), self.rate,
@@ -250,6 +262,8 @@ class SourceNode:
         """Stop the producer, write the record and final status, close sockets."""
         if self.producer is not None:
             self.producer.close()
+        if self.mapper is not None:
+            self.mapper.close()
         if self._sent_fh:
             self._sent_fh.close()
         conf = self.conf

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from testbed.modes.base import Mode
-from testbed.modes.lisp import CoreCastBatchMode, CoreCastMode, UnicastMode
+from testbed.modes.lisp import CoreCastBatchMode, CoreCastMode, CoreCastSrcMode, UnicastMode
 from testbed.nodeutil import ConfigError
 
 MODES: dict[str, type[Mode]] = {}
@@ -36,7 +36,7 @@ def register(cls: type[Mode]) -> type[Mode]:
     return cls
 
 
-for _cls in (UnicastMode, CoreCastMode, CoreCastBatchMode):
+for _cls in (UnicastMode, CoreCastMode, CoreCastBatchMode, CoreCastSrcMode):
     register(_cls)
 
 

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from testbed.modemodels import MODELS
 from testbed.modes.base import Mode
+from testbed.nodeutil import ConfigError
 
 
 class UnicastMode(Mode):
@@ -32,3 +35,36 @@ class CoreCastBatchMode(Mode):
     description = "corecast, the ITR sends one REF-LIST per ETR instead of a REF per client"
     model = MODELS["corecast-batch"]
     source_mode = "corecast-batch"
+
+
+class CoreCastSrcMode(Mode):
+    """CoreCast with the source reading the mapping system: one DATA and one REF-LIST per ETR, named by S.
+
+    The source's Map-Requests travel natively to the Map-Resolver and the replies back
+    to its EID: :meth:`start` routes the source EID (a /32) from the core router to the
+    source AS's border router, what "S has read access to the mapping system" needs in
+    this addressing plan (star core only). Control traffic (UDP 4342) is counted apart
+    from LISP data on every link, as the xTRs' is.
+    """
+
+    name = "corecast-src"
+    description = "the source resolves its clients and sends one DATA + one REF-LIST per ETR"
+    model = MODELS["corecast-src"]
+    source_mode = "corecast-src"
+
+    def source_config(self) -> dict[str, Any]:
+        """The mode and the Map-Resolver the source asks."""
+        out: dict[str, Any] = {"mode": self.source_mode}
+        if self.network is not None:
+            out["map_resolver"] = self.network.plan.ms_ip
+        return out
+
+    def start(self) -> None:
+        """Route the source EID from the core router to the source AS's border router (star core)."""
+        if self.network is None:
+            return
+        plan = self.network.plan
+        if plan.transit:
+            raise ConfigError("mode corecast-src needs core=star (the source's route to the Map-Resolver)")
+        node = self.network.tb.node(plan.core)
+        node.cmd(f"ip route replace {plan.source_eid}/32 via {plan.source_as.rloc}")

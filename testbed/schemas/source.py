@@ -88,6 +88,8 @@ class SourceSchema(NodeBase):
     sent_file: OutPath | None = None
     p2p: SourceP2P | None = None
     """Mode p2p: the tracker and the push (testbed.schemas.peer.SourceP2P; defaults when absent)."""
+    map_resolver: IPv4 | None = None
+    """Mode corecast-src: the Map-Resolver the source asks for its clients' mappings (testbed.stream.srcmap)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "SourceSchema":
@@ -95,6 +97,8 @@ class SourceSchema(NodeBase):
             raise ValueError("give 'chunks' or 'duration_s', not both")
         if self.mode.startswith("corecast") and self.service is None:
             raise ValueError(f"{self.mode} mode needs 'service' (the ITR's CoreCast service address)")
+        if self.mode == "corecast-src" and self.map_resolver is None:
+            raise ValueError("corecast-src mode needs 'map_resolver' (the source resolves its clients itself)")
         if self.content == "ffmpeg" and self.bitrate < MIN_FFMPEG_BITRATE:
             raise ValueError(f"content ffmpeg needs bitrate >= {MIN_FFMPEG_BITRATE}, got {self.bitrate}")
         check_chunk_bytes(self.content, self.chunk_bytes)

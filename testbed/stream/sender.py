@@ -9,6 +9,11 @@
 
 * corecast-batch (issue 15): as corecast, each REF with flag B (0x40): the ITR
   may batch the REFs of one chunk into one REF-LIST per ETR.
+* corecast-src (issue 15): the DATA, then per capable ETR its REF-LISTs (split
+  at 238 entries, the first with flag D, each naming the ETR's RLOC), all to the
+  service address; REFs with flag B for clients not resolved yet; a unicast
+  datagram per client of a non-capable site. The grouping comes from
+  :attr:`Sender.resolve` (:meth:`testbed.stream.srcmap.MapperSocket.group`).
 
 All datagrams of a chunk are returned in the order they must go out.
 """
@@ -20,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from testbed.wire.constants import CORECAST_PORT, IPV4_HEADER, UDP_HEADER
-from testbed.wire.corecast import FLAG_BATCH, chunk_hash, encode_data, encode_ref
+from testbed.wire.corecast import (FLAG_BATCH, FLAG_DATA_FIRST, chunk_hash, encode_data, encode_ref,
+                                   encode_ref_list, ref_list_capacity, split_entries)
 
-MODES = ("unicast", "corecast", "corecast-batch")
+MODES = ("unicast", "corecast", "corecast-batch", "corecast-src")
 Datagram = tuple[bytes, str, int]
 """(UDP payload, destination IP, destination UDP port)."""
 
@@ -62,7 +68,10 @@ class Sender:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if mode != "unicast" and service is None:
             raise ValueError(f"{mode} mode needs the ITR's service address")
-        self.ref_flags = FLAG_BATCH if mode == "corecast-batch" else 0
+        self.ref_flags = FLAG_BATCH if mode in ("corecast-batch", "corecast-src") else 0
+        self.resolve = None
+        """corecast-src: destinations -> (lists by ETR RLOC, non-capable, unresolved) (see testbed.stream.srcmap)."""
+        self.list_capacity = ref_list_capacity()
         self.mode = mode
         self.stream_id = stream_id
         self.src_eid = src_eid
@@ -90,6 +99,22 @@ class Sender:
         data = encode_data(self.stream_id, wire_seq, chunk)
         out = [(data, addr, port)]
         self.counters.add("data", len(data))
+        if self.mode == "corecast-src":
+            if self.resolve is None:
+                raise ValueError("corecast-src needs Sender.resolve")
+            lists, unicast, destinations = self.resolve(destinations)
+            for rloc, entries in lists.items():
+                etr = socket.inet_aton(rloc)
+                flags = FLAG_DATA_FIRST
+                for part in split_entries(entries, self.list_capacity):
+                    msg = encode_ref_list(self.stream_id, wire_seq, digest, etr, self._src_raw, self.src_port, part,
+                                          flags)
+                    flags = 0
+                    out.append((msg, addr, port))
+                    self.counters.add("ref-list", len(msg))
+            for eid, dport in unicast:
+                out.append((chunk, eid, dport))
+                self.counters.add("unicast", len(chunk))
         cache = self._raw_cache
         for eid, dport in destinations:
             raw = cache.get(eid)
