@@ -42,7 +42,7 @@ def plot_attack(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
     attacks = list(dict.fromkeys(rows["attack"].astype(str)))
     settings = [d for d in ORDER if d in set(rows["defence"])] + sorted(set(rows["defence"]) - set(ORDER))
     floor = _floor(rows["amplification"])
-    top = max(float(rows["amplification"].max()), 1.0) * 4
+    top = max(float(rows["amplification"].max()), 1.0) * 6
     fig = Figure(figsize=(max(7.0, 1.25 * len(attacks) + 2), 4.8))
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(settings)
@@ -76,7 +76,7 @@ def plot_attack(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
                        rotation=20, ha="right")
     ax.set_ylabel("amplification (bytes reaching clients / bytes sent)")
     ax.set_title(_caption(df, run))
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     ax.grid(True, axis="y", which="major", alpha=0.3)
     return _save(fig, outdir, "attack")
 
@@ -90,4 +90,4 @@ def _caption(df: pd.DataFrame, run: dict) -> str:
     for _i, s in df[df["row_kind"] == "stream"].iterrows():
         parts.append(f"defence {s.get('defence')}: legit stream {int(s['delivered_chunks'])}/"
                      f"{int(s['expected_chunks'])} chunks, {int(s['corrupt_chunks'])} corrupt")
-    return title + ("\n" + "; ".join(parts) if parts else "")
+    return "\n".join([title, *parts])

@@ -26,8 +26,9 @@ def test_reference_run_complete_and_exact(name):
         return
     df = pd.read_csv(os.path.join(run_dir, "measurements.csv"))
     streams = df[df["expected_chunks"] > 0]
-    if name == "attack":  # the stream that must be whole: attacks 1-7 with the defence on (docs/security.md)
-        streams = streams[(streams["row_kind"] == "stream") & (streams["defence"] == "on")]
+    if name == "attack":  # streams that must be whole: attacks 1-7 with the defence on, all with on+sav
+        streams = streams[((streams["row_kind"] == "stream") & (streams["defence"] == "on"))
+                          | (streams["defence"] == "on+sav")]
     assert len(streams) > 0
     assert (streams["corrupt_chunks"] == 0).all()
     if name != "join":  # join rows are per joined client, each with its own expected count
@@ -61,6 +62,6 @@ def test_attack_reference_shows_what_the_defence_buys():
     attacks = df[df["row_kind"] == "attack"].pivot_table(index="attack", columns="defence", values="reached_packets")
     assert len(attacks) == 8
     assert (attacks.drop(index="forged-spoof")["on"] == 0).all()  # forged-spoof: open (docs/security.md)
-    assert (attacks["off"] > 0).all()
+    assert (attacks["on+sav"] == 0).all() and (attacks["off"] > 0).all()
     amp = df[df["row_kind"] == "attack"].pivot_table(index="attack", columns="defence", values="amplification")
     assert amp.loc["etr-outsider", "off"] > 16 and amp.loc["oversized", "off"] > 90
