@@ -150,16 +150,10 @@ def validate(params: dict[str, Any]) -> None:
                           "root router")
     if params["ases"] < 2:
         raise ConfigError("ases must be at least 2: the rogue host's AS is not the one attacked")
-    if not 1 <= params["refs"] <= 5000:
-        raise ConfigError(f"refs must be within 1..5000, got {params['refs']}")
-    if not 1500 <= params["big_chunk"] <= 65487:
-        raise ConfigError(f"big_chunk must be within 1500..65487 bytes, got {params['big_chunk']}")
-    if not 1 <= params["forged_rounds"] <= 1000:
-        raise ConfigError(f"forged_rounds must be within 1..1000, got {params['forged_rounds']}")
-    if not 10 <= params["rate_pps"] <= 100_000:
-        raise ConfigError(f"rate_pps must be within 10..100000, got {params['rate_pps']}")
-    if not 10 <= params["max_stream_s"] <= 600:
-        raise ConfigError(f"max_stream_s must be within 10..600, got {params['max_stream_s']}")
+    for key, low, high in (("refs", 1, 5000), ("big_chunk", 1500, 65487), ("forged_rounds", 1, 1000),
+                           ("rate_pps", 10, 100_000), ("max_stream_s", 10, 600)):
+        if not low <= params[key] <= high:
+            raise ConfigError(f"{key} must be within {low}..{high}, got {params[key]}")
 
 
 def _json(path: str) -> dict:

@@ -189,3 +189,22 @@ def test_attacker_hosts_in_the_plan_keep_eid_and_rloc_spaces_apart():
     assert all(len(n) <= 9 for n in topo.nodes())
     names = [info.get(k) for _a, _b, info in topo.links(withInfo=True) for k in ("intfName1", "intfName2")]
     assert all(len(n) <= 15 for n in names if n) and "outsider-eth0" in names and "core-eth4" in names
+
+
+@pytest.mark.parametrize("value, settings", [
+    ("off,on,sav", ["off", "on", "on+sav"]), (False, ["off"]), (True, ["on"]), ("both", ["on", "off"]),
+    ("sav", ["on+sav"]), ("on,on", ["on"])])
+def test_defence_settings(value, settings):
+    from experiments.attack import defences
+    assert defences(value) == settings
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["defence=maybe"], "defence must list"), (["ases=1"], "at least 2"), (["refs=0"], "refs must be within"),
+    (["big_chunk=70000"], "big_chunk"), (["core=tree"], "star core")])
+def test_attack_parameters_one_line_errors(sets, message):
+    from experiments import attack
+    from testbed.experiment import parse_experiment_params
+    from testbed.nodeutil import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        parse_experiment_params(attack, sets)
