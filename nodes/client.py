@@ -59,13 +59,15 @@ class ClientConfig:
     count_frames: bool
     rcvbuf: int
     player_app: str = "ffmpeg"
+    ssm: tuple[str, str] | None = None
 
 
 def parse_config(cfg: dict) -> ClientConfig:
     """Check a client config dict against :class:`testbed.schemas.client.ClientSchema`; ConfigError (one line)."""
     c = parse(ClientSchema, cfg)
     return ClientConfig(c.name, c.port, c.bind, list(c.eids), c.record_file, c.status_file, c.player,
-                        c.player_mode, c.player_file, c.count_frames, c.rcvbuf, c.player_app)
+                        c.player_mode, c.player_file, c.count_frames, c.rcvbuf, c.player_app,
+                        (c.ssm.source, c.ssm.group) if c.ssm else None)
 
 
 def vlc_command(as_root: bool | None = None) -> list[str]:
@@ -125,6 +127,7 @@ class ClientNode:
         self.state = "starting"
         self.frames: int | None = None
         self.error = ""
+        self.ssm_group = b""
 
     def open(self) -> dict:
         """Bind the socket, start the player if any; return ready-file info."""
@@ -140,6 +143,13 @@ class ClientNode:
             sock.bind((conf.bind, conf.port))
         except OSError as exc:
             raise ConfigError(f"cannot bind {conf.bind}:{conf.port}: {exc.strerror}") from None
+        if conf.ssm:  # mode lispmc: join (S,G) on the interface of the first EID (the kernel sends IGMPv3)
+            src, group = conf.ssm
+            iface = conf.eids[0] if conf.eids else "0.0.0.0"
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_SOURCE_MEMBERSHIP,
+                            socket.inet_aton(group) + socket.inet_aton(iface) + socket.inet_aton(src))
+            self.ssm_group = socket.inet_aton(group)
+            info["ssm"] = list(conf.ssm)
         if conf.player and conf.player_mode == "udp":
             # ffmpeg reads the datagrams from this very socket (pipe:FD); close() wakes it with
             # shutdown(SHUT_RD), which ffmpeg sees as the end of the input and finishes the file.
@@ -226,6 +236,9 @@ class ClientNode:
                 if t is None:
                     t = time.time()
                 n = len(data)
+                if dst == self.ssm_group:   # one multicast copy serves every EID of this host
+                    self._multicast(t, data, add)
+                    continue
                 if add:
                     add(t, dst, n, blake2b(data, digest_size=8).digest())
                 row = per_eid.get(dst)
@@ -251,6 +264,26 @@ class ClientNode:
                 self.write_status()
                 next_status = now + 1.0
         return 0
+
+    def _multicast(self, t: float, data: bytes, add) -> None:
+        """Count (and record) one (S,G) datagram for each EID the host serves."""
+        n = len(data)
+        digest = hashlib.blake2b(data, digest_size=8).digest()
+        for eid, row in self.per_eid.items():
+            if add:
+                add(t, eid, n, digest)
+            row[0] += 1
+            row[1] += n
+            if row[2] is None:
+                row[2] = t
+            row[3] = t
+        self.received += 1
+        self.bytes += n
+        if self.player and self.player.stdin:
+            try:
+                self.player.stdin.write(data)
+            except (BrokenPipeError, ValueError):
+                pass
 
     def _fail(self, message: str) -> int:
         self.state = "failed"

@@ -39,6 +39,7 @@ from testbed.lisp.corecast_etr import CoreCastEtr, itr_max_chunk
 from testbed.lisp.corecast_itr import CoreCastItr
 from testbed.lisp.dataplane import RESOLVE, SEND_RAW, WRITE_TUN, Encapsulator, Etr, Itr
 from testbed.lisp.mapcache import MapCache
+from testbed.lisp.multicast_etr import SEND_MCAST
 from testbed.lisp.xtrcontrol import XtrControl
 from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
 from testbed.schemas import parse
@@ -123,6 +124,11 @@ class XtrNode:
                        if svc else None)
         self.service: socket.socket | None = None
         self.service_other: socket.socket | None = None
+        self.lispmc = None  # signal-free multicast, RFC 8378 (nodes/lispmc_io.py)
+        if cfg.get("lispmc", True) and cfg.get("lan_if"):
+            from nodes.lispmc_io import LispMcIo
+            self.lispmc = LispMcIo(cfg, encap, self.log)
+            self.etr.multicast = self.lispmc.etr
         self.io = {"tun-read": 0, "tun-write": 0, "tun-write-error": 0, "raw-sent": 0, "raw-send-error": 0,
                    "lisp-in": 0, "control-in": 0, "control-out": 0, "service-in": 0}
         self.started = time.time()
@@ -144,6 +150,8 @@ class XtrNode:
         self.control = udp_socket(rloc, int(cfg.get("control_port", LISP_CONTROL_PORT)))
         self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+        if self.lispmc is not None:
+            self.lispmc.setup()
         svc = cfg.get("corecast_service")
         if svc:
             self.service_addr, port = svc["addr"], int(svc.get("port", CORECAST_PORT))
@@ -180,6 +188,8 @@ class XtrNode:
                     self.io["tun-write-error"] += 1
             elif kind == RESOLVE:
                 self.send_control(self.ctl.request(act[1], now))
+            elif kind == SEND_MCAST:
+                self.lispmc.send_lan(act[1])
 
     def send_control(self, sends: list[tuple[bytes, str, int]]) -> None:
         """Send control messages from the control socket."""
@@ -210,6 +220,8 @@ class XtrNode:
             out["corecast_itr"] = self.cc_itr.counters
         if self.cc_etr is not None:
             out["corecast_etr"] = self.cc_etr.counters
+        if self.lispmc is not None:
+            out["lispmc"] = self.lispmc.status()
         return out
 
     def serve(self, sock: socket.socket, cc_in: Any, buf: bytearray, view: memoryview, now: float,
@@ -236,6 +248,9 @@ class XtrNode:
         other = self.service_other.fileno() if self.service_other is not None else -1
         if other >= 0:
             poller.register(other, select.EPOLLIN)
+        mc_fds = self.lispmc.fds if self.lispmc is not None else {}
+        for fd in mc_fds:
+            poller.register(fd, select.EPOLLIN)
         now = time.monotonic()
         self.send_control(self.ctl.start(now))
         ready = False
@@ -251,6 +266,8 @@ class XtrNode:
             deadline = min(self.ctl.next_deadline(), next_status)
             if batching:
                 deadline = min(deadline, self.cc_itr.next_deadline())
+            if mc_fds:
+                deadline = min(deadline, self.lispmc.next_deadline())
             timeout = max(0.0, min(deadline - now, 0.5))
             try:
                 events = poller.poll(timeout)
@@ -282,15 +299,21 @@ class XtrNode:
                         except BlockingIOError:
                             break
                         self.io["control-in"] += 1
+                        if mc_fds and self.lispmc.on_control(msg, now, self):
+                            continue
                         sends, done = self.ctl.on_control(msg, addr[0], addr[1], now)
                         self.send_control(sends)
                         self.resolved(done, now)
+                elif fd in mc_fds:
+                    self.lispmc.on_readable(fd, now, self)
                 elif fd == other and cc_in is not None:
                     self.serve(self.service_other, cc_in, buf, view, now, False)
                 elif service is not None and cc_in is not None:
                     self.serve(service, cc_in, buf, view, now, True)
             if batching and now >= self.cc_itr.next_deadline():
                 self.do(self.cc_itr.poll(now), now)
+            if mc_fds and now >= self.lispmc.next_deadline():
+                self.lispmc.on_timer(now, self)
             if now >= self.ctl.next_deadline():
                 sends, done = self.ctl.on_timer(now)
                 self.send_control(sends)

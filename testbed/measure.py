@@ -154,7 +154,8 @@ class Network:
         if missing:
             raise RuntimeError(f"warm-up: {len(missing)} client ASes unreachable through LISP, e.g. {missing[0]}")
 
-    def client_daemons(self, tag: str, port: int, player: bool | str = False) -> list[ClientDaemon]:
+    def client_daemons(self, tag: str, port: int, player: bool | str = False,
+                       extra: dict[str, Any] | None = None) -> list[ClientDaemon]:
         """Receiver daemons for every client: one per host (a host may serve many EIDs).
 
         With ``player``, the first host serving a single EID also plays the stream
@@ -168,7 +169,7 @@ class Network:
         daemons = []
         for host, eids in by_host.items():
             cfg: dict[str, Any] = {"port": port, "bind": "0.0.0.0", "eids": eids,
-                                   "record_file": os.path.join(rec_dir, f"{host}.bin")}
+                                   "record_file": os.path.join(rec_dir, f"{host}.bin"), **(extra or {})}
             if player and len(eids) == 1:
                 cfg.update(player=True, player_mode="pipe", player_file=os.path.join(rec_dir, f"{host}-player.ts"),
                            player_app="vlc" if player == "vlc" else "ffmpeg")
@@ -187,7 +188,8 @@ class Network:
         tag = f"{self.label}-{spec.mode}"
         run = self.ctx.run
         plan = self.plan
-        clients = self._clients = self.client_daemons(tag, CLIENT_PORT, player=spec.extra.get("player") or False)
+        clients = self._clients = self.client_daemons(tag, CLIENT_PORT, player=spec.extra.get("player") or False,
+                                                      extra=self.mode(spec.mode_cls).client_config())
         self.tb.start_daemons(clients, timeout=30 + 0.1 * len(clients))
         cap = self._link_caps = None
         try:
@@ -266,13 +268,14 @@ class Network:
     def _source(self, tag: str, spec: StreamSpec) -> SourceDaemon:
         plan = self.plan
         cfg = {
-            **self.mode(spec.mode_cls).source_config(), "eid": plan.source_eid, "src_port": SOURCE_PORT, "stream_id": 1,
+            "eid": plan.source_eid, "src_port": SOURCE_PORT, "stream_id": 1,
             "chunk_bytes": spec.chunk_bytes, "bitrate": spec.bitrate, "speed": spec.speed, "chunks": spec.chunks,
             "content": spec.content, "service": {"addr": plan.service_addr, "port": 4340},
             "clients": [[eid, CLIENT_PORT] for _a, _h, eid in plan.clients()],
             "record_file": os.path.join(self.ctx.run.path, "records", tag, "source.csv"),
             "control": {"addr": "127.0.0.1", "port": 0},
         }
+        cfg.update(self.mode(spec.mode_cls).source_config())   # after the defaults: a mode may replace them
         if spec.extra.get("player"):
             cfg["sent_file"] = os.path.join(self.ctx.run.path, "records", tag, "sent.ts")
         cfg.update(spec.extra.get("source", {}))

@@ -229,6 +229,30 @@ class CoreCastSrcModel(CoreCastBatchModel):
         return 1 + sum((ref_lists(n) if c else n) for n, c in zip(clients_per_as, capable) if n)
 
 
+class LispMcModel(ModeModel):
+    """``lispmc``: signal-free LISP multicast (RFC 8378): the source's ITR sends one LISP-encapsulated copy of the
+    multicast packet, ``64 + P`` bytes, to each ETR with receivers (head-end replication), whatever the number
+    of receivers behind it and whether the AS is CoreCast-capable; S sends each chunk once (``28 + P``)."""
+
+    name = "lispmc"
+
+    def as_bytes(self, n: float, capable: bool, chunk_bytes: int) -> float:
+        """``64 + P`` for an AS with receivers, 0 without."""
+        return UNICAST_CORE_OVERHEAD + chunk_bytes if n else 0
+
+    def as_packets(self, n: int, capable: bool) -> int:
+        """One copy per AS with receivers."""
+        return 1 if n else 0
+
+    def source_as_bytes(self, k: int, chunk_bytes: int) -> int:
+        """``28 + P``: S sends each chunk once to the group."""
+        return UNICAST_EDGE_OVERHEAD + chunk_bytes
+
+    def source_as_packets(self, k: int) -> int:
+        """One datagram per chunk."""
+        return 1
+
+
 class IpmcModel(ModeModel):
     """``ipmc``: native IP multicast (PIM-SSM): one plain ``28 + P`` copy per link of the distribution tree.
 
@@ -290,7 +314,7 @@ class IpmcModel(ModeModel):
 
 
 MODELS: dict[str, ModeModel] = {m.name: m for m in (UnicastModel(), CoreCastModel(), CoreCastBatchModel(),
-                                                    CoreCastSrcModel(), IpmcModel())}
+                                                    CoreCastSrcModel(), LispMcModel(), IpmcModel())}
 """The model of each delivery mode, by name (:mod:`testbed.modes` ties each to its Mode class)."""
 
 MODES = tuple(MODELS)

@@ -81,6 +81,7 @@ def base_configs(tmp: str) -> dict[str, dict]:
                    "record_file": out("src.rec"), "sent_file": out("sent.ts"),
                    "p2p": {"asn": 0, "tracker_port": 4351, "params": p2p_params, "seed": 1}},
         "client": {**common, "name": "cl", "port": 6000, "bind": "0.0.0.0", "eids": ["10.1.0.10"],
+                   "ssm": {"source": "10.0.0.10", "group": "232.1.1.1"},
                    "record_file": out("cl.bin"), "player": True, "player_mode": "pipe", "player_file": out("p.ts"),
                    "count_frames": True, "rcvbuf": 1 << 20},
         "peer": {**common, "name": "p1", "asn": 1, "tracker": {"addr": "127.0.0.1", "port": 4351, "asn": 0},

@@ -17,6 +17,7 @@ from typing import Any
 
 from testbed.modes.base import Mode
 from testbed.modes.lisp import CoreCastBatchMode, CoreCastMode, CoreCastSrcMode, UnicastMode
+from testbed.modes.lispmc import LispMcMode
 from testbed.nodeutil import ConfigError
 
 MODES: dict[str, type[Mode]] = {}
@@ -36,7 +37,7 @@ def register(cls: type[Mode]) -> type[Mode]:
     return cls
 
 
-for _cls in (UnicastMode, CoreCastMode, CoreCastBatchMode, CoreCastSrcMode):
+for _cls in (UnicastMode, CoreCastMode, CoreCastBatchMode, CoreCastSrcMode, LispMcMode):
     register(_cls)
 
 
@@ -79,5 +80,5 @@ def selected_modes(params: dict[str, Any]) -> tuple[str, ...]:
     return tuple(m.name for m in parse_modes(params["modes"]))
 
 
-__all__ = ["DEFAULT_MODES", "MODES", "CoreCastMode", "Mode", "UnicastMode", "get_mode", "parse_modes",
+__all__ = ["DEFAULT_MODES", "LispMcMode", "MODES", "CoreCastMode", "Mode", "UnicastMode", "get_mode", "parse_modes",
            "register", "selected_modes"]

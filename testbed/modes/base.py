@@ -37,6 +37,10 @@ class Mode:
         """Keys of the source node's config that this mode sets."""
         return {"mode": self.source_mode}
 
+    def client_config(self) -> dict[str, Any]:
+        """Keys of every client node's config that this mode sets (none by default)."""
+        return {}
+
     def start(self) -> None:
         """Start what the routers need for this mode beyond the xTRs and mapping system (nothing by default).
 

@@ -12,7 +12,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from testbed.schemas import IPv4, Name, NodeBase, OutPath, Port
+from testbed.schemas import IPv4, Name, NodeBase, OutPath, Port, Strict
+
+
+class Ssm(Strict):
+    """A source-specific multicast channel (RFC 4607): source S and group G."""
+
+    source: IPv4
+    group: IPv4
 
 
 class ClientSchema(NodeBase):
@@ -29,6 +36,9 @@ class ClientSchema(NodeBase):
     player_file: OutPath | None = None
     count_frames: bool = True
     rcvbuf: int = Field(8 << 20, ge=4096, le=1 << 30)
+    ssm: Ssm | None = None
+    """(S, G): join this source-specific multicast channel (IP_ADD_SOURCE_MEMBERSHIP, mode lispmc); each of its
+    datagrams counts for every EID of ``eids`` (one copy per host, as multicast delivers)."""
 
     @model_validator(mode="after")
     def _player(self) -> "ClientSchema":

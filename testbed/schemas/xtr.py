@@ -67,6 +67,12 @@ class XtrConfig(NodeBase):
     """Packets queued per EID while its mapping is resolved."""
     outer_mtu: int = Field(1500, ge=MIN_OUTER_MTU, le=65535)
     tun_mtu: int = Field(TUN_MTU, ge=68, le=65535 - ENCAP_OVERHEAD)
+    lispmc: bool = True
+    """Signal-free LISP multicast (RFC 8378, docs/lispmc.md) on the LAN (needs lan_if; idle without SSM traffic)."""
+    lispmc_refresh_s: float = Field(0.5, gt=0, le=60)
+    """How often the ITR re-resolves an (S,G) it is sending (s)."""
+    lispmc_register_s: float = Field(10.0, gt=0, le=3600)
+    """How often the ETR re-registers the (S,G) it has receivers for (s)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "XtrConfig":
