@@ -48,9 +48,9 @@ def attach_first_octet_filter(sock: socket.socket, octet: int) -> None:
                              _SockFilter(0x06, 0, 0, 0xFFFF))
     prog = (_SockFilter * 4)(*prog, _SockFilter(0x06, 0, 0, 0))
     fprog = _SockFprog(4, ctypes.cast(prog, ctypes.POINTER(_SockFilter)))
+    # the kernel copies the program during setsockopt: ``prog`` only has to live until it returns
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(ctypes.string_at(ctypes.addressof(fprog),
                                                                                 ctypes.sizeof(fprog))))
-    sock._bpf_keepalive = (prog, fprog)  # type: ignore[attr-defined]
 
 
 def if_addr(sock: socket.socket, ifname: str) -> str:

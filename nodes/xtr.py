@@ -151,7 +151,11 @@ class XtrNode:
         self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
         if self.lispmc is not None:
-            self.lispmc.setup()
+            try:
+                self.lispmc.setup()
+            except OSError as exc:  # the unicast and CoreCast xTR must not depend on it
+                self.log.warning("lispmc (RFC 8378) disabled: %s", exc)
+                self.lispmc, self.etr.multicast = None, None
         svc = cfg.get("corecast_service")
         if svc:
             self.service_addr, port = svc["addr"], int(svc.get("port", CORECAST_PORT))
