@@ -135,3 +135,24 @@ def test_no_list_only_data_when_flag_clear():
     itr.on_service_message(DATA, S, 0.0)
     out = itr.on_service_message(src_list(RLOC["b"], ["10.2.0.1"], flags=0), S, 0.0)
     assert kinds(out) == [(RLOC["b"], 3)]
+
+
+def test_batch_idle_timer_keeps_a_slow_burst_in_one_list_up_to_ten_delays():
+    itr = make(site("b"), batch_delay=0.005)
+    itr.on_service_message(DATA, S, 0.0)
+    out = []
+    for i in range(8):  # one REF every 4 ms: never idle for 5 ms
+        now = 0.004 * i
+        out += itr.poll(now) + itr.on_service_message(bref(f"10.2.0.{i + 1}"), S, now)
+    assert kinds(out) == [(RLOC["b"], 1)]
+    assert itr.next_deadline() == pytest.approx(0.028 + 0.005)
+    out = itr.poll(0.033)
+    assert len(cc.decode(out[0][2][36:]).entries) == 8
+    assert itr.counters["list-hold-us"] == itr.counters["list-hold-max-us"] == 33000
+    itr.on_service_message(DATA, S, 1.0)
+    for i in range(20):  # a burst that never pauses is cut at 10 delays (50 ms) after its first entry
+        itr.on_service_message(bref(f"10.2.0.{i + 1}"), S, 1.0 + 0.003 * i)
+        got = itr.poll(1.0 + 0.003 * i)
+        if got:
+            break
+    assert i == 17 and len(cc.decode(got[0][2][36:]).entries) == 18

@@ -24,8 +24,12 @@ with flag B (the source asks for batching) to a capable site is not sent alone b
 ETR RLOC) for its chunk and Source EID/port (DATA still goes first, at once).
 A list is flushed when the next DATA of the stream arrives, when it holds
 ``ref_list_capacity(outer_mtu)`` entries, when a REF for another chunk or
-source needs its ETR, or ``batch_delay`` seconds after its first entry
-(:meth:`poll`; :meth:`next_deadline` tells the node loop when).
+source needs its ETR, or when no REF joined it for ``batch_delay`` seconds
+(an idle timer: a burst of REFs stays in one list however long it lasts), or at
+the latest ``10 x batch_delay`` after its first entry (:meth:`poll`;
+:meth:`next_deadline` tells the node loop when). What batching adds to the
+delivery delay is counted: 'list-hold-us' (sum over lists of the time from their
+first entry to their flush, microseconds) and 'list-hold-max-us'.
 
 REF-LIST from the source (mode ``corecast-src``): the source resolved its
 clients itself and names each list's ETR RLOC. The list's hash must be the
@@ -67,10 +71,11 @@ _LIST_TAIL = struct.Struct("!IHH")  # Source EID, Source Port, Count
 class _OpenList:
     """A REF-LIST being filled for one (stream, ETR RLOC): its chunk, source, entries and start time."""
 
-    __slots__ = ("cur", "src", "sport", "osport", "entries", "count", "since")
+    __slots__ = ("cur", "src", "sport", "osport", "entries", "count", "since", "last")
 
     def __init__(self, cur: "_Chunk", src: int, sport: int, osport: int, since: float) -> None:
         self.cur, self.src, self.sport, self.osport, self.since = cur, src, sport, osport, since
+        self.last = since
         self.entries = bytearray()
         self.count = 0
 
@@ -125,7 +130,7 @@ class CoreCastItr:
             "stale-ref", "cache-hit", "cache-miss", "flushed", "negative", "no-rloc", "data-sent", "ref-sent",
             "unicast-sent", "stream-evicted", "decode-truncated", "decode-bad-version", "decode-bad-length",
             "decode-unknown-type", "list-sent", "list-entries", "list-in", "list-fwd", "list-no-etr",
-            "list-too-long"), 0)
+            "list-too-long", "list-hold-us", "list-hold-max-us"), 0)
         self.pending = PendingQueues(self.counters, queue_limit, max_pending, pending_timeout)
         self._streams: dict[tuple[bytes, int], _Stream] = {}
         self._source_ok: dict[bytes, bool] = {}
@@ -239,8 +244,13 @@ class CoreCastItr:
         cur = lst.cur
         msg = (bytes((_LIST_FIRST, 0, 0, 0)) + cur.msg[4:12] + cur.digest + bytes(map(int, rloc.split(".")))
                + _LIST_TAIL.pack(lst.src, lst.sport, lst.count) + lst.entries)
-        self.counters["list-sent"] += 1
-        self.counters["list-entries"] += lst.count
+        counters = self.counters
+        counters["list-sent"] += 1
+        counters["list-entries"] += lst.count
+        hold = int((self._now - lst.since) * 1e6)
+        counters["list-hold-us"] += hold
+        if hold > counters["list-hold-max-us"]:
+            counters["list-hold-max-us"] = hold
         return (SEND_RAW, rloc, self.encap.header(rloc, len(msg), lst.osport, 0, 64, _CC_FLAGS) + msg)
 
     def _flush_stream(self, stream: _Stream) -> list[tuple]:
@@ -253,14 +263,16 @@ class CoreCastItr:
         """When :meth:`poll` next has a list to flush (monotonic seconds; inf if none is open)."""
         if not self._lists:
             return float("inf")
-        return min(lst.since for lst in self._lists.values()) + (self.batch_delay or 0.0)
+        delay = self.batch_delay or 0.0
+        return min(min(lst.last + delay, lst.since + 10 * delay) for lst in self._lists.values())
 
     def poll(self, now: float) -> list[tuple]:
         """Flush the lists open for ``batch_delay`` seconds or more."""
         if not self._lists:
             return []
-        limit = now - (self.batch_delay or 0.0)
-        keys = [k for k, lst in self._lists.items() if lst.since <= limit]
+        self._now = now
+        delay = self.batch_delay or 0.0
+        keys = [k for k, lst in self._lists.items() if lst.last + delay <= now or lst.since + 10 * delay <= now]
         return [self._list_message(self._lists.pop(k), k[1]) for k in keys]
 
     def flush(self) -> list[tuple]:
@@ -349,6 +361,7 @@ class CoreCastItr:
             lst = self._lists[key] = _OpenList(cur, src, sport, osport, self._now)
         lst.entries += _ENTRY.pack(dst, dport)
         lst.count += 1
+        lst.last = self._now
         if lst.count >= self.list_capacity:
             out.append(self._list_message(self._lists.pop(key), rloc))
         return out

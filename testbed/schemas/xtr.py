@@ -26,7 +26,7 @@ class CoreCastService(Strict):
     port: Port = CORECAST_PORT
     allowed_sources: list[Prefix] = Field(default_factory=list, max_length=1024)
     """Source EID prefixes whose messages the ITR accepts (from its own LAN)."""
-    batch_delay_s: float | None = Field(0.002, ge=0, le=1.0)
+    batch_delay_s: float | None = Field(0.005, ge=0, le=1.0)
     """Mode corecast-batch: the longest a REF with flag B waits in its ETR's REF-LIST (s; default chosen by
     measurement, docs/benchmarks.md); None sends every REF alone."""
 

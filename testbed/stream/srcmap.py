@@ -109,7 +109,7 @@ class SourceMapper:
     @property
     def outstanding(self) -> int:
         """Map-Requests waiting for a reply."""
-        return len(self.ctl.pending())
+        return len(self.ctl.pending)
 
 
 class MapperSocket:
