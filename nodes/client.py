@@ -35,6 +35,7 @@ from testbed.stream.content import count_frames
 from testbed.stream.records import ClientRecordWriter
 
 IP_PKTINFO = 8          # Linux, <linux/in.h>; socket.IP_PKTINFO only exists from Python 3.12
+IP_ADD_SOURCE_MEMBERSHIP = 39  # Linux, <linux/in.h>; not in Python 3.11's socket module
 SO_TIMESTAMPNS = 35     # Linux, <asm-generic/socket.h> (SCM_TIMESTAMPNS has the same value)
 SO_RXQ_OVFL = 40
 SO_RCVBUFFORCE = 33
@@ -146,7 +147,7 @@ class ClientNode:
         if conf.ssm:  # mode lispmc: join (S,G) on the interface of the first EID (the kernel sends IGMPv3)
             src, group = conf.ssm
             iface = conf.eids[0] if conf.eids else "0.0.0.0"
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_SOURCE_MEMBERSHIP,
+            sock.setsockopt(socket.IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP,   # struct ip_mreq_source: G, iface, S
                             socket.inet_aton(group) + socket.inet_aton(iface) + socket.inet_aton(src))
             self.ssm_group = socket.inet_aton(group)
             info["ssm"] = list(conf.ssm)

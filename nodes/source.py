@@ -77,6 +77,10 @@ def parse_config(cfg: dict) -> SourceConfig:
                         c.p2p.model_dump() if c.p2p is not None else None, c.map_resolver)
 
 
+MULTICAST_TTL = 64
+"""IP TTL of the lispmc stream's multicast datagrams (the default, 1, never leaves the source's LAN)."""
+
+
 class SourceNode:
     """The source's socket loop around the sans-I/O pieces."""
 
@@ -119,6 +123,8 @@ class SourceNode:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
             self.sock.bind((conf.eid, conf.src_port))
+            if conf.mode == "lispmc":  # RFC 8378: the ITR forwards (S,G) out of the site; TTL 1 would stay on the LAN
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
             info: dict = {"eid": conf.eid, "src_port": conf.src_port}
             if conf.mode == "p2p":
                 info["tracker_port"] = self.sender.open()

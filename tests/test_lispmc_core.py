@@ -175,3 +175,16 @@ def test_itr_ignores_foreign_replies_retries_and_flushes_its_queue():
     assert itr.counters["packets-in"] == 3
     with pytest.raises(ValueError):
         MulticastItr(rloc=RLOC0, map_resolver="x", encap=Encapsulator(RLOC0), refresh_s=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=1400), st.integers(0, 0xFFFF))
+def test_itr_completes_the_udp_checksum(payload, junk):
+    from testbed.lisp.multicast_itr import complete_udp_checksum
+    good = inner_packet(payload)
+    partial = bytearray(good)
+    partial[26:28] = junk.to_bytes(2, "big")            # what checksum offload leaves in the field
+    assert complete_udp_checksum(bytes(partial)) == good
+    frag = bytearray(good)
+    frag[6] = 0x20                                      # a fragment: left alone
+    assert complete_udp_checksum(bytes(frag)) == bytes(frag)

@@ -26,7 +26,7 @@ import random
 import socket
 import struct
 
-from testbed.lisp.dataplane import SEND_RAW, Encapsulator
+from testbed.lisp.dataplane import SEND_RAW, Encapsulator, sum16
 from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.wire.constants import LISP_CONTROL_PORT
 from testbed.wire.errors import DecodeError
@@ -35,6 +35,23 @@ from testbed.wire.lispctrl.lcaf import parse_rle, sg_of_prefix, sg_prefix
 
 Send = tuple[bytes, str, int]
 _HDR = struct.Struct("!BBH4xBB2xII")   # vihl, tos, total, ttl, proto, src, dst
+
+
+def complete_udp_checksum(pkt: bytes | memoryview) -> bytes:
+    """Return the IPv4 packet ``pkt`` with its UDP checksum computed (other packets unchanged).
+
+    A packet socket sees the source host's datagram before checksum offload is done
+    (veth: CHECKSUM_PARTIAL, only the pseudo-header sum in the field), so the ITR
+    completes it before sending the packet out of the site (RFC 768)."""
+    ihl = (pkt[0] & 0x0F) * 4
+    total = (pkt[2] << 8) | pkt[3]
+    if pkt[9] != 17 or (pkt[6] & 0x3F) or pkt[7] or total < ihl + 8 or total > len(pkt):
+        return bytes(pkt)
+    out = bytearray(pkt[:total])
+    out[ihl + 6:ihl + 8] = b"\0\0"
+    r = (sum16(bytes(out[12:20]) + bytes((0, 17)) + (total - ihl).to_bytes(2, "big")) + sum16(out[ihl:])) % 0xFFFF
+    out[ihl + 6:ihl + 8] = (0xFFFF - r).to_bytes(2, "big")
+    return bytes(out)
 
 
 def _int(addr: str) -> int:
@@ -175,7 +192,7 @@ class MulticastItr:
             return []
         sport = 0xC000 | (hash(key) & 0x3FFF)
         header = self.encap.header
-        data = bytes(pkt)
+        data = complete_udp_checksum(pkt)
         self.counters["replicated"] += len(rlocs)
         return [(SEND_RAW, rloc, header(rloc, total, sport, tos, ttl or 1) + data) for rloc in rlocs]
 
