@@ -276,3 +276,27 @@ def test_measure_does_not_import_experiment():
     from testbed.experiment import Context
     from testbed.measure import RunContext
     assert all(hasattr(Context, m) for m in ("sub_progress",)) and RunContext.__name__ == "RunContext"
+
+
+def test_clean_force_stops_live_runs_sigterm_first_then_sigkill(tmp_path, monkeypatch):
+    from testbed.net import clean as C
+    monkeypatch.setattr(registry, "REGISTRY_DIR", str(tmp_path))
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time, sys; "
+                                 "signal.signal(signal.SIGTERM, lambda *a: None); print('ok', flush=True); "
+                                 "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert stubborn.stdout.readline().strip() == "ok"
+    try:
+        for p in (polite, stubborn):
+            with open(tmp_path / f"{p.pid}.json", "w") as fh:
+                json.dump({"pid": p.pid, "rundir": str(tmp_path), "id": f"id{p.pid}", **registry.identity(p.pid)}, fh)
+        t0 = time.monotonic()
+        stopped = C.stop_live_runs(wait=1.0)
+        assert sorted(e["pid"] for e in stopped) == sorted([polite.pid, stubborn.pid])
+        assert polite.wait(5) == -signal.SIGTERM and stubborn.wait(5) == -signal.SIGKILL
+        assert time.monotonic() - t0 < 5
+    finally:
+        for p in (polite, stubborn):
+            if p.poll() is None:
+                p.kill()
+                p.wait()

@@ -172,7 +172,8 @@ def mark_incomplete(entry: dict) -> bool:
 
 
 def stop_live_runs(wait: float = 60.0) -> list[dict]:
-    """SIGTERM the owners of live runs of this registry (they tear down by themselves); wait for them."""
+    """SIGTERM the owners of live runs of this registry (they tear down by themselves); SIGKILL any that
+    is still alive after ``wait`` seconds."""
     live = [e for e in registry.entries() if registry.owner_state(e) == "alive" and int(e["pid"]) != os.getpid()]
     for e in live:
         try:
@@ -182,6 +183,12 @@ def stop_live_runs(wait: float = 60.0) -> list[dict]:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and any(registry.owner_state(e) == "alive" for e in live):
         time.sleep(0.1)
+    for e in live:  # a run that did not tear down in time is killed; its leftovers are cleaned next
+        if registry.owner_state(e) == "alive":
+            try:
+                os.kill(int(e["pid"]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     return live
 
 
