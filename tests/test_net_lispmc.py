@@ -1,0 +1,112 @@
+"""Namespace tests of signal-free LISP multicast (RFC 8378, mode lispmc) through real xTRs and Map-Server."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import corecast, leftovers
+from nethelpers import lisp_testbed, status, wait_for
+
+pytestmark = pytest.mark.net
+
+S_G = "10.0.0.10,232.1.1.1"
+SENDER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5000))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 64)
+out = open(sys.argv[2], "w")
+t0 = time.time()
+for seq in range(int(sys.argv[3])):
+    time.sleep(max(0.0, t0 + seq * 0.05 - time.time()))
+    out.write(f"{seq} {time.time():.6f}\\n"); out.flush()
+    s.sendto(seq.to_bytes(4, "big") + bytes(996), ("232.1.1.1", 6000))
+"""
+RECEIVER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 6000))
+s.setsockopt(socket.IPPROTO_IP, 39, socket.inet_aton("232.1.1.1") + socket.inet_aton(sys.argv[1])
+             + socket.inet_aton(sys.argv[2]))
+out = open(sys.argv[3], "w")
+s.settimeout(0.2)
+end = time.time() + float(sys.argv[4])
+while time.time() < end:
+    try:
+        data = s.recv(2000)
+    except socket.timeout:
+        continue
+    out.write(f"{int.from_bytes(data[:4], 'big')} {time.time():.6f}\\n"); out.flush()
+"""
+
+
+def test_smoke_lispmc_every_chunk_and_bytes_equal_the_model(tmp_path):
+    out = tmp_path / "smoke"
+    res = corecast("run", "smoke", "--out", str(out), "--set", "modes=lispmc,unicast", "--set", "ases=3",
+                   "--set", "clients=2", "--set", "chunks=100", "--set", "speed=10", timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    df = pd.read_csv(out / "measurements.csv").set_index("mode")
+    row = df.loc["lispmc"]
+    assert row.delivered_chunks == row.expected_chunks == 100 * 6 and row.corrupt_chunks == 0
+    assert row.core_bytes == row.model_core_bytes == 100 * 3 * (64 + 1316)      # j (64 + P) per chunk
+    assert row.interdomain_bytes == 2 * 100 * 3 * (64 + 1316)                 # uplink + one copy down each AS
+    links = pd.read_csv(out / "links.csv")
+    mc = links[links["mode"] == "lispmc"]
+    assert (mc["bytes"] == mc["model_bytes"]).all() and mc["bytes"].sum() == row.interdomain_bytes
+    assert df.loc["unicast", "core_bytes"] == 100 * 6 * (64 + 1316)
+    assert leftovers() == ([], [])
+
+
+def _rows(path) -> list[tuple[int, float]]:
+    try:
+        return [(int(a), float(b)) for a, b in (line.split() for line in open(path) if line.strip())]
+    except OSError:
+        return []
+
+
+def test_join_mid_stream_leave_and_stats_ms(tmp_path):
+    rundir = str(tmp_path / "run")
+    os.makedirs(rundir)
+    for name, code in (("send.py", SENDER), ("recv.py", RECEIVER)):
+        (tmp_path / name).write_text(code)
+    with lisp_testbed(rundir, ases=2, clients=1) as (tb, plan):
+        (h1, e1), (h2, e2) = [(h, e) for _a, h, e in plan.clients()]
+        py = sys.executable
+        r1 = tb.node(h1).popen([py, str(tmp_path / "recv.py"), e1, plan.source_eid, str(tmp_path / "r1"), "14"])
+        assert wait_for(lambda: S_G in status(rundir, "ms").get("multicast", {}), 10)
+        src = tb.node(plan.source_host).popen([py, str(tmp_path / "send.py"), plan.source_eid,
+                                               str(tmp_path / "sent"), "240"])        # 12 s at 20 chunks/s
+        time.sleep(3.0)
+        r2 = tb.node(h2).popen([py, str(tmp_path / "recv.py"), e2, plan.source_eid, str(tmp_path / "r2"), "4"])
+        assert wait_for(lambda: status(rundir, "ms").get("multicast", {}).get(S_G, {}).get("size") == 2, 5)
+        landed = time.time()          # the second ETR's registration is in the Map-Server (status: 1 s grain)
+        stats = corecast("stats", "ms", "--run", rundir, check=True).stdout
+        assert json.loads(stats)["multicast"][S_G] == {"rlocs": sorted([plan.client_ases[0].rloc,
+                                                                        plan.client_ases[1].rloc]),
+                                                       "size": 2, "sites": ["as1", "as2"]}
+        r2.wait(timeout=20)           # receiver 2 leaves after 4 s: its ETR deregisters (S,G)
+        left = time.time()
+        assert wait_for(lambda: status(rundir, "ms").get("multicast", {}).get(S_G, {}).get("size") == 1, 5)
+        src.wait(timeout=30)
+        r1.wait(timeout=30)
+        x2 = status(rundir, "x2")["lispmc"]
+        x0 = status(rundir, "x0")["lispmc"]
+    sent = dict(_rows(tmp_path / "sent"))
+    got1 = [s for s, _ in _rows(tmp_path / "r1")]
+    got2 = _rows(tmp_path / "r2")
+    assert got1 == sorted(sent)[:len(got1)] and len(got1) >= 230               # receiver 1: every chunk, in order
+    seqs2 = [s for s, _ in got2]
+    assert seqs2 == list(range(seqs2[0], seqs2[-1] + 1))                        # no gap after the first
+    # from the next chunk on after the registration landed (+ the ITR's 0.5 s re-resolution and 1 s status grain)
+    assert sent[seqs2[0]] <= landed + 0.5 + 0.3
+    assert left - sent[seqs2[-1]] < 0.5                                          # it received until it left
+    assert x2["etr"]["join"] == 1 and x2["etr"]["leave"] == 1
+    assert x2["etr"]["no-receivers"] <= 0.8 / 0.05 + 2                            # copies still in flight
+    assert x0["itr"]["list-changed"] >= 3 and x0["replication_lists"] == {S_G: 1}
+    assert leftovers() == ([], [])
