@@ -226,6 +226,9 @@ class XtrNode:
             out["corecast_etr"] = self.cc_etr.counters
         if self.lispmc is not None:
             out["lispmc"] = self.lispmc.status()
+        # CoreCast chunks held: one current chunk per stream at the ITR, per (ITR, stream) and quarantined at the ETR
+        out["corecast_chunks"] = ((len(self.cc_itr) if self.cc_itr is not None else 0)
+                                  + (len(self.cc_etr) + self.cc_etr.quarantined if self.cc_etr is not None else 0))
         return out
 
     def serve(self, sock: socket.socket, cc_in: Any, buf: bytearray, view: memoryview, now: float,

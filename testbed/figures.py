@@ -416,6 +416,18 @@ for _name in ("p2p", "p2p-upload", "channel-change"):
     PLOTTERS[_name] = _plot_p2p(_name)
 
 
+def _plot_compare(name: str) -> Callable[[pd.DataFrame, dict, str], list[str]]:
+    """The compare or loss experiment's figure: see :mod:`testbed.figures_compare` (imported on use)."""
+    def plot(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
+        import testbed.figures_compare as f
+        return getattr(f, f"plot_{name}")(df, run, outdir)
+    return plot
+
+
+for _name in ("compare", "loss"):
+    PLOTTERS[_name] = _plot_compare(_name)
+
+
 def plot_run(path: str) -> list[str]:
     """Regenerate the figures of one run directory; FigureError if it cannot.
 

@@ -26,6 +26,7 @@ from testbed.net.links import delta as link_delta
 from testbed.net.network import Testbed
 from testbed.params import topo_params
 from testbed.results import LINKS_CSV
+from testbed.routerstate import router_state
 
 
 
@@ -364,14 +365,18 @@ class Network:
             "itr_drops": count_drops(itr_status),
             "etr_drops": sum(count_drops(_json(d.config["status_file"])) for d in etrs),
         }
+        row.update(router_state(self.tb.daemons)[0])  # testbed.routerstate: the state_* columns
         caps = self._link_caps.counts() if self._link_caps is not None else {}
         row.update(link_columns(write_link_rows(
             os.path.join(self.ctx.run.path, LINKS_CSV), self.link_counters.links, self.last_links, model_links,
             {"experiment": self.ctx.experiment, "point": self.label, "mode": spec.mode,
              "stream": f"{self.streams}:{tag}"}, caps)))
         uplink = self.last_links[core_shape(plan).source_uplink]
-        row["links_capture_mismatches"] += int((uplink.bytes, uplink.packets)
-                                              != (totals.lisp_data_bytes, totals.lisp_data_packets))
+        if spec.mode_cls.link_data_match:  # native data (ipmc): no LISP on the uplink; its counter measures it
+            row["core_bytes"], row["core_packets"] = uplink.bytes, uplink.packets
+        else:
+            row["links_capture_mismatches"] += int((uplink.bytes, uplink.packets)
+                                                  != (totals.lisp_data_bytes, totals.lisp_data_packets))
         row["links_capture_dropped"] = self._link_caps.dropped if self._link_caps is not None else 0
         if spec.extra.get("player"):
             row.update(self._player_frames(tag, source))

@@ -40,6 +40,9 @@ With every AS capable and ``gamma = k / j`` clients in each, the savings are
 ``gamma* = (P+48) / (P-4)`` (1.04 for P = 1316) and tend to ``1 - 68/(64+P)``.
 See docs/model.md for the derivation and worked numbers.
 
+Loss on core links (per client and correlated per AS): :func:`loss_prediction`
+(:mod:`testbed.lossmodel`).
+
 Each mode's formulas live in one :class:`ModeModel` subclass registered in
 :data:`MODELS`; the functions taking a ``mode`` name look it up there.
 """
@@ -49,6 +52,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from testbed.lossmodel import LOSS_MESSAGES, LossPrediction  # noqa: F401  (re-exported: loss on core links)
+from testbed.lossmodel import predict as loss_prediction  # noqa: F401
 from testbed.modemodels import (  # noqa: F401  (re-exported: the model's public names)
     DATA_CORE_OVERHEAD,
     DATA_SOURCE_OVERHEAD,

@@ -74,6 +74,16 @@ def synthetic(name: str) -> pd.DataFrame:
             name, [10] * 3, join_delay_s=(12 if m == "p2p" else 0.02) + rnd.uniform(0, 3 if m == "p2p"
                                                                                                else .03))
                 for m in ("unicast", "corecast", "p2p") for _ in range(8)]
+    elif name == "compare":  # issue 12: modes x gamma on two cores, joins, router state (testbed.figures_compare)
+        rows = [_row(name, m, [g] * 4, part="bytes", core=c, interdomain_bytes=2 * g * 4 * 1380 * 100,
+                     model_interdomain_bytes=2 * g * 4 * 1380 * 100, state_map_cache=5, state_cc_chunks=5,
+                     state_repl_entries=0, state_mroutes=0) for c in ("star", "tree") for g in (1, 10) for m in both]
+        rows += [_row(name, m, [10] * 4, part="join", cache=c, join_delay_s=0.01, interdomain_bytes=1,
+                      model_interdomain_bytes=1) for m in both for c in ("cold", "warm")]
+    elif name == "loss":  # issue 12: per-client loss and its correlation against the loss rate
+        rows = [_row(name, m, [10] * 4, loss_permille=lp, client_loss_mean=lp / 1000, client_loss_min=0.0,
+                     client_loss_max=lp / 500, model_client_loss=lp / 1000, corr_within_as=0.5, corr_across_as=0.0,
+                     model_corr_within=0.5) for m in both for lp in (0, 1, 10, 50)]
     else:
         raise KeyError(name)
     return pd.DataFrame(rows)
