@@ -118,8 +118,9 @@ class PeerHost:
                     t = core.next_wakeup()
                 if t < wake:
                     wake = t
-            if now >= next_status and self.cfg.status_file:
-                write_json_atomic(self.cfg.status_file, self.status())
+            if now >= next_status:  # every second, status file or not (else the wait below would be 0)
+                if self.cfg.status_file:
+                    write_json_atomic(self.cfg.status_file, self.status())
                 next_status = now + 1.0
             for key, _ in self.sel.select(max(0.0, min(wake, next_status) - time.time())):
                 h = key.data
