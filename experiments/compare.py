@@ -47,7 +47,10 @@ def validate(params: dict[str, Any]) -> None:
         raise ConfigError(f"cores must list star and/or tree once each, got '{params['cores']}'")
     params["cores"] = cores
     t = params["tree_transit"]
-    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= min(params["ases"], MAX_TRANSIT):
+    if t == DEFAULTS["tree_transit"]:  # the default fits small runs too
+        t = params["tree_transit"] = min(t, params["ases"])
+    bad = isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= min(params["ases"], MAX_TRANSIT)
+    if "tree" in cores and bad:
         raise ConfigError(f"tree_transit must be a whole number within 1..{min(params['ases'], MAX_TRANSIT)}, "
                           f"got '{t}'")
     if not 0 <= params["join_reps"] <= join_exp.MAX_REPS:

@@ -68,6 +68,7 @@ def plot_compare(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
     axes[0].legend(fontsize=7, ncol=2)
     _join_panel(axes[2], df[part == "join"], modes, color)
     _state_panel(axes[3], b)
+    fig.subplots_adjust(hspace=0.35)
     fig.suptitle(_caption(b, run), fontsize=10)
     return _save(fig, outdir, "compare")
 
