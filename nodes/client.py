@@ -144,9 +144,9 @@ class ClientNode:
             sock.bind((conf.bind, conf.port))
         except OSError as exc:
             raise ConfigError(f"cannot bind {conf.bind}:{conf.port}: {exc.strerror}") from None
-        if conf.ssm:  # mode lispmc: join (S,G) on the interface of the first EID (the kernel sends IGMPv3)
+        if conf.ssm:  # mode lispmc: join (S,G) on the interface the group routes out of (the kernel sends IGMPv3)
             src, group = conf.ssm
-            iface = conf.eids[0] if conf.eids else "0.0.0.0"
+            iface = "0.0.0.0"  # not an EID: on a host serving a block of EIDs they are local routes, not the LAN
             sock.setsockopt(socket.IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP,   # struct ip_mreq_source: G, iface, S
                             socket.inet_aton(group) + socket.inet_aton(iface) + socket.inet_aton(src))
             self.ssm_group = socket.inet_aton(group)
