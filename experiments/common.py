@@ -68,14 +68,14 @@ def check_links(r: dict[str, Any], where: str, tolerance: float = 0.001) -> list
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The summary table: mode, k, j, gamma, core MB, model MB, savings %, delivered."""
-    head = f"{'point':<10} {'mode':<9} {'k':>6} {'j':>4} {'gamma':>7} {'core MB':>10} {'model MB':>10} " \
+    head = f"{'point':<10} {'mode':<14} {'k':>6} {'j':>4} {'gamma':>7} {'core MB':>10} {'model MB':>10} " \
            f"{'savings':>8} {'delivered':>17}"
     lines = [head, "-" * len(head)]
     unicast = {r["point"]: r["core_bytes"] for r in rows if r["mode"] == "unicast"}
     for r in rows:
         base = unicast.get(r["point"])
         saving = f"{100 * (1 - r['core_bytes'] / base):7.1f}%" if base and r["mode"] != "unicast" else f"{'-':>8}"
-        lines.append(f"{r['point']:<10} {r['mode']:<9} {r['clients']:>6} {r['active_ases']:>4} {r['gamma']:>7.2f} "
+        lines.append(f"{r['point']:<10} {r['mode']:<14} {r['clients']:>6} {r['active_ases']:>4} {r['gamma']:>7.2f} "
                      f"{r['core_bytes'] / 1e6:>10.3f} {r['model_core_bytes'] / 1e6:>10.3f} {saving} "
                      f"{r['delivered_chunks']:>8}/{r['expected_chunks']:<8}")
     return "\n".join(lines)
