@@ -127,6 +127,30 @@ def _frame(payload: bytes) -> bytes:
                                 payload)
 
 
+def _from_the_cores() -> list[bytes]:
+    """What the lispmc ETR, ITR and Map-Server really send: a join register, an ECM (S,G) request, the reply."""
+    import random
+
+    from testbed.lisp.dataplane import Encapsulator
+    from testbed.lisp.mapserver import MapServer, Site
+    from testbed.lisp.multicast_etr import MulticastEtr
+    from testbed.lisp.multicast_itr import MulticastItr
+    from testbed.wire.igmp import ALLOW, build_v3_report
+    etr = MulticastEtr(rloc="192.0.2.1", eid_prefixes=["10.1.0.0/16"], map_server="203.0.113.100", key=b"k",
+                       rng=random.Random(1))
+    hdr = bytes.fromhex("4600002c00000000010200000a010005e0000016") + bytes.fromhex("94040000")
+    igmp = build_v3_report([(ALLOW, "232.1.2.3", ("10.0.0.10",))])
+    hdr = hdr[:2] + (len(hdr) + len(igmp)).to_bytes(2, "big") + hdr[4:]
+    (register, _, _), = etr.on_igmp(hdr + igmp, 0.0)
+    ms = MapServer([Site("a", b"k", ["10.1.0.0/16"])])
+    assert ms.on_message(register, "192.0.2.1", 4342, 0.0) == [] and ms.counters["sg-join"] == 1
+    itr = MulticastItr(rloc="192.0.2.9", map_resolver="203.0.113.100", encap=Encapsulator("192.0.2.9"))
+    itr.on_lan_packet(build_ipv4_udp(socket.inet_aton("10.0.0.10"), socket.inet_aton("232.1.2.3"), 1, 2, b"x"), 0.0)
+    (ecm, _, _), = itr.on_timer(0.0)
+    (reply, _, _), = ms.on_message(ecm, "192.0.2.9", 4342, 0.0)
+    return [register, ecm, reply]
+
+
 def test_tshark_dissects_every_lcaf_message(tmp_path: Path):
     tshark = _tshark()
     sg = sg_prefix("10.0.0.10", "232.1.2.3")
@@ -136,6 +160,7 @@ def test_tshark_dissects_every_lcaf_message(tmp_path: Path):
     notify = lc.MapNotify(6, reg.records)
     msgs = [reg.encode(b"k"), reply.encode(), lc.MapRequest(7, [sg], ["192.0.2.9"]).encode(), notify.encode(b"k"),
             lc.MapReply(8, [lc.EidRecord(sg, ttl=1, action=lc.ACTION_NATIVE_FORWARD)]).encode()]
+    msgs += _from_the_cores()
     path = tmp_path / "lcaf.pcap"
     with open(path, "wb") as out:
         out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
@@ -153,3 +178,5 @@ def test_tshark_dissects_every_lcaf_message(tmp_path: Path):
     assert pkts[0]["lisp.lcaf.type"] == ["9", "13"] and pkts[0]["lisp.lcaf.rle_entry.level"] == ["0"]
     assert pkts[1]["lisp.lcaf.length"] == ["20", "20"] and pkts[1]["lisp.lcaf.rle_entry.afi"] == ["1", "1"]
     assert pkts[2]["lisp.type"] == ["1"] and pkts[2]["lisp.lcaf.type"] == ["9"]
+    assert pkts[5]["lisp.type"] == ["3"] and pkts[5]["lisp.mapping.eid.ipv4"] == ["10.1.0.0"]     # the ETR's join
+    assert pkts[6]["lisp.type"] == ["8", "1"] and pkts[7]["lisp.lcaf.rle_entry.afi"] == ["1"]  # ECM, MS reply
