@@ -224,6 +224,7 @@ class Network:
                 helper.finish()
             stream_s = time.monotonic() - t0
             self._drain(clients, spec)
+            self._state = router_state(self.tb.daemons)[0]  # the state_* columns, clients still joined
             ctr1 = read_counters(self.tb.node(plan.source_as.xtr), plan.source_as.core_if)
             self.last_links = link_delta(links0, self.link_counters.read())
             cpu1 = {d.name: cpu_seconds(d.proc.pid) for d in [x0, *etrs]}
@@ -365,7 +366,7 @@ class Network:
             "itr_drops": count_drops(itr_status),
             "etr_drops": sum(count_drops(_json(d.config["status_file"])) for d in etrs),
         }
-        row.update(router_state(self.tb.daemons)[0])  # testbed.routerstate: the state_* columns
+        row.update(self._state)  # testbed.routerstate: read at the stream's end, before the clients leave
         caps = self._link_caps.counts() if self._link_caps is not None else {}
         row.update(link_columns(write_link_rows(
             os.path.join(self.ctx.run.path, LINKS_CSV), self.link_counters.links, self.last_links, model_links,

@@ -21,8 +21,10 @@ column                    what it counts (sum over routers unless said otherwise
 
 The state is a level, not a flow: a network streams its modes one after the other,
 so a mode's row also shows what earlier modes left behind (e.g. the map-cache entries
-the warm-up resolved). :func:`router_state` waits (deadline ``timeout``) until every
-status file was written after the call, so the snapshot follows the stream's end.
+the warm-up resolved). :class:`testbed.measure.Network` takes the snapshot once the
+clients have drained and before they leave (multicast state is still joined);
+:func:`router_state` waits (deadline ``timeout``) until every status file was written
+after the call.
 """
 
 from __future__ import annotations
