@@ -40,5 +40,9 @@ def test_p2p_swarm_plays_every_chunk_and_links_equal_the_peers_counters(tmp_path
     local = m.iloc[2]
     assert local.continuity == 1.0
     assert local.interdomain_bytes < ok.interdomain_bytes  # gamma 10: locality saves inter-domain bytes
+    links = pd.read_csv(out / "links.csv")
+    assert len(links) == 3 * 4 * 2  # 3 streams x 4 links (x0..x3 to the core) x 2 directions
+    # every (link, direction): the counter equals what the peers' (and the source's) own counters say crossed it
+    assert (links["bytes"] == links["model_bytes"]).all() and (links["bytes"] > 0).all()
     assert "continuity 1.0000" in res.stdout and "links differ" not in res.stdout
     assert leftovers() == ([], [])

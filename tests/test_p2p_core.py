@@ -183,3 +183,18 @@ def test_chunks_pushed_before_anyone_joined_are_skipped_not_waited_for():
     for core in r.peers:
         assert [s for s, _ in core.played] == list(range(3, 80))
         assert core.c.skipped == 3 and core.stats()["continuity"] == 1.0
+
+
+def test_cross_as_bytes_by_destination_add_up():
+    """Per destination AS counters (what links.csv's down directions are checked against) sum to xas_*."""
+    r = simulate(peers=12, ases=3, chunks=30, params=P2PParams(**FAST))
+    into = {}
+    for core in r.peers:
+        c = core.c
+        assert sum(b for b, _ in c.xas_by_as.values()) == c.xas_bytes
+        assert sum(n for _, n in c.xas_by_as.values()) == c.xas_packets
+        assert core.asn not in c.xas_by_as
+        for a, (b, _) in c.xas_by_as.items():
+            into[a] = into.get(a, 0) + b
+    assert set(into) <= {0, 1, 2, 3} and into[0] > 0  # the tracker (AS 0) got the JOINs
+    assert core.stats()["xas_by_as"] == {str(k): v for k, v in core.c.xas_by_as.items()}

@@ -40,9 +40,11 @@ class PeerCounters:
     skipped: int = 0
     """Chunks at the start position that nobody held when buffering (see PeerCore._skip_lost_start)."""
     drops: dict[str, int] = field(default_factory=dict)
+    xas_by_as: dict[int, list[int]] = field(default_factory=dict)
+    """Destination AS -> [bytes, datagrams] of what was sent across ASes (its sum is ``xas_*``)."""
 
-    def sent(self, nbytes: int, chunk: bool, cross_as: bool) -> None:
-        """Count one datagram sent (``chunk``: a CHUNK message, else control)."""
+    def sent(self, nbytes: int, chunk: bool, cross_as: bool, dst_asn: int | None = None) -> None:
+        """Count one datagram sent (``chunk``: a CHUNK message, else control) to AS ``dst_asn``."""
         self.packets_sent += 1
         self.bytes_sent += nbytes
         if chunk:
@@ -53,6 +55,9 @@ class PeerCounters:
         if cross_as:
             self.xas_packets += 1
             self.xas_bytes += nbytes
+            row = self.xas_by_as.setdefault(-1 if dst_asn is None else dst_asn, [0, 0])
+            row[0] += nbytes
+            row[1] += 1
 
     def received(self, nbytes: int) -> None:
         """Count one datagram received."""
@@ -66,6 +71,7 @@ class PeerCounters:
     def as_dict(self, lags: list[float], queue: Any = None) -> dict[str, Any]:
         """Plain JSON-able metrics: the counters plus startup delay, continuity index and mean lag."""
         d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.__dict__.items()}
+        d["xas_by_as"] = {str(k): list(v) for k, v in self.xas_by_as.items()}
         due = self.played + self.missed
         d["continuity"] = self.played / due if due else 0.0
         d["startup_delay_s"] = (self.play_start - self.join_time

@@ -75,7 +75,7 @@ class PeerCore:
     # -- sending ------------------------------------------------------------------------------
     def _emit(self, out: Out, payload: bytes, dst: Addr, dst_asn: int | None, chunk: bool = False) -> None:
         out.append((payload, dst))
-        self.c.sent(len(payload), chunk, dst_asn is not None and dst_asn != self.asn)
+        self.c.sent(len(payload), chunk, dst_asn is not None and dst_asn != self.asn, dst_asn)
 
     def _peer_asn(self, addr: Addr) -> int | None:
         return self.asn_of.get(addr, self.view.get(addr))

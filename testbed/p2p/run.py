@@ -15,8 +15,11 @@ The row has the usual columns plus the P2P metrics (docs/p2p.md) and ``xas_wire_
 what the peers and the source say they sent across ASes, IP-encapsulated
 (payload + 28 + 36 per datagram). On a star core every such datagram crosses two
 inter-domain links, so ``interdomain_bytes == 2 * xas_wire_bytes`` to the byte, and each
-border router's uplink carries exactly its AS's share (``links_self_mismatches`` counts
-the links where that fails).
+border router's link carries exactly its AS's share each way: up what its peers (the
+source for AS 0) sent across ASes, down what every other AS's nodes sent into it
+(``links_self_mismatches`` counts the (link, direction) pairs where that fails). links.csv
+gets a row per (link, direction) whose ``model_bytes`` is that expectation from the
+peers' own counters (star core; 0 on a tree core, which this check does not cover yet).
 """
 
 from __future__ import annotations
@@ -149,6 +152,11 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
     src_bytes = sum(v.get("bytes", 0) for v in kinds.values())
     src_packets = sum(v.get("datagrams", 0) for v in kinds.values())
     stats, per_as, by_eid = [], {}, {}
+    into: dict[int, list[int]] = {}  # destination AS -> [bytes, datagrams] sent into it across ASes
+    for k_as, (b, n) in status.get("tracker", {}).get("to_as", {}).items():
+        into.setdefault(int(k_as), [0, 0])
+        into[int(k_as)][0] += b
+        into[int(k_as)][1] += n
     corrupt = delivered = 0
     for d in peers:
         res = _json(d.config["result_file"]).get("peers", {})
@@ -157,6 +165,10 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
         for name, s in res.items():
             stats.append(s)
             by_eid[name.split(":")[0]] = s["startup_delay_s"]
+            for k_as, (b, n) in s.get("xas_by_as", {}).items():
+                row_in = into.setdefault(int(k_as), [0, 0])
+                row_in[0] += b
+                row_in[1] += n
             sent[0] += s["xas_bytes"]
             sent[1] += s["xas_packets"]
             for seq, digest in s.get("played_digests", []):
@@ -169,11 +181,20 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
     xas_wire = src_bytes + WIRE * src_packets + sum(b + WIRE * n for b, n in per_as.values())
     interdomain = sum(c.bytes for c in links.values())
     mismatches = 0
-    if len(shape.links) == len(plan.all_ases):  # star: uplink of AS i = what AS i's nodes sent across
+    expected = {key: 0 for key in links}
+    if len(shape.links) == len(plan.all_ases):  # star: x<i>-core up = what AS i sent across, down = what came in
         for a in plan.all_ases:
             b, n = (src_bytes, src_packets) if a.number == 0 else tuple(per_as.get(a.number, (0, 0)))
-            mismatches += int(links[(shape.links[a.number], "up")].bytes != b + WIRE * n)
+            expected[(shape.links[a.number], "up")] = b + WIRE * n
+            b, n = into.get(a.number, (0, 0))
+            expected[(shape.links[a.number], "down")] = b + WIRE * n
+        mismatches += sum(1 for key, c in links.items() if c.bytes != expected[key])
         mismatches += int(interdomain != 2 * xas_wire)
+    from testbed.interdomain import write_link_rows
+    from testbed.results import LINKS_CSV
+    write_link_rows(os.path.join(net.ctx.run.path, LINKS_CSV), net.link_counters.links, links, expected,
+                    {"experiment": net.ctx.experiment, "point": net.label, "mode": "p2p",
+                     "stream": f"{net.streams}:{net.label}-p2p-{params.policy}-{params.upload:g}"})
     params_row = plan.params
     k, j = params_row.total_clients, params_row.active_ases
     delays = sorted(s["startup_delay_s"] for s in stats if s["startup_delay_s"] is not None)

@@ -37,6 +37,7 @@ class P2PSender:
         self.push = SourcePush(self.tracker, fanout=int(params.get("fanout", 4)),
                                policy=str(params.get("policy", "random")), seed=int(s.get("seed", 1)))
         self.counters = SenderCounters()
+        self.by_as: dict[int, list[int]] = {}
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
         self._stop = threading.Event()
@@ -71,8 +72,9 @@ class P2PSender:
                     continue
                 with self.lock:
                     replies = self.tracker.receive(data, src)
-                    for payload, _ in replies:
+                    for payload, dst in replies:
                         self.counters.add("tracker", len(payload))
+                        self._to_as(dst, len(payload))
                 for payload, dst in replies:
                     try:
                         self.sock.sendto(payload, dst)
@@ -86,15 +88,23 @@ class P2PSender:
         with self.lock:
             out = self.push.datagrams(seq, chunk, int(time.time() * 1e6))
             self.counters.chunks += 1
-            for payload, _ in out:
+            for payload, dst in out:
                 self.counters.add("chunk", len(payload))
+                self._to_as(dst, len(payload))
         return [(payload, eid, port) for payload, (eid, port) in out]
 
+    def _to_as(self, dst: tuple[str, int], nbytes: int) -> None:
+        """Count a datagram to ``dst`` by the member's AS (call with the lock held)."""
+        row = self.by_as.setdefault(self.tracker.asn_of.get(dst, -1), [0, 0])
+        row[0] += nbytes
+        row[1] += 1
+
     def status(self) -> dict[str, Any]:
-        """Tracker counters for the source's status file."""
+        """Tracker counters for the source's status file; ``to_as``: AS -> [bytes, datagrams] sent there."""
         with self.lock:
             t = self.tracker
-            return {"members": len(t.members), "joins": t.joins, "leaves": t.leaves, "drops": dict(t.drops)}
+            return {"members": len(t.members), "joins": t.joins, "leaves": t.leaves, "drops": dict(t.drops),
+                    "to_as": {str(k): list(v) for k, v in self.by_as.items()}}
 
     def close(self) -> None:
         """Stop the tracker thread (within 0.2 s plus a 2 s deadline) and close its socket."""
