@@ -116,8 +116,12 @@ def check_topology(sets: list[str], lisp: bool = True, out: str | None = None) -
 def interactive(sets: list[str], lisp: bool = True) -> int:
     """``corecast cli``: the topology with its daemons, in Mininet's CLI."""
     import sys
+    from types import SimpleNamespace
+
     from mininet.cli import CLI
-    values, plan = plan_from_sets(sets)
+    from testbed.modes import parse_modes
+    values, plan = plan_from_sets(sets, TOPO_KEYS | LISP_KEYS | {"modes"})
+    modes = parse_modes(values["modes"]) if "modes" in values else ()  # ConfigError before anything is built
     # so that 'corecast' and our python resolve inside every host's shell
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     run = RunDir.create("cli", values)
@@ -125,6 +129,12 @@ def interactive(sets: list[str], lisp: bool = True) -> int:
         with Testbed(plan, run.path) as tb:
             if lisp:
                 start_lisp(tb, plan, run.path, values)
+                for cls in modes:  # what each mode's routers run (ipmc: pimd on every router)
+                    mode = cls(SimpleNamespace(tb=tb, plan=plan, rundir=run.path, link_counters=None))
+                    mode.start()
+                    if plan.core in getattr(mode, "sockdirs", {}):
+                        print(f"{mode.name}: FRR's view: {plan.core} vtysh --vty_socket {mode.sockdirs[plan.core]} "
+                              f"-c 'show ip mroute' (every router's DIR: state/pim.json)")
             print(f"run directory {run.path}; logs in logs/, counters: corecast stats NODE; "
                   f"'corecast lig EID' works on the xTRs and ms (e.g. x1 corecast lig 10.0.0.10)")
             from mininet.log import setLogLevel

@@ -17,6 +17,7 @@ from typing import Any
 
 from testbed.modes.base import Mode
 from testbed.modes.lisp import CoreCastBatchMode, CoreCastMode, CoreCastSrcMode, UnicastMode
+from testbed.modes.ipmc import IpmcMode
 from testbed.modes.lispmc import LispMcMode
 from testbed.nodeutil import ConfigError
 
@@ -37,7 +38,7 @@ def register(cls: type[Mode]) -> type[Mode]:
     return cls
 
 
-for _cls in (UnicastMode, CoreCastMode, CoreCastBatchMode, CoreCastSrcMode, LispMcMode):
+for _cls in (UnicastMode, CoreCastMode, CoreCastBatchMode, CoreCastSrcMode, LispMcMode, IpmcMode):
     register(_cls)
 
 
@@ -80,5 +81,5 @@ def selected_modes(params: dict[str, Any]) -> tuple[str, ...]:
     return tuple(m.name for m in parse_modes(params["modes"]))
 
 
-__all__ = ["DEFAULT_MODES", "LispMcMode", "MODES", "CoreCastMode", "Mode", "UnicastMode", "get_mode", "parse_modes",
+__all__ = ["DEFAULT_MODES", "IpmcMode", "LispMcMode", "MODES", "CoreCastMode", "Mode", "UnicastMode", "get_mode", "parse_modes",
            "register", "selected_modes"]

@@ -28,6 +28,9 @@ class Mode:
     """What the model says: bytes and packets per chunk on every inter-domain link."""
     source_mode: ClassVar[str] = ""
     """What the source sends: the ``mode`` of the source node's config (:mod:`testbed.stream.sender`)."""
+    link_data_match: ClassVar[str] = ""
+    """An nft expression the inter-domain links' counters count as data besides LISP data (UDP 4341);
+    empty for the LISP modes (testbed.net.links.LinkCounters.count_as_data)."""
 
     def __init__(self, network: Any = None) -> None:
         self.network = network

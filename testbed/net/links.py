@@ -101,8 +101,19 @@ def _counter(i: int, direction: str, kind: str) -> str:
     return f"l{i}_{direction}_{kind}"
 
 
-def ruleset(intfs: list[str]) -> str:
-    """The nft script for one node measuring ``intfs`` (counter names ``l<i>_<up|down>_<data|ctl>``)."""
+def data_rules(intfs: list[str], match: str) -> list[tuple[str, str]]:
+    """(chain, rule) pairs that count packets matching ``match`` (an nft expression) as data on ``intfs``."""
+    return [(chain, f'{m} "{intf}" {match} counter name "{_counter(i, d, "data")}" accept')
+            for chain, m, d in (("up", "oifname", UP), ("down", "iifname", DOWN)) for i, intf in enumerate(intfs)]
+
+
+def ruleset(intfs: list[str], data_matches: Iterable[str] = ()) -> str:
+    """The nft script for one node measuring ``intfs`` (counter names ``l<i>_<up|down>_<data|ctl>``).
+
+    ``data_matches``: more nft expressions counted as data (a mode's own data, e.g. native
+    multicast: :attr:`testbed.modes.Mode.link_data_match`).
+    """
+    extra = [rule for m in data_matches for rule in data_rules(intfs, m)]
     lines = [f"table ip {TABLE} {{"]
     for i in range(len(intfs)):
         for d in (UP, DOWN):
@@ -115,6 +126,7 @@ def ruleset(intfs: list[str]) -> str:
             for port, kind in ((LISP_DATA_PORT, "data"), (LISP_CONTROL_PORT, "ctl")):
                 for field in ("sport", "dport"):
                     lines.append(f'    {match} "{intf}" udp {field} {port} counter name "{_counter(i, d, kind)}" accept')
+        lines += [f"    {rule}" for c, rule in extra if c == chain]
         lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -165,8 +177,10 @@ class LinkCounters:
     """nftables counters on every inter-domain link of a running testbed (``tb.node(name)`` gives nodes)."""
 
     def __init__(self, tb: Any, links: Iterable[InterdomainLink]) -> None:
+        """Data matches beyond UDP 4341 come from ``tb.link_data_matches`` (set by modes, :meth:`count_as_data`)."""
         self.tb = tb
         self.links = list(links)
+        self.data_matches: list[str] = list(getattr(tb, "link_data_matches", ()))
         self.by_node: dict[str, list[InterdomainLink]] = {}
         for link in self.links:
             self.by_node.setdefault(link.node, []).append(link)
@@ -182,7 +196,7 @@ class LinkCounters:
         for batch in self._batches():
             deadline = time.monotonic() + NFT_TIMEOUT
             procs = [(name, _start(self.tb.node(name), ["nft", "-f", "-"], stdin=True),
-                      ruleset([link.intf for link in self.by_node[name]])) for name in batch]
+                      ruleset([link.intf for link in self.by_node[name]], self.data_matches)) for name in batch]
             for name, proc, script in procs:
                 try:
                     _finish(proc, deadline, f"nft in {name}", input=script)
@@ -191,6 +205,22 @@ class LinkCounters:
             if errors:
                 raise LinkError(errors[0])
         self.installed = True
+
+    def count_as_data(self, match: str) -> None:
+        """Count packets matching the nft expression ``match`` as data too (from now on, if installed)."""
+        if match in self.data_matches:
+            return
+        self.data_matches.append(match)
+        if not self.installed:
+            return
+        for batch in self._batches():
+            deadline = time.monotonic() + NFT_TIMEOUT
+            procs = [(name, _start(self.tb.node(name), ["nft", "-f", "-"], stdin=True),
+                      "".join(f"add rule ip {TABLE} {chain} {rule}\n"
+                              for chain, rule in data_rules([lk.intf for lk in self.by_node[name]], match)))
+                     for name in batch]
+            for name, proc, script in procs:
+                _finish(proc, deadline, f"nft in {name}", input=script)
 
     def read(self) -> dict[LinkKey, LinkCount]:
         """The counters now, per (link name, direction) (cumulative since :meth:`install`)."""
