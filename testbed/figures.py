@@ -428,6 +428,15 @@ for _name in ("compare", "loss"):
     PLOTTERS[_name] = _plot_compare(_name)
 
 
+def plot_batch(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
+    """The batch experiment's figure (issue 15): see :mod:`testbed.figures_batch` (imported on use)."""
+    from testbed.figures_batch import plot_batch as plot
+    return plot(df, run, outdir)
+
+
+PLOTTERS["batch"] = plot_batch
+
+
 def plot_run(path: str) -> list[str]:
     """Regenerate the figures of one run directory; FigureError if it cannot.
 

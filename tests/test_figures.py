@@ -84,6 +84,9 @@ def synthetic(name: str) -> pd.DataFrame:
         rows = [_row(name, m, [10] * 4, loss_permille=lp, client_loss_mean=lp / 1000, client_loss_min=0.0,
                      client_loss_max=lp / 500, model_client_loss=lp / 1000, corr_within_as=0.5, corr_across_as=0.0,
                      model_corr_within=0.5) for m in both for lp in (0, 1, 10, 50)]
+    elif name == "batch":  # issue 15: REF-LISTs against gamma (testbed.figures_batch)
+        rows = [_row(name, m, [g] * 2, active_ases=2) for g in (1, 10, 100)
+                for m in ("unicast", "corecast", "corecast-batch", "corecast-src")]
     else:
         raise KeyError(name)
     return pd.DataFrame(rows)
