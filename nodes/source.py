@@ -123,7 +123,7 @@ class SourceNode:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
             self.sock.bind((conf.eid, conf.src_port))
-            if conf.mode == "lispmc":  # RFC 8378: the ITR forwards (S,G) out of the site; TTL 1 would stay on the LAN
+            if conf.mode in ("lispmc", "ipmc"):  # the ITR or the routers forward (S,G); TTL 1 would stay on the LAN
                 self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
             info: dict = {"eid": conf.eid, "src_port": conf.src_port}
             if conf.mode == "p2p":

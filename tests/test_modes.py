@@ -100,8 +100,9 @@ def test_streamspec_takes_a_name_or_a_class_and_refuses_unknown_names():
     spec = StreamSpec(mode=CoreCastMode, chunks=5)
     assert spec.mode == "corecast" and spec.mode_cls is CoreCastMode
     assert StreamSpec(mode="unicast", chunks=5).mode_cls is UnicastMode
-    with pytest.raises(ConfigError, match="unknown mode 'ipmc'"):
-        StreamSpec(mode="ipmc", chunks=5)
+    assert StreamSpec(mode="ipmc", chunks=5).mode == "ipmc"
+    with pytest.raises(ConfigError, match="unknown mode 'ipmcx'"):
+        StreamSpec(mode="ipmcx", chunks=5)
 
 
 def test_a_new_mode_is_a_registered_class_not_a_new_branch():

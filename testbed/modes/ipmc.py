@@ -1,8 +1,8 @@
 """Mode ``ipmc``: native IP multicast (PIM-SSM, RFC 4607 / RFC 7761), the floor (docs/model.md).
 
 No LISP data plane for the stream: the source sends each chunk once, as plain UDP to
-the SSM group :data:`testbed.net.pim.GROUP` (the source node's ``lispmc`` sender, the
-same datagram with TTL 64); FRR's pimd on every router (:mod:`testbed.net.pim`) builds
+the SSM group :data:`testbed.net.pim.GROUP` (source mode ``ipmc``: the same datagram as
+lispmc's, TTL 64); FRR's pimd on every router (:mod:`testbed.net.pim`) builds
 the (S, G) tree from the clients' IGMPv3 joins (``IP_ADD_SOURCE_MEMBERSHIP``, client
 config ``ssm``), so one ``28 + P`` copy crosses each link of the distribution tree.
 :meth:`IpmcMode.start` routes the source EID natively and starts pimd; before each
@@ -26,8 +26,8 @@ class IpmcMode(Mode):
     name = "ipmc"
     description = "native IP multicast (PIM-SSM by FRR's pimd): one copy per link of the tree (the floor)"
     model = MODELS["ipmc"]
-    source_mode = "lispmc"
-    """The source's wire behaviour is lispmc's: one datagram per chunk to the group; here no ITR replicates it."""
+    source_mode = "ipmc"
+    """One datagram per chunk to the group (as lispmc's source sends; here no ITR replicates it)."""
     link_data_match = f"ip daddr {GROUP} udp dport {PORT}"
     """What the inter-domain links' counters count as this mode's data (nft expression)."""
 

@@ -99,8 +99,8 @@ class SourceSchema(NodeBase):
             raise ValueError(f"{self.mode} mode needs 'service' (the ITR's CoreCast service address)")
         if self.mode == "corecast-src" and self.map_resolver is None:
             raise ValueError("corecast-src mode needs 'map_resolver' (the source resolves its clients itself)")
-        if self.mode == "lispmc" and (self.service is None or not self.service.addr.startswith("232.")):
-            raise ValueError("lispmc mode needs 'service': the SSM group (232.0.0.0/8) and port it sends to")
+        if self.mode in ("lispmc", "ipmc") and (self.service is None or not self.service.addr.startswith("232.")):
+            raise ValueError(f"{self.mode} mode needs 'service': the SSM group (232.0.0.0/8) and port it sends to")
         if self.content == "ffmpeg" and self.bitrate < MIN_FFMPEG_BITRATE:
             raise ValueError(f"content ffmpeg needs bitrate >= {MIN_FFMPEG_BITRATE}, got {self.bitrate}")
         check_chunk_bytes(self.content, self.chunk_bytes)

@@ -14,8 +14,8 @@
   service address; REFs with flag B for clients not resolved yet; a unicast
   datagram per client of a non-capable site. The grouping comes from
   :attr:`Sender.resolve` (:meth:`testbed.stream.srcmap.MapperSocket.group`).
-* lispmc (RFC 8378): one datagram per chunk to the SSM group (``service`` is the
-  group address and port), whatever the destinations: the network replicates.
+* lispmc (RFC 8378) and ipmc (native PIM-SSM): one datagram per chunk to the SSM group
+  (``service`` is the group address and port), whatever the destinations: the network replicates.
 
 All datagrams of a chunk are returned in the order they must go out.
 """
@@ -30,7 +30,7 @@ from testbed.wire.constants import CORECAST_PORT, IPV4_HEADER, UDP_HEADER
 from testbed.wire.corecast import (FLAG_BATCH, FLAG_DATA_FIRST, chunk_hash, encode_data, encode_ref,
                                    encode_ref_list, ref_list_capacity, split_entries)
 
-MODES = ("unicast", "corecast", "corecast-batch", "corecast-src", "lispmc")
+MODES = ("unicast", "corecast", "corecast-batch", "corecast-src", "lispmc", "ipmc")
 Datagram = tuple[bytes, str, int]
 """(UDP payload, destination IP, destination UDP port)."""
 
@@ -90,7 +90,7 @@ class Sender:
         ``digest`` may pass a precomputed :func:`chunk_hash` of ``chunk``.
         """
         self.counters.chunks += 1
-        if self.mode == "lispmc":
+        if self.mode in ("lispmc", "ipmc"):
             self.counters.add("multicast", len(chunk))
             return [(chunk, *self.service)]
         if self.mode == "unicast":
