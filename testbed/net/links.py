@@ -13,6 +13,9 @@ matches ``iifname`` (direction ``down``). At these hooks the kernel's packet
 length is the IP total length, so the counters equal a capture's sum to the
 byte (checked with ``--keep-pcap``: :class:`LinkCaptures`). Non-first IP
 fragments carry no UDP header and are not counted (as in the capture count).
+A mode whose data is not LISP (``ipmc``: native multicast) adds its own match,
+counted as data (:attr:`testbed.modes.Mode.link_data_match`,
+:meth:`LinkCounters.count_as_data`); the captures do not see it.
 
 One short ``nft`` command per node installs the rules and one reads them, each
 through ``node.popen`` with a deadline, all nodes at once.
