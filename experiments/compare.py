@@ -101,14 +101,24 @@ def run_point(ctx: Any, point: Point) -> tuple[list[dict[str, Any]], list[str], 
     return rows, problems, skipped
 
 
+def source_joined(mode: str) -> bool:
+    """Whether the source decides the mode's audience (its ``join`` command), as the join procedure needs.
+
+    Modes whose clients join by themselves (a ``client_config``, e.g. an (S,G) join with
+    IGMPv3 in ``lispmc`` and ``ipmc``) are already receiving when the source hears of a join.
+    """
+    from testbed.modes import get_mode
+    return not get_mode(mode)(None).client_config()
+
+
 def join_points(params: dict[str, Any]) -> list[Point]:
-    """One join network per mode on the star (join experiment's topology with ``join_reps`` cold and warm joins)."""
+    """One join network per source-joined mode on the star (join's topology, ``join_reps`` cold and warm joins)."""
     if not params["join_reps"]:
         return []
     jp = dict(params, reps=params["join_reps"], speed=params["join_speed"])
     return [Point(label=f"join-{m}", topo=join_exp.topology(jp), speed=params["join_speed"], modes=(m,),
                   chunks=join_exp.stream_chunks(jp), row={"core": "star", "part": "join"})
-            for m in modes_of(params)]
+            for m in modes_of(params) if source_joined(m)]
 
 
 def run(ctx: Any) -> int:
@@ -116,6 +126,12 @@ def run(ctx: Any) -> int:
     ctx.params.setdefault("reps", ctx.params["join_reps"])  # what experiments.join reads
     rows, problems, skipped = [], [], []
     bpoints, jpoints = points(ctx.params), join_points(ctx.params)
+    if ctx.params["join_reps"]:
+        for m in modes_of(ctx.params):
+            if not source_joined(m):
+                skipped.append(f"join-{m}: its clients join (S,G) themselves (IGMPv3), not through the source: "
+                               "the join procedure does not apply (lispmc: bench/bench_lispmc_join.py)")
+                print(f"SKIPPED: {skipped[-1]}", flush=True)
     for point in ctx.points(bpoints + jpoints):
         if point.row["part"] == "bytes":
             r, p, s = run_point(ctx, point)
