@@ -144,14 +144,21 @@ def plot_loss(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
         hi = 100 * (g.get("client_loss_max", g["client_loss_mean"]) - g["client_loss_mean"])
         ax1.errorbar(x, 100 * g["client_loss_mean"], yerr=[lo, hi], fmt="o", color=color[mode], capsize=3,
                      markersize=4, label=f"{mode} (mean, min-max)")
-        ax1.plot(g["loss_permille"] / 10, 100 * g["model_client_loss"], "-", color=color[mode], linewidth=1)
         pos = g[g["loss_permille"] > 0]
+        dense = _dense_model(mode, float(d["loss_permille"].max()) / 1000)
+        if dense is not None:  # the model as a curve (testbed.lossmodel), else through the measured points
+            ax1.plot([100 * p for p, _q, _c in dense], [100 * q for _p, q, _c in dense], "-", color=color[mode],
+                     linewidth=1)
+            ax2.plot([100 * p for p, _q, _c in dense], [c for _p, _q, c in dense], "-", color=color[mode],
+                     linewidth=1)
+        else:
+            ax1.plot(g["loss_permille"] / 10, 100 * g["model_client_loss"], "-", color=color[mode], linewidth=1)
+            ax2.plot(pos["loss_permille"] / 10, pos["model_corr_within"], "-", color=color[mode], linewidth=1)
         ax2.plot(pos["loss_permille"] / 10, pos["corr_within_as"], "o", color=color[mode], label=f"{mode} within AS")
-        ax2.plot(pos["loss_permille"] / 10, pos["model_corr_within"], "-", color=color[mode], linewidth=1)
         if "corr_across_as" in pos.columns:
             ax2.plot(pos["loss_permille"] / 10, pos["corr_across_as"], "x", color=color[mode])
-    ax1.set_xscale("symlog", linthresh=0.1)
-    ax1.set_yscale("symlog", linthresh=0.1)
+    ax1.set_xscale("symlog", linthresh=0.01)
+    ax1.set_yscale("symlog", linthresh=0.01)
     ax1.set_xlabel("loss per core router (%)")
     ax1.set_ylabel("chunks lost per client (%)")
     ax1.set_title("per-client loss: measured (points) and model (lines)", fontsize=10)
@@ -169,3 +176,16 @@ def plot_loss(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
                  f"{int(pd.to_numeric(d['clients'], errors='coerce').max()) if 'clients' in d.columns else '?'} "
                  "clients; a lost DATA costs every client behind that ETR the chunk", fontsize=10)
     return _save(fig, outdir, "loss")
+
+
+def _dense_model(mode: str, p_max: float) -> list[tuple[float, float, float]] | None:
+    """(p, client loss, within-AS correlation) on a log grid up to ``p_max``; None for a mode without a loss model."""
+    import math
+
+    from testbed.lossmodel import LOSS_MESSAGES, predict
+    if mode not in LOSS_MESSAGES or p_max <= 0:
+        return None
+    lo = min(0.0005, p_max / 2)
+    ps = [lo * (p_max / lo) ** (i / 40) for i in range(41)]
+    return [(p, predict(mode, p).client_loss, predict(mode, p).corr_within) for p in ps
+            if not math.isnan(predict(mode, p).corr_within)]
