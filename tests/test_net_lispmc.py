@@ -48,18 +48,20 @@ while time.time() < end:
 
 def test_smoke_lispmc_every_chunk_and_bytes_equal_the_model(tmp_path):
     out = tmp_path / "smoke"
-    res = corecast("run", "smoke", "--out", str(out), "--set", "modes=lispmc,unicast", "--set", "ases=3",
-                   "--set", "clients=2", "--set", "chunks=100", "--set", "speed=10", timeout=600)
+    # the default topology (4 ASes x 10 clients), one host per AS serving its 10 client EIDs
+    res = corecast("run", "smoke", "--out", str(out), "--set", "modes=lispmc,unicast", "--set", "ases=4",
+                   "--set", "clients=10", "--set", "chunks=100", "--set", "speed=10", "--set", "client_hosts=per-as",
+                   timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     df = pd.read_csv(out / "measurements.csv").set_index("mode")
     row = df.loc["lispmc"]
-    assert row.delivered_chunks == row.expected_chunks == 100 * 6 and row.corrupt_chunks == 0
-    assert row.core_bytes == row.model_core_bytes == 100 * 3 * (64 + 1316)      # j (64 + P) per chunk
-    assert row.interdomain_bytes == 2 * 100 * 3 * (64 + 1316)                 # uplink + one copy down each AS
+    assert row.delivered_chunks == row.expected_chunks == 100 * 40 and row.corrupt_chunks == 0
+    assert row.core_bytes == row.model_core_bytes == 100 * 4 * (64 + 1316)      # j (64 + P) per chunk
+    assert row.interdomain_bytes == 2 * 100 * 4 * (64 + 1316)                 # uplink + one copy down each AS
     links = pd.read_csv(out / "links.csv")
     mc = links[links["mode"] == "lispmc"]
     assert (mc["bytes"] == mc["model_bytes"]).all() and mc["bytes"].sum() == row.interdomain_bytes
-    assert df.loc["unicast", "core_bytes"] == 100 * 6 * (64 + 1316)
+    assert df.loc["unicast", "core_bytes"] == 100 * 40 * (64 + 1316)
     assert leftovers() == ([], [])
 
 
