@@ -43,7 +43,7 @@ from typing import Any, Callable
 from experiments.common import check_common, chunk_rate
 from testbed.attack import drop_deltas, fresh_statuses
 from testbed.net.daemon import Daemon
-from testbed.nodeutil import ConfigError
+from testbed.nodeutil import ConfigError, read_status
 
 DESCRIPTION = ("security: 8 attacks (outsider on the core, rogue host in a client AS) during a live CoreCast "
                "stream; defence off, on, on + source address validation; amplification per attack")
@@ -156,13 +156,6 @@ def validate(params: dict[str, Any]) -> None:
             raise ConfigError(f"{key} must be within {low}..{high}, got {params[key]}")
 
 
-def _json(path: str) -> dict:
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
 
 def _launch(net: Any, attack: Attack, defence: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run one attack from its host and wait for it; return what it sent."""
@@ -182,7 +175,7 @@ def _launch(net: Any, attack: Attack, defence: str, params: dict[str, Any]) -> d
         raise RuntimeError(f"attacker {attack.name} did not finish within 75 s")
     if code != 0:
         raise d.died_error()
-    sent = _json(d.config["status_file"])
+    sent = read_status(d.config["status_file"])
     return {"attacker": host, "sent_packets": int(sent.get("packets", 0)), "sent_bytes": int(sent.get("bytes", 0)),
             "send_errors": int(sent.get("errors", 0))}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from testbed.modes import DEFAULT_MODES as MODES
 from testbed.modes import selected_modes
 from testbed.nodeutil import ConfigError
 from testbed.params import check_stream

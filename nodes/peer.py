@@ -14,7 +14,6 @@ metrics and the digest of every chunk it played: ``{"peers": {"EID:port": {...st
 from __future__ import annotations
 
 import logging
-import os
 import selectors
 import socket
 import time

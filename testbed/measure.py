@@ -24,6 +24,7 @@ from testbed.net.daemon import ClientDaemon, Daemon, SourceDaemon, first_dead
 from testbed.net.links import LinkCaptures, LinkCounters, core_shape, interdomain_links
 from testbed.net.links import delta as link_delta
 from testbed.net.network import Testbed
+from testbed.nodeutil import read_status
 from testbed.params import topo_params
 from testbed.results import LINKS_CSV
 from testbed.routerstate import router_state
@@ -66,14 +67,6 @@ def rss_kib(pid: int) -> int:
         pass
     return 0
 
-
-def _json(path: str) -> dict:
-    import json
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
 
 
 @dataclass
@@ -263,7 +256,7 @@ class Network:
         """Decodable frames the player client recorded, and those in what the source sent (ffprobe)."""
         from testbed.stream.content import count_frames
         players = [c for c in self._clients if c.config.get("player")]
-        frames = _json(players[0].config["status_file"]).get("frames") if players else None
+        frames = read_status(players[0].config["status_file"]).get("frames") if players else None
         return {"player_frames": frames if frames is not None else -1,
                 "source_frames": count_frames(source.config["sent_file"])}
 
@@ -289,7 +282,7 @@ class Network:
         with self.ctx.sub_progress(spec.chunks, f"{spec.mode} stream", unit="chunks sent") as bar:
             while True:
                 code = source.wait_exit(0.25)
-                status = _json(source.config["status_file"])
+                status = read_status(source.config["status_file"])
                 bar.update(status.get("chunks", status.get("chunks_sent", 0)) or 0)
                 if getattr(self.ctx, "live", None) is not None:  # corecast run --live (testbed.live)
                     self.ctx.live.tick(self, spec, status, final=code is not None)
@@ -316,7 +309,7 @@ class Network:
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             self._check_alive()
-            got = sum(int(_json(c.config["status_file"]).get("received", 0)) for c in clients)
+            got = sum(int(read_status(c.config["status_file"]).get("received", 0)) for c in clients)
             now = time.monotonic()
             if got >= expected:
                 return
@@ -345,7 +338,7 @@ class Network:
         model_bytes = model_links[core_shape(plan).source_uplink]
         packets = totals.packets
         if_bytes = (ctr1.tx_bytes - ctr0.tx_bytes) - 14 * (ctr1.tx_packets - ctr0.tx_packets)
-        itr_status = _json(x0.config["status_file"])
+        itr_status = read_status(x0.config["status_file"])
         row: dict[str, Any] = {
             "experiment": self.ctx.experiment, "mode": spec.mode, "ases": len(plan.client_ases),
             "capable_ases": sum(1 for c, n in zip(params.capable, counts) if c and n),
@@ -364,7 +357,7 @@ class Network:
             "etr_cpu_s": round(sum(cpu1[d.name] - cpu0[d.name] for d in etrs), 3),
             "itr_rss_kib": rss[x0.name], "etr_rss_kib_max": max((rss[d.name] for d in etrs), default=0),
             "itr_drops": count_drops(itr_status),
-            "etr_drops": sum(count_drops(_json(d.config["status_file"])) for d in etrs),
+            "etr_drops": sum(count_drops(read_status(d.config["status_file"])) for d in etrs),
         }
         row.update(self._state)  # testbed.routerstate: read at the stream's end, before the clients leave
         caps = self._link_caps.counts() if self._link_caps is not None else {}

@@ -60,6 +60,16 @@ def read_json_object(path: str, what: str = "") -> dict:
     return obj
 
 
+def read_status(path: str) -> dict:
+    """A daemon's status (or sent/ready) JSON file as a dict; {} while it is not written yet or unreadable."""
+    try:
+        with open(path) as fh:
+            obj = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
 def load_json_config(path: str) -> dict:
     """Read a node's JSON config; raise ConfigError with a one-line reason."""
     return read_json_object(path, "config ")

@@ -18,20 +18,18 @@ Errors: :class:`LossError` (one line naming the router) if nft fails.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable
 
-from testbed.net.nodecmd import NodeCommandError, run_in_node
+from testbed.net import nft
+from testbed.net.nft import NftError
 
 TABLE = "cc_loss"
 COUNTER = "lost"
-NFT_TIMEOUT = 10.0
-"""Deadline (s) of one ``nft`` command in one router."""
 MAX_PERMILLE = 1000
 
 
-class LossError(RuntimeError):
-    """The loss rule could not be installed or read in a router (one line)."""
+LossError = NftError
+"""The loss rule could not be installed or read in a router (one line)."""
 
 
 def ruleset(permille: int) -> str:
@@ -60,36 +58,18 @@ def core_routers(plan: Any) -> list[str]:
 
 def install(tb: Any, names: Iterable[str], permille: int) -> None:
     """Set the loss in each router ``tb.node(name)`` to ``permille`` / 1000; LossError naming the router on failure."""
-    script = ruleset(permille)
-    for name in names:
-        try:
-            res = run_in_node(tb.node(name), ["nft", "-f", "-"], timeout=NFT_TIMEOUT, input=script)
-        except NodeCommandError as exc:
-            raise LossError(f"loss rule in {name}: {exc}") from None
-        if res.returncode:
-            raise LossError(f"loss rule in {name}: nft: {res.stderr.strip()[:160]}")
+    nft.load(tb, names, ruleset(permille), "loss rule")
 
 
 def parse_counter(text: str) -> int:
     """Packets of the ``lost`` counter in ``nft -j list counter`` output; LossError if unreadable."""
-    try:
-        for item in json.loads(text)["nftables"]:
-            counter = item.get("counter") if isinstance(item, dict) else None
-            if counter and counter.get("name") == COUNTER:
-                return int(counter["packets"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LossError(f"unreadable nft counter: {text.strip()[:120]!r}") from exc
-    raise LossError(f"no counter '{COUNTER}' in nft output: {text.strip()[:120]!r}")
+    return nft.parse_counter(text, COUNTER)[0]
 
 
 def read_lost(tb: Any, names: Iterable[str]) -> dict[str, int]:
     """{router: datagrams dropped so far} (0 for a router without the table, i.e. at loss 0)."""
     out = {}
     for name in names:
-        try:
-            res = run_in_node(tb.node(name), ["nft", "-j", "list", "counter", "inet", TABLE, COUNTER],
-                              timeout=NFT_TIMEOUT)
-        except NodeCommandError as exc:
-            raise LossError(f"reading the loss counter in {name}: {exc}") from None
-        out[name] = parse_counter(res.stdout) if res.returncode == 0 else 0
+        found = nft.read_counter(tb, name, TABLE, COUNTER, "the loss counter", missing_ok=True)
+        out[name] = found[0] if found else 0
     return out

@@ -40,7 +40,6 @@ from typing import Any
 
 from testbed.net.daemon import DaemonError
 from testbed.net.frr import FrrDaemon, FrrError, socket_dir, vtysh, zebra_conf
-from testbed.net.links import interdomain_links
 from testbed.nodeutil import write_json_atomic
 
 GROUP = "232.2.2.2"

@@ -20,24 +20,21 @@ through: legitimate traffic is unaffected (the namespace tests and the attack
 experiment's legitimate stream check it).
 
 Installed and read with one short ``nft`` per router through ``node.popen``
-(:func:`testbed.net.nodecmd.run_in_node`), each with a deadline.
+(:mod:`testbed.net.nft`), each with a deadline.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable
 
-from testbed.net.nodecmd import NodeCommandError, run_in_node
+from testbed.net import nft
+from testbed.net.nft import NftError
 
 TABLE = "cc_sav"
 """The nftables table (family inet) holding the filter in each router."""
 
 COUNTER = "sav"
 """The named counter of dropped packets in each router."""
-
-NFT_TIMEOUT = 10.0
-"""Deadline (s) of one ``nft`` command in one router."""
 
 RULESET = f"""table inet {TABLE} {{
   counter {COUNTER} {{ }}
@@ -51,8 +48,8 @@ RULESET = f"""table inet {TABLE} {{
 """The nft script installed in each router: strict uRPF on every interface but loopback."""
 
 
-class SavError(RuntimeError):
-    """The filter could not be installed or read in a router (one line)."""
+SavError = NftError
+"""The filter could not be installed or read in a router (one line)."""
 
 
 def routers(plan: Any) -> list[str]:
@@ -64,37 +61,15 @@ def routers(plan: Any) -> list[str]:
 
 def install(tb: Any, names: Iterable[str]) -> None:
     """Install the filter in each router ``tb.node(name)``; SavError naming the router on failure."""
-    for name in names:
-        try:
-            res = run_in_node(tb.node(name), ["nft", "-f", "-"], timeout=NFT_TIMEOUT, input=RULESET)
-        except NodeCommandError as exc:
-            raise SavError(f"source address validation in {name}: {exc}") from None
-        if res.returncode:
-            raise SavError(f"source address validation in {name}: nft: {res.stderr.strip()[:160]}")
+    nft.load(tb, names, RULESET, "source address validation")
 
 
 def parse_counter(text: str) -> tuple[int, int]:
     """``nft -j list counter inet cc_sav sav`` output as (packets, bytes); SavError if unreadable."""
-    try:
-        for item in json.loads(text)["nftables"]:
-            counter = item.get("counter") if isinstance(item, dict) else None
-            if counter and counter.get("name") == COUNTER:
-                return int(counter["packets"]), int(counter["bytes"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SavError(f"unreadable nft counter: {text.strip()[:120]!r}") from exc
-    raise SavError(f"no counter '{COUNTER}' in nft output: {text.strip()[:120]!r}")
+    return nft.parse_counter(text, COUNTER)
 
 
 def read_drops(tb: Any, names: Iterable[str]) -> dict[str, tuple[int, int]]:
     """{router: (packets, bytes) dropped so far} for each router in ``names``; SavError on failure."""
-    out = {}
-    for name in names:
-        try:
-            res = run_in_node(tb.node(name), ["nft", "-j", "list", "counter", "inet", TABLE, COUNTER],
-                              timeout=NFT_TIMEOUT)
-        except NodeCommandError as exc:
-            raise SavError(f"reading source address validation drops in {name}: {exc}") from None
-        if res.returncode:
-            raise SavError(f"reading source address validation drops in {name}: nft: {res.stderr.strip()[:160]}")
-        out[name] = parse_counter(res.stdout)
-    return out
+    return {name: nft.read_counter(tb, name, TABLE, COUNTER, "source address validation drops")
+            for name in names}

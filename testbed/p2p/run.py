@@ -32,6 +32,7 @@ from typing import Any
 from testbed.net.daemon import Daemon, SourceDaemon
 from testbed.net.links import LinkCounters, core_shape, interdomain_links
 from testbed.net.links import delta as link_delta
+from testbed.nodeutil import read_status
 from testbed.p2p.metrics import swarm_summary
 from testbed.p2p.model import interdomain_bytes_per_chunk, source_uplink_bytes_per_chunk
 from testbed.p2p.params import P2PParams
@@ -47,13 +48,6 @@ class PeerDaemon(Daemon):
 
     program = "peer"
 
-
-def _json(path: str) -> dict:
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
 
 
 def warm_pairs(net: Any) -> None:
@@ -147,7 +141,7 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
     plan = net.plan
     src = read_source_record(source.config["record_file"])
     digests = {int(s): f"{int(d):016x}" for s, d in zip(src.seqs, src.digests)}
-    status = _json(source.config["status_file"])
+    status = read_status(source.config["status_file"])
     kinds = status.get("by_kind", {})
     src_bytes = sum(v.get("bytes", 0) for v in kinds.values())
     src_packets = sum(v.get("datagrams", 0) for v in kinds.values())
@@ -159,7 +153,7 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
         into[int(k_as)][1] += n
     corrupt = delivered = 0
     for d in peers:
-        res = _json(d.config["result_file"]).get("peers", {})
+        res = read_status(d.config["result_file"]).get("peers", {})
         asn = d.config["asn"]
         sent = per_as.setdefault(asn, [0, 0])
         for name, s in res.items():
