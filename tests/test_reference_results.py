@@ -13,7 +13,7 @@ from conftest import ROOT, corecast
 
 REFERENCE = os.path.join(ROOT, "results", "reference")
 EXPERIMENTS = ["demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join", "topology",
-               "attack"]
+               "attack", "compare", "loss"]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -29,6 +29,10 @@ def test_reference_run_complete_and_exact(name):
     if name == "attack":  # streams that must be whole: attacks 1-7 with the defence on, all with on+sav
         streams = streams[((streams["row_kind"] == "stream") & (streams["defence"] == "on"))
                           | (streams["defence"] == "on+sav")]
+    if name == "compare":  # join rows are per joined client (as in join)
+        streams = streams[streams["part"] == "bytes"]
+    if name == "loss":  # with loss, missing chunks are results; at loss 0 every chunk arrives
+        streams = streams[streams["loss_permille"] == 0]
     assert len(streams) > 0
     assert (streams["corrupt_chunks"] == 0).all()
     if name != "join":  # join rows are per joined client, each with its own expected count
@@ -65,3 +69,23 @@ def test_attack_reference_shows_what_the_defence_buys():
     assert (attacks["on+sav"] == 0).all() and (attacks["off"] > 0).all()
     amp = df[df["row_kind"] == "attack"].pivot_table(index="attack", columns="defence", values="amplification")
     assert amp.loc["etr-outsider", "off"] > 16 and amp.loc["oversized", "off"] > 90
+
+
+def test_compare_reference_reaches_k_1000_on_both_cores():
+    df = pd.read_csv(os.path.join(REFERENCE, "compare", "measurements.csv"))
+    b = df[df["part"] == "bytes"]
+    assert set(b["core"]) == {"star", "tree"} and b["clients"].max() >= 1000
+    assert {"unicast", "corecast"} <= set(b["mode"])
+    assert (b["interdomain_bytes"] == b["model_interdomain_bytes"]).all()
+    j = df[df["part"] == "join"]
+    assert {"cold", "warm"} <= set(j["cache"]) and j["join_delay_s"].notna().all()
+
+
+def test_loss_reference_shows_corecast_losses_shared_within_an_as():
+    df = pd.read_csv(os.path.join(REFERENCE, "loss", "measurements.csv"))
+    assert sorted(set(df["loss_permille"])) == [0, 1, 10, 50] and (df["corrupt_chunks"] == 0).all()
+    five = df[df["loss_permille"] == 50].set_index("mode")
+    assert five.loc["corecast", "corr_within_as"] > 0.3 > abs(five.loc["unicast", "corr_within_as"])
+    assert five.loc["corecast", "client_loss_mean"] > 1.5 * five.loc["unicast", "client_loss_mean"]
+    per = pd.read_csv(os.path.join(REFERENCE, "loss", "loss_clients.csv"))
+    assert (per[per["loss_permille"] == 0]["lost"] == 0).all()
