@@ -65,6 +65,24 @@ def test_smoke_lispmc_every_chunk_and_bytes_equal_the_model(tmp_path):
     assert leftovers() == ([], [])
 
 
+def test_smoke_lispmc_on_a_tree_core_every_link_equals_the_model(tmp_path):
+    """A tree core routed by FRR (2 transit routers): every chunk to every client, every link equal to the model."""
+    out = tmp_path / "tree"
+    res = corecast("run", "smoke", "--out", str(out), "--set", "modes=lispmc", "--set", "ases=3",
+                   "--set", "clients=2", "--set", "chunks=40", "--set", "speed=10", "--set", "core=tree",
+                   "--set", "transit=2", timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    row = pd.read_csv(out / "measurements.csv").set_index("mode").loc["lispmc"]
+    assert row.delivered_chunks == row.expected_chunks == 40 * 6 and row.corrupt_chunks == 0
+    assert row.core_bytes == row.model_core_bytes == 40 * 3 * (64 + 1316)     # j (64 + P) per chunk
+    links = pd.read_csv(out / "links.csv")
+    mc = links[links["mode"] == "lispmc"]
+    assert any(str(n).startswith("t") for n in mc["node"]), mc  # the transit-root links are measured too
+    assert (mc["bytes"] == mc["model_bytes"]).all(), mc[["node", "interface", "direction", "bytes", "model_bytes"]]
+    assert mc["bytes"].sum() == row.interdomain_bytes == row.model_interdomain_bytes
+    assert leftovers() == ([], [])
+
+
 def _rows(path) -> list[tuple[int, float]]:
     try:
         return [(int(a), float(b)) for a, b in (line.split() for line in open(path) if line.strip())]
