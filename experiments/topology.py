@@ -46,7 +46,15 @@ def _kinds(plan: Any) -> dict[str, tuple[str, str | None]]:
         kinds[a.switch] = ("switch", label)
         for host, _eid in a.clients:
             kinds[host] = ("client", label)
+    for t in getattr(plan, "transit", []) or []:  # a tree core's transit routers sit in the core too
+        kinds[t.name] = ("transit", None)
     return kinds
+
+
+def core_path(plan: Any, a: Any) -> list[str]:
+    """The core routers from the source AS's xTR to client AS ``a``'s xTR: [core] on a star, [core, t<n>] on a tree."""
+    up = getattr(a, "upstream", plan.core) or plan.core
+    return [plan.core] if up == plan.core else [plan.core, up]
 
 
 def live_links(net: Any) -> list[tuple[str, str]]:
@@ -89,18 +97,19 @@ def build_graph(plan: Any, links: list[tuple[str, str]], registered: dict[str, b
                 node["rloc"], node["eid_prefix"] = a.rloc, a.eid_prefix
     capable = [as_label(a) for a in plan.client_ases if registered.get(a.eid_prefix)]
     data, ref, uni = [], [], []
-    src, x0, core = plan.source_host, plan.source_as.xtr, plan.core
+    src, x0 = plan.source_host, plan.source_as.xtr
     for a in plan.client_ases:
         if not a.clients:
             continue
         hosts = list(dict.fromkeys(h for h, _e in a.clients))
+        via = core_path(plan, a)
         if registered.get(a.eid_prefix):
-            data.append([src, x0, core, a.xtr])
-            ref.append([src, x0, core, a.xtr])
+            data.append([src, x0, *via, a.xtr])
+            ref.append([src, x0, *via, a.xtr])
             uni += [[a.xtr, h] for h in hosts]
         else:
             ref.append([src, x0])
-            uni += [[x0, core, a.xtr, h] for h in hosts]
+            uni += [[x0, *via, a.xtr, h] for h in hosts]
     k, j = plan.params.total_clients, plan.params.active_ases
     return {"title": f"the emulated network: {j} client ASes, {k} clients, {len(capable)} CoreCast-capable "
                      f"(EIDs {plan.eid_block}, RLOCs {plan.rloc_block})",

@@ -10,7 +10,8 @@
                "unicast": [["x1", "h1_0"], ...]},             # optional: full chunks (ETR to client, fallback)
      "capable": ["AS1", "AS2"]}                         # optional: CoreCast-capable client ASes
 
-``kind`` is one of source, client, xtr, core, ms, switch. The source AS is drawn on
+``kind`` is one of source, client, xtr, core, transit, ms, switch (a tree core's root is a
+``core``, its transit routers ``transit``, drawn in a column right of the root). The source AS is drawn on
 the left, the core and the mapping system in the middle, the client ASes stacked
 on the right; each AS is a shaded box with its xTRs on the core-facing edge.
 Large ASes show their first clients and "+N more"; beyond 8 client ASes the rest
@@ -32,6 +33,7 @@ KIND_STYLE = {
     "client": ("o", "#27ae60", 8),
     "xtr": ("D", "#2471a3", 10),
     "core": ("h", "#7f8c8d", 14),
+    "transit": ("h", "#95a5a6", 12),
     "ms": ("*", "#8e44ad", 16),
     "switch": ("s", "#bdc3c7", 7),
 }
@@ -56,7 +58,7 @@ def _layout(nodes: list[dict]) -> tuple[dict[str, tuple[float, float]], list[tup
     by_as: dict[str, list[dict]] = {}
     middle: list[dict] = []
     for n in nodes:
-        if n.get("kind") in ("core", "ms") or n.get("as") in (None, "", "core"):
+        if n.get("kind") in ("core", "transit", "ms") or n.get("as") in (None, "", "core"):
             middle.append(n)
         else:
             by_as.setdefault(str(n["as"]), []).append(n)
@@ -101,9 +103,13 @@ def _layout(nodes: list[dict]) -> tuple[dict[str, tuple[float, float]], list[tup
         notes.append((8.5, -total / 2 - 0.5, f"+{len(client_ases) - MAX_ASES_SHOWN} more client ASes"))
     if source_as is not None:
         place_as(source_as, by_as[source_as], 0.0, left=True)
-    cores = [n for n in middle if n.get("kind") != "ms"]
+    cores = [n for n in middle if n.get("kind") not in ("ms", "transit")]
+    transits = [n for n in middle if n.get("kind") == "transit"]
+    core_x = 4.3 if transits else 5.0  # a tree core: the root left of its column of transit routers
     for i, n in enumerate(cores):
-        pos[n["name"]] = (5.0, 0.9 * ((len(cores) - 1) / 2 - i))
+        pos[n["name"]] = (core_x, 0.9 * ((len(cores) - 1) / 2 - i))
+    for i, n in enumerate(transits):
+        pos[n["name"]] = (5.8, 1.1 * ((len(transits) - 1) / 2 - i))
     top = max([p[1] for p in pos.values()] + [0.0])
     for i, n in enumerate(n for n in middle if n.get("kind") == "ms"):
         pos[n["name"]] = (5.0 + 1.2 * i, top + 1.0)
@@ -137,8 +143,8 @@ def draw_topology(graph: dict, path_stem: str) -> list[str]:
             name = f"{name} (CoreCast)" if name in capable else f"{name} (unicast only)"
         ax.text(x0 + 0.1, y1 - 0.05, name, fontsize=8, va="top", color="0.3", zorder=1)
     if any(kind[n] == "core" for n in pos):
-        cy = [p[1] for n, p in pos.items() if kind[n] == "core"]
-        ax.add_patch(FancyBboxPatch((4.2, min(cy) - 0.6), 1.6, max(cy) - min(cy) + 1.2,
+        cy = [p[1] for n, p in pos.items() if kind[n] in ("core", "transit")]
+        ax.add_patch(FancyBboxPatch((3.9, min(cy) - 0.6), 2.2, max(cy) - min(cy) + 1.2,
                                     boxstyle="round,pad=0.05,rounding_size=0.5", fc="#fdfefe", ec="0.5",
                                     ls=":", zorder=0))
         ax.text(5.0, min(cy) - 0.75, "core (RLOC space)", ha="center", va="top", fontsize=8, color="0.3")
