@@ -5,7 +5,7 @@ import socket
 
 from hypothesis import example, given, settings, strategies as st
 
-from testbed.lisp.corecast_etr import CoreCastEtr, itr_max_chunk
+from testbed.lisp.corecast_etr import CoreCastEtr, _Chunk, itr_max_chunk
 from testbed.lisp.corecast_itr import CoreCastItr
 from testbed.lisp.dataplane import RESOLVE, SEND_RAW, WRITE_TUN, Etr
 from testbed.lisp.prefixes import parse_prefix
@@ -319,3 +319,37 @@ def test_itr_and_etr_agree_on_the_chunk_limit():
     itr.on_service_message(data(bytes(1437)), SRC, 0.0)
     assert itr.counters["chunk-too-big"] == 1
     assert make(source_site()).max_chunk == itr.max_chunk == 1436
+
+
+def test_a_vouched_itr_cannot_evict_another_itrs_stream():
+    """Review finding: 5,000 DATA of fresh streams from one vouched ITR pushed the source ITR's chunk out."""
+    cache = MapCache()
+    etr = CoreCastEtr(["10.1.0.0/16"], cache, max_streams=8, max_streams_per_itr=4)
+    src, other = "172.16.0.2", "172.16.3.2"
+    etr._vouched[src] = etr._vouched[other] = 1e18  # both vouched (the map-cache path is tested above)
+    good = _Chunk(b"h" * 8, b"chunk", 0, 1)
+    etr._store((src, 7), good)
+    for stream in range(5000):
+        etr._store((other, stream), _Chunk(b"x" * 8, b"y", 0, 1))
+    assert etr._streams[(src, 7)] is good
+    assert len([k for k in etr._streams if k[0] == other]) == 4
+    assert etr.counters["stream-evicted"] == 5000 - 4
+    # beyond the whole bound, the ITR holding the most loses its oldest stream, not the source ITR
+    for rloc in ("172.16.4.2", "172.16.5.2", "172.16.6.2"):
+        etr._store((rloc, 1), _Chunk(b"z" * 8, b"z", 0, 1))
+    assert (src, 7) in etr._streams and len(etr._streams) == 8
+
+
+def test_refs_without_a_chunk_naming_fresh_source_eids_ask_a_bounded_number_of_lookups():
+    """Review finding: 5,000 chunkless REFs with 5,000 Source EIDs from an outsider gave 5,000 lookups."""
+    etr = make(max_pending=16, pending_timeout=5.0)
+    asked = []
+    for i in range(5000):
+        src = (0x0A000000 + 0x10000 * (2 + i % 200) + i).to_bytes(4, "big")
+        asked += [a for a in etr.on_message(ref(src=src), OUTSIDER, 1.0) if a[0] == RESOLVE]
+    assert len(asked) == 16 and etr.counters["cc-lookup-limited"] == 5000 - 16
+    # the same Source EID again: no new lookup while the first stands; a fresh one after the window
+    assert [a for a in etr.on_message(ref(src=asked[0][1].to_bytes(4, "big")), OUTSIDER, 2.0)
+            if a[0] == RESOLVE] == []
+    later = etr.on_message(ref(src=socket.inet_aton("10.77.0.1")), OUTSIDER, 7.0)
+    assert [a for a in later if a[0] == RESOLVE] == [(RESOLVE, int.from_bytes(socket.inet_aton("10.77.0.1"), "big"))]

@@ -101,8 +101,11 @@ class CoreCastEtr:
     """The CoreCast half of a capable ETR (see the module docstring).
 
     ``map_cache``: the xTR's map-cache (needed when ``defence`` is on).
-    ``max_streams`` bounds the vouched (ITR, stream) cache; a new one beyond it
-    evicts the least recently created ('stream-evicted'). ``quarantine`` and
+    ``max_streams`` bounds the vouched (ITR, stream) cache and ``max_streams_per_itr``
+    each ITR's share of it: a new stream beyond its ITR's share evicts that ITR's
+    oldest stream, and beyond the whole bound the oldest stream of the ITR holding
+    the most ('stream-evicted'), so no ITR, vouched or spoofing a vouched RLOC, can
+    push another ITR's streams out. ``quarantine`` and
     ``quarantine_per_rloc`` bound the DATA held from RLOCs not vouched for;
     ``queue_limit`` (REFs per Source EID), ``max_pending`` (Source EIDs) and
     ``pending_timeout`` (s) bound the REFs waiting for a Map-Reply.
@@ -110,12 +113,13 @@ class CoreCastEtr:
     """
 
     def __init__(self, own_eid_prefixes: list[str], map_cache: MapCache | None = None, *, defence: bool = True,
-                 max_chunk: int | None = None, max_streams: int = 4096, quarantine: int = 64,
+                 max_chunk: int | None = None, max_streams: int = 4096, max_streams_per_itr: int = 64,
+                 quarantine: int = 64,
                  quarantine_per_rloc: int = 8, queue_limit: int = 4096, max_pending: int = 16,
                  pending_timeout: float = 5.0, max_list: int | None = None, max_list_fanout: int = 65536) -> None:
         if defence and map_cache is None:
             raise ValueError("the CoreCast ETR defence needs the map-cache")
-        if min(max_streams, quarantine, quarantine_per_rloc) < 1:
+        if min(max_streams, max_streams_per_itr, quarantine, quarantine_per_rloc) < 1:
             raise ValueError("CoreCast ETR bounds must be positive")
         self.prefixes = tuple((net, mask(plen)) for net, plen in map(parse_prefix, own_eid_prefixes))
         self.map_cache = map_cache
@@ -123,7 +127,7 @@ class CoreCastEtr:
         self.max_chunk = _UDP_MAX_PAYLOAD if not defence else (itr_max_chunk() if max_chunk is None else max_chunk)
         if not 0 < self.max_chunk <= _UDP_MAX_PAYLOAD:
             raise ValueError(f"max_chunk {self.max_chunk} not in 1..{_UDP_MAX_PAYLOAD}")
-        self.max_streams = max_streams
+        self.max_streams, self.max_streams_per_itr = max_streams, max_streams_per_itr
         self.max_list = ref_list_capacity() if max_list is None else max_list
         self.max_list_fanout = max_list_fanout
         if min(self.max_list, max_list_fanout) < 1:
@@ -134,13 +138,15 @@ class CoreCastEtr:
             "decode-truncated", "decode-bad-version", "decode-bad-length", "decode-unknown-type",
             "chunk-too-big", "cc-unknown-itr", "cc-source-mismatch", "cc-chunk-too-long", "cc-quarantined",
             "cc-quarantine-evicted", "cc-promoted", "cc-ref-flushed", "list-in", "list-entries", "cc-list-too-long",
-            "cc-list-repeat"), 0)
+            "cc-list-repeat", "cc-lookup-limited"), 0)
         self.pending = PendingQueues(self.counters, queue_limit, max_pending, pending_timeout, prefix="cc-ref-")
         self._streams: dict[tuple[str, int], _Chunk] = {}
+        self._itr_streams: dict[str, dict[tuple[str, int], None]] = {}  # ITR RLOC -> its streams, oldest first
         self._quarantine: dict[tuple[str, int], _Chunk] = {}
         self._vouched: dict[str, float] = {}  # ITR RLOC -> until when the mapping system vouches for it
         self._memo: dict[int, tuple[str, MapEntry]] = {}  # Source EID -> (ITR RLOC, the entry that vouched)
         self._memo_gen = -1
+        self._asked: dict[int, float] = {}  # Source EID -> until when a no-chunk REF's lookup stands
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -230,7 +236,7 @@ class CoreCastEtr:
             snap = self._quarantine.get(key)
             if snap is None or snap.digest != digest:
                 self.counters["no-chunk"] += len(ours)
-                return [] if src in self.pending else [(RESOLVE, src)]
+                return self._ask(src, now)
         first = False
         for dst, dport in ours:
             first |= self.pending.add(src, (itr_rloc, snap, dst, sport, dport), now)
@@ -286,7 +292,7 @@ class CoreCastEtr:
                 snap = self._quarantine.get(key)
                 if snap is None or snap.digest != digest:
                     self.counters["no-chunk"] += 1
-                    return [] if src in self.pending else [(RESOLVE, src)]
+                    return self._ask(src, now)
             if self.pending.add(src, (itr_rloc, snap, dst, sport, dport), now):
                 return [(RESOLVE, src)]
             return []
@@ -323,13 +329,45 @@ class CoreCastEtr:
             self._store(key, self._quarantine.pop(key))
             self.counters["cc-promoted"] += 1
 
+    def _ask(self, src: int, now: float) -> list[tuple]:
+        """The lookup a REF without its chunk asks for ``src``: at most ``max_pending`` Source EIDs per
+        ``pending_timeout`` seconds (an outsider's REFs naming fresh Source EIDs cannot make the ETR a
+        Map-Request generator); beyond that counted 'cc-lookup-limited'."""
+        if src in self.pending:
+            return []
+        asked = self._asked
+        if asked.get(src, 0.0) > now:
+            return []
+        if len(asked) >= self.pending.max_eids:
+            for eid in [e for e, until in asked.items() if until <= now]:
+                del asked[eid]
+            if len(asked) >= self.pending.max_eids:
+                self.counters["cc-lookup-limited"] += 1
+                return []
+        asked[src] = now + self.pending.timeout
+        return [(RESOLVE, src)]
+
     def _store(self, key: tuple[str, int], chunk: _Chunk) -> None:
         """Make ``chunk`` the current chunk of a vouched (ITR, stream)."""
         streams = self._streams
-        if key not in streams and len(streams) >= self.max_streams:
-            del streams[next(iter(streams))]
-            self.counters["stream-evicted"] += 1
+        if key not in streams:
+            per_itr = self._itr_streams
+            mine = per_itr.setdefault(key[0], {})
+            if len(mine) >= self.max_streams_per_itr:
+                self._evict(mine)
+            elif len(streams) >= self.max_streams:
+                self._evict(max(per_itr.values(), key=len))
+            per_itr.setdefault(key[0], {})[key] = None  # ``mine`` may have emptied and gone
         streams[key] = chunk
+
+    def _evict(self, owned: dict[tuple[str, int], None]) -> None:
+        """Drop the oldest of the streams in ``owned`` (one ITR's) from the vouched cache."""
+        old = next(iter(owned))
+        del owned[old]
+        del self._streams[old]
+        if not owned:
+            self._itr_streams.pop(old[0], None)
+        self.counters["stream-evicted"] += 1
 
     def _data(self, msg: bytes | memoryview, itr_rloc: str, now: float) -> list[tuple]:
         """A DATA: cache its chunk as the current one of (ITR, stream), or quarantine it."""
