@@ -7,6 +7,8 @@ reported and the sweep goes on), and parse list parameters with :func:`parse_lis
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -133,6 +135,8 @@ def parse_list(value: Any, name: str, kind: type = float, low: float | None = No
             num = float(str(item).strip())
         except ValueError:
             raise ConfigError(f"{name} must be a comma-separated list of numbers, got '{value}'") from None
+        if not math.isfinite(num):
+            raise ConfigError(f"{name}: '{str(item).strip()}' is not a finite number")
         if kind is int:
             if num != int(num):
                 raise ConfigError(f"{name} must list whole numbers, got '{item}'")

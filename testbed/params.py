@@ -6,6 +6,8 @@ the CLI turns it into exit status 2.
 
 from __future__ import annotations
 
+import math
+
 import os
 import random
 import tempfile
@@ -31,9 +33,12 @@ def parse_value(text: str) -> Any:
         return None
     for kind in (int, float):
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
-            pass
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(f"--set value '{text.strip()}' is not a finite number")
+        return value
     return text.strip()
 
 

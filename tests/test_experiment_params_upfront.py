@@ -72,6 +72,18 @@ SAMPLES = [
     ("gamma", "max_pps=0", "max_pps"),
     ("load", "seconds=-2", "seconds"),
     ("join", "speed=2000", "speed"),
+    # review: NaN went through (tracebacks later, or accepted)
+    ("gamma", "gammas=nan", "finite"),
+    ("gamma", "gammas=1,nan", "finite"),
+    ("batch", "gammas=nan", "finite"),
+    ("compare", "gammas=NaN", "finite"),
+    ("loss", "losses=nan", "finite"),
+    ("load", "ks=nan", "finite"),
+    ("distribution", "zipf_s=nan", "finite"),
+    ("attack", "lead_s=nan", "finite"),
+    ("p2p", "buffer_s=nan", "finite"),
+    ("channel-change", "buffer_s=nan", "finite"),
+    ("smoke", "speed=-inf", "finite"),
 ]
 
 
