@@ -8,6 +8,8 @@ VLC, ``player_app: vlc``, pipe mode only) records the stream to ``player_file``
 
 from __future__ import annotations
 
+import ipaddress
+
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -20,6 +22,15 @@ class Ssm(Strict):
 
     source: IPv4
     group: IPv4
+
+    @model_validator(mode="after")
+    def _addresses(self) -> "Ssm":
+        if not ipaddress.IPv4Address(self.group).is_multicast:
+            raise ValueError(f"ssm.group must be a multicast address (224.0.0.0/4), got {self.group}")
+        src = ipaddress.IPv4Address(self.source)
+        if src.is_multicast or src.is_unspecified:
+            raise ValueError(f"ssm.source must be a unicast address, got {self.source}")
+        return self
 
 
 class ClientSchema(NodeBase):

@@ -8,6 +8,8 @@ without a refresh (RFC 9301 section 8.2 suggests 3 Map-Register intervals);
 
 from __future__ import annotations
 
+import ipaddress
+
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -77,4 +79,12 @@ class MapServerConfig(NodeBase):
         names = [s.name for s in self.sites]
         if len(set(names)) != len(names):
             raise ValueError("sites: a site name is listed twice")
+        owner: dict[ipaddress.IPv4Network, str] = {}
+        for site in self.sites:
+            for text in site.prefixes:
+                net = ipaddress.ip_network(text, strict=False)
+                if net in owner:
+                    where = "twice in site" if owner[net] == site.name else f"in sites {owner[net]} and"
+                    raise ValueError(f"sites: prefix {net} is listed {where} {site.name}")
+                owner[net] = site.name
         return self
