@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"corecast: {exc}", file=sys.stderr)
         code = 2
+    except BrokenPipeError:  # the reader went away (`corecast decode F | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when stdout flushes
+        code = 0
     except (RuntimeError, OSError) as exc:  # DaemonError, CaptureError, Busy, failed commands
         text = str(exc) or type(exc).__name__
         print(f"corecast: {text}", file=sys.stderr)
@@ -210,6 +213,4 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("corecast: interrupted; everything started was torn down", file=sys.stderr)
         code = 130
-    except BrokenPipeError:
-        code = 0
     sys.exit(code)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from conftest import corecast
+from conftest import ROOT, corecast
 from testbed.cli import VERBS
 
 
@@ -35,3 +37,18 @@ def test_stats_prints_a_daemons_counters(tmp_path):
 def test_decode_missing_file_is_one_line(tmp_path):
     res = corecast("decode", str(tmp_path / "nope.pcap"))
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "Traceback" not in res.stderr
+
+
+def test_decode_into_a_closed_pipe_is_quiet_and_exits_0(tmp_path):
+    """`corecast decode F --detail | head -1`: the reader leaves early; no 'Broken pipe' error, exit 0."""
+    from scapy.all import IP, UDP, Raw, wrpcap
+    pcap = tmp_path / "many.pcap"
+    wrpcap(str(pcap), [IP(src="172.16.0.2", dst="172.16.1.2") / UDP(sport=4341, dport=4341) / Raw(bytes(1308))
+                       for _ in range(20000)])
+    proc = subprocess.Popen([sys.executable, "-m", "testbed", "decode", str(pcap), "--detail"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # like head -1
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and b"lisp-unicast" in first
+    assert "Broken pipe" not in err and "Traceback" not in err, err
