@@ -11,6 +11,7 @@ import os
 import shutil
 from typing import Any, Iterable, Iterator
 
+from testbed.net import registry
 from testbed.measure import Network, StreamSpec
 from testbed.modes import parse_modes
 from testbed.nodeutil import ConfigError
@@ -130,6 +131,12 @@ def run_experiment(name: str, sets: list[str], out: str | None = None, keep_pcap
     module = EXPERIMENTS[name]
     params = parse_experiment_params(module, sets)
     check_out_dir(out if out is not None else "results")
+    with registry.holding_lock():  # every point's network in turn, no other run in between; Busy at once
+        return _run(module, name, params, out, keep_pcap, snaplen, live)
+
+
+def _run(module: Any, name: str, params: dict[str, Any], out: str | None, keep_pcap: bool,
+         snaplen: int | None, live: bool) -> int:
     run = RunDir.create(name, params, out=out, pcap=True)
     print(f"corecast run {name}: run directory {run.path}", flush=True)
     ctx = Context(name, params, run, keep_pcap, snaplen, live)

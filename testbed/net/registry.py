@@ -14,10 +14,12 @@ directory (a container's own ``/run/corecast`` is another directory): see
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import time
+from typing import Iterator
 
 from testbed.nodeutil import write_json_atomic
 
@@ -62,9 +64,29 @@ def acquire_lock(wait: float | None = None) -> None:
             time.sleep(0.2)
 
 
+_pinned = False
+"""True while :func:`holding_lock` keeps the lock for a whole multi-network run."""
+
+
+@contextlib.contextmanager
+def holding_lock(wait: float | None = None) -> Iterator[None]:
+    """Hold the lock for a whole run of several networks (an experiment's points): taken at once, or
+    :class:`Busy` before anything is made; :func:`release_lock` between networks keeps it."""
+    global _pinned
+    acquire_lock(wait)
+    _pinned = True
+    try:
+        yield
+    finally:
+        _pinned = False
+        release_lock()
+
+
 def release_lock() -> None:
-    """Release the machine-wide lock."""
+    """Release the machine-wide lock (not while :func:`holding_lock` keeps it)."""
     global _lock_fd
+    if _pinned:
+        return
     if _lock_fd is not None:
         os.close(_lock_fd)
         _lock_fd = None
