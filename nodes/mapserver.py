@@ -84,7 +84,12 @@ def read_table(path: str | None, log: logging.Logger) -> list:
             rows = json.load(fh).get("registrations", [])
         return rows if isinstance(rows, list) else []
     except (OSError, ValueError, AttributeError) as exc:
-        log.warning("ignoring table file %s: %s", path, exc)
+        aside = path + ".corrupt"
+        try:
+            os.replace(path, aside)  # kept for a look, not overwritten by the next table write
+        except OSError:
+            aside = "(could not be moved aside)"
+        log.warning("ignoring table file %s: %s; moved to %s", path, exc, aside)
         return []
 
 

@@ -252,6 +252,18 @@ def test_table_restore_keeps_absolute_expiry_and_drops_expired():
     assert MapServer([]).restore([{"junk": 1}, 5, None], 0.0) == 0
 
 
+def test_restored_rows_never_outlive_a_fresh_registration():
+    """Review: a table row with expires_at 1e308 (or NaN) was restored and never expired."""
+    ms = MapServer([Site("as1", b"k", ["10.1.0.0/16"])], expiry=100.0)
+    ms.on_message(_reg(1, 1440), "198.51.100.1", 4342, 0.0)
+    row = ms.table()[0]
+    fresh = MapServer([Site("as1", b"k", ["10.1.0.0/16"])], expiry=100.0)
+    assert fresh.restore([{**row, "expires_at": 1e308}], 10.0) == 1
+    assert fresh.table()[0]["expires_at"] == 110.0
+    nan = MapServer([Site("as1", b"k", ["10.1.0.0/16"])], expiry=100.0)
+    assert nan.restore([{**row, "expires_at": float("nan")}], 10.0) == 0 and nan.counters["restore-invalid"] == 1
+
+
 def test_table_version_changes_with_the_table():
     ms = MapServer([Site("as1", b"k", ["10.1.0.0/16"])], expiry=10.0)
     v0 = ms.version

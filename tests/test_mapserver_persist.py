@@ -135,3 +135,13 @@ def test_lig_probe_round_trip(capsys, monkeypatch):
     assert " ms" in out and "10.1.0.0/16, via map-reply, record ttl: 1440, auth, CoreCast-capable: yes" in out
     assert ctl.counters["probe-reply-sent"] == 1
     assert lig.lig_command(None, None) == 2 and lig.lig_command(None, None, probe="x") == 2
+
+
+def test_a_corrupt_table_file_is_moved_aside_not_overwritten(tmp_path):
+    import logging
+
+    from nodes.mapserver import read_table
+    path = tmp_path / "table.json"
+    path.write_text("{not json")
+    assert read_table(str(path), logging.getLogger("test")) == []
+    assert not path.exists() and (tmp_path / "table.json.corrupt").read_text() == "{not json"

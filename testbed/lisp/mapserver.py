@@ -42,6 +42,7 @@ Persistence: :meth:`table` rows (with absolute expiry times) go back in with
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import socket
 import struct
@@ -237,6 +238,9 @@ class MapServer:
                 site = self._by_name[row["site"]]
                 net, plen = parse_prefix(row["prefix"])
                 expires = float(row["expires_at"])
+                if not math.isfinite(expires):
+                    raise ValueError("expires_at")
+                expires = min(expires, now + self.expiry)  # no restored row outlives a fresh registration
                 locs = [Locator(r["rloc"], int(r["priority"]), int(r["weight"]), int(r.get("m_priority", 255)),
                                 int(r.get("m_weight", 0)), reachable=bool(r["reachable"]),
                                 corecast=bool(r["corecast"])) for r in row["rlocs"]]
