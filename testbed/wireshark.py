@@ -42,7 +42,14 @@ def tshark_decode(path: str, detail: bool = False, limit: int | None = None,
         print(f"corecast decode: the CoreCast dissector {PLUGIN} is missing", file=sys.stderr)
         return 2
     if not Path(path).is_file():
-        print(f"corecast decode: {path}: no such file", file=sys.stderr)
+        print(f"corecast decode: {path}: {'a directory' if Path(path).is_dir() else 'no such file'}",
+              file=sys.stderr)
+        return 2
+    from testbed.capfile import CaptureError, read_capture
+    try:  # the same judgement of the file as without --tshark: a pcap/pcapng whose link type we read
+        next(iter(read_capture(path)), None)
+    except CaptureError as exc:
+        print(f"corecast decode: {exc}", file=sys.stderr)
         return 2
     try:
         proc = subprocess.run(tshark_command(path, detail, limit, display_filter, tshark),
@@ -54,7 +61,8 @@ def tshark_decode(path: str, detail: bool = False, limit: int | None = None,
         return 130
     errors = [line for line in proc.stderr.splitlines() if line.strip() and "Running as user" not in line]
     if proc.returncode != 0:
-        print(f"corecast decode: tshark failed: {(errors or ['exit status %d' % proc.returncode])[-1]}",
+        words = [line.strip() for line in errors if any(c.isalpha() for c in line)]  # not tshark's caret line
+        print(f"corecast decode: tshark failed: {'; '.join(words)[:200] or 'exit status %d' % proc.returncode}",
               file=sys.stderr)
         return 2
     return 0
