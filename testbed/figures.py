@@ -481,16 +481,17 @@ def figures_command(results_dir: str | None = None) -> int:
 
     Prints one line per figure written and one per skipped run. Returns 0 if all
     runs with a plotter were plotted, 1 if some could not be, 2 if the directory
-    does not exist (one-line error on stderr).
+    does not exist, is a file or holds no run (one-line error on stderr).
     """
     root = results_dir or DEFAULT_RESULTS
     if not os.path.isdir(root):
-        print(f"corecast figures: no such directory: {root}", file=sys.stderr)
+        what = "not a directory" if os.path.exists(root) else "no such directory"
+        print(f"corecast figures: {what}: {root}", file=sys.stderr)
         return 2
     runs = [r for r in find_runs(root) if os.path.isfile(os.path.join(r, RUN_JSON))]
     if not runs:
         print(f"corecast figures: no run directories (run.json) under {root}", file=sys.stderr)
-        return 0
+        return 2
     code = 0
     for path in runs:
         try:

@@ -187,6 +187,16 @@ def test_figures_command_missing_dir(tmp_path, capsys):
     assert "no such directory" in err and len(err.strip().splitlines()) == 1
 
 
+def test_figures_command_on_a_file_or_an_empty_dir_is_one_line_exit_2(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert figures_command(str(tmp_path / "file")) == 2
+    assert "not a directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert figures_command(str(tmp_path / "empty")) == 2
+    err = capsys.readouterr().err
+    assert "no run directories" in err and len(err.strip().splitlines()) == 1
+
+
 def test_run_json_of_stored_run_is_valid(tmp_path):
     run = _store_run(tmp_path, "demo", synthetic("demo"))
     info = json.loads(Path(run.run_json).read_text())
