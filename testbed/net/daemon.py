@@ -146,6 +146,9 @@ class Daemon:
         """Wait until ready, polling; raise DaemonError on death or timeout."""
         wait_all_ready([self], timeout)
 
+    def after_stop(self) -> None:
+        """Remove what this daemon kept outside the run directory, once it is stopped (default: nothing)."""
+
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGTERM, wait up to ``timeout``, then SIGKILL; return the exit status."""
         if self.proc is None:
@@ -160,6 +163,7 @@ class Daemon:
                     self.proc.wait(5)
                 except subprocess.TimeoutExpired:
                     print(f"corecast: {self.name} (pid {self.proc.pid}) did not die on SIGKILL", file=sys.stderr)
+        self.after_stop()
         return self.proc.returncode
 
     def wait_exit(self, timeout: float) -> int | None:
@@ -212,6 +216,8 @@ def stop_all(daemons: list[Daemon], timeout: float = 5.0) -> None:
                 d.proc.wait(5)
             except subprocess.TimeoutExpired:  # unkillable (stuck in the kernel): leave it, say so
                 print(f"corecast: {d.name} (pid {d.proc.pid}) did not die on SIGKILL", file=sys.stderr)
+    for d in daemons:
+        d.after_stop()
 
 
 class XtrDaemon(Daemon):

@@ -90,6 +90,10 @@ class FrrDaemon(Daemon):
         self.run_conf = os.path.join(sockdir, f"{daemon}.conf")
         """The copy FRR reads (the ``frr`` user may not traverse the run directory)."""
 
+    def after_stop(self) -> None:
+        """Remove the router's private runtime directory (its other FRR daemons stop in the same call)."""
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+
     @property
     def binary(self) -> str:
         """The daemon's executable."""
@@ -143,7 +147,8 @@ class FrrDaemon(Daemon):
 
 
 def socket_dir(router: str) -> str:
-    """A private runtime directory for one router's FRR (owned by ``frr``, removed when this process exits)."""
+    """A private runtime directory for one router's FRR (owned by ``frr``; removed when its daemons stop,
+    :meth:`FrrDaemon.after_stop`, and at the latest when this process exits)."""
     try:
         pwd.getpwnam(FRR_USER)
     except KeyError:
