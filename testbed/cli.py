@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("clean", help="remove every leftover of a crashed run (ours only)")
     p.add_argument("--force", action="store_true", help="also stop a run that is still alive")
-    sub.add_parser("list", help="topologies and experiments, one line each")
+    sub.add_parser("list", help="topologies, experiments and delivery modes, one line each")
 
     p = sub.add_parser("lig", help="ask the mapping system for an EID, like the classic lig tool")
     p.add_argument("eid", nargs="?", help="EID to look up (optional with --probe)")
@@ -99,13 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(_args: argparse.Namespace) -> int:
-    """Print topologies and experiments."""
+    """Print topologies, experiments and delivery modes (``--set modes=``)."""
     from experiments import EXPERIMENTS
     from topologies.paper import TOPOLOGIES
     for name, cls in TOPOLOGIES.items():
         print(f"topology    {name:<13} {(cls.__doc__ or '').strip().splitlines()[0]}")
     for name, mod in EXPERIMENTS.items():
         print(f"experiment  {name:<13} {mod.DESCRIPTION}")
+    from testbed.modes import MODES
+    for name, mode in MODES.items():  # the values of --set modes=...
+        print(f"mode        {name:<13} {mode.description}")
     return 0
 
 

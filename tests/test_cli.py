@@ -23,6 +23,8 @@ def test_list_names_topologies_and_experiments():
     names = {line.split()[1] for line in out}
     assert {"paper", "demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join",
             "topology"} <= names
+    modes = {line.split()[1] for line in out if line.startswith("mode ")}
+    assert {"unicast", "corecast", "corecast-batch", "corecast-src", "lispmc", "ipmc"} <= modes
 
 
 def test_stats_prints_a_daemons_counters(tmp_path):

@@ -19,7 +19,7 @@ from testbed.net.nodeclasses import EidHost, LinuxRouter
 
 
 class PaperTopo(Topo):
-    """One source AS, j client ASes and a mapping host around a core router."""
+    """One source AS, j client ASes and a mapping host around a core: one router, or a tree of transit routers."""
 
     def build(self, plan: AddressPlan, router_cls: type = LinuxRouter, host_cls: type = EidHost) -> None:  # type: ignore[override]
         """Add nodes and links for ``plan``; node classes are passed in."""
