@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.common import (Point, check_common, parse_list, reject_swept, report, run_sweep,
-                                stream_speed)
-from testbed.nodeutil import ConfigError
-from testbed.params import MAX_CLIENTS_PER_AS
+from experiments import gamma
+from experiments.common import report, run_sweep
 
 DESCRIPTION = "REF-LISTs against gamma: unicast, corecast, corecast-batch, corecast-src, and the floor j(48+P)"
 DEFAULTS: dict[str, Any] = {
@@ -26,24 +24,13 @@ MODES = "unicast,corecast,corecast-batch,corecast-src"
 
 
 def validate(params: dict[str, Any]) -> None:
-    """Check the gamma list (each >= 1, distinct) and the stream parameters."""
-    check_common(params)
+    """The gamma experiment's checks (each gamma >= 1, distinct), with this experiment's default modes."""
     params.setdefault("modes", MODES)
-    reject_swept(params, DEFAULTS, ("clients", "total", "distribution"), "choose the points with gammas=1,10,...")
-    params["gammas"] = parse_list(params["gammas"], "gammas", float, 1.0, float(MAX_CLIENTS_PER_AS))
-    if len(set(params["gammas"])) != len(params["gammas"]):
-        raise ConfigError("gammas lists a value twice")
+    gamma.validate(params)
 
 
-def points(params: dict[str, Any]) -> list[Point]:
-    """One point per gamma: k = round(gamma j) clients spread evenly over the j ASes."""
-    j = params["ases"]
-    out = []
-    for g in sorted(params["gammas"]):
-        k = max(j, round(g * j))
-        out.append(Point(label=f"g{g:g}", speed=stream_speed(params, k + 1),
-                         topo={"ases": j, "distribution": "uniform", "total": k}))
-    return out
+points = gamma.points
+"""One point per gamma, as in the gamma experiment: k = round(gamma j) clients spread evenly over j ASes."""
 
 
 def run(ctx: Any) -> int:

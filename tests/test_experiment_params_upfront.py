@@ -8,6 +8,7 @@ also runs the real CLI as a subprocess. Times are loose (< 5 s) on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -34,6 +35,7 @@ def tripwires(monkeypatch):
     def trip(*_a, **_k):
         raise Built("a network or a run directory was created")
     monkeypatch.setattr(testbed.experiment, "Network", trip)
+    monkeypatch.setattr(testbed.experiment.registry, "holding_lock", contextlib.nullcontext)  # no machine lock
     monkeypatch.setattr(testbed.experiment.RunDir, "create", classmethod(lambda cls, *a, **k: trip()))
     monkeypatch.setattr(testbed.cli.os, "geteuid", lambda: 0)  # the root check comes first; not needed here
 
