@@ -156,3 +156,27 @@ def test_batch_idle_timer_keeps_a_slow_burst_in_one_list_up_to_ten_delays():
         if got:
             break
     assert i == 17 and len(cc.decode(got[0][2][36:]).entries) == 18
+
+
+def test_the_chunks_last_ref_sends_its_lists_at_once_without_the_timer():
+    """Flag L on the chunk's last REF closes the stream's lists: no timer, so a scheduling pause inside a burst
+    of REFs cannot split a list (one list per ETR per chunk, as the model counts)."""
+    from testbed.stream.sender import Sender
+    from testbed.wire import corecast as cc
+    sender = Sender("corecast-batch", src_eid="10.0.0.10", src_port=5000, service=("10.0.255.254", 4340))
+    dests = [(f"10.1.0.{i}", 6000) for i in range(1, 6)]
+    grams = sender.datagrams(0, bytes(1316), dests)
+    flags = [cc.decode(msg).flags for msg, _a, _p in grams[1:]]
+    assert flags == [cc.FLAG_BATCH] * 4 + [cc.FLAG_BATCH | cc.FLAG_LAST_REF]
+
+
+def test_itr_sends_the_lists_on_the_chunks_last_ref_and_not_before():
+    itr = make(site("b"), site("c"), batch_delay=1.0)  # a timer that never fires here
+    out = itr.on_service_message(cc.encode_data(1, 0, CHUNK), S, 0.0)
+    refs = [c for name in ("b", "c") for c in CLIENTS[name]]
+    for c in refs[:-1]:
+        out += itr.on_service_message(bref(c), S, 0.0)
+    assert [k for k in kinds(out) if k[1] == 3] == []  # nothing sent before the last REF
+    last = itr.on_service_message(bref(refs[-1], flags=cc.FLAG_BATCH | cc.FLAG_LAST_REF), S, 0.0)
+    assert kinds(last) == [(RLOC["b"], 3), (RLOC["c"], 3)] and itr.next_deadline() == float("inf")
+    assert [len(cc.decode(a[2][36:]).entries) for a in last] == [5, 3]

@@ -74,4 +74,4 @@ def test_sender_corecast_src_datagrams():
     assert [x.flags for x in lists] == [cc.FLAG_DATA_FIRST, 0, cc.FLAG_DATA_FIRST]
     assert lists[0].etr_rloc == socket.inet_aton("174.16.1.2") and lists[2].etr_rloc == socket.inet_aton("174.16.2.2")
     assert out[4] == (chunk, "10.3.0.5", 6000)
-    assert isinstance(msgs[5], cc.CoreCastRef) and msgs[5].flags == cc.FLAG_BATCH and len(out) == 6
+    assert isinstance(msgs[5], cc.CoreCastRef) and msgs[5].flags == cc.FLAG_BATCH | cc.FLAG_LAST_REF and len(out) == 6

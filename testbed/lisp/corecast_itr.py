@@ -54,8 +54,9 @@ from testbed.lisp.pending import PendingQueues
 from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.wire.constants import CORECAST_HEADER, CORECAST_REF, LISP_FLAG_C, LISP_FLAG_N
-from testbed.wire.corecast import (FLAG_BATCH, FLAG_DATA_FIRST, REF_LIST_ENTRY, REF_LIST_HEADER, TYPE_DATA, TYPE_REF,
-                                   TYPE_REF_LIST, VERSION, chunk_hash, error_reason, ref_list_capacity)
+from testbed.wire.corecast import (FLAG_BATCH, FLAG_DATA_FIRST, FLAG_LAST_REF, REF_LIST_ENTRY, REF_LIST_HEADER,
+                                   TYPE_DATA, TYPE_REF, TYPE_REF_LIST, VERSION, chunk_hash, error_reason,
+                                   ref_list_capacity)
 from testbed.wire.ipv4 import PROTO_UDP
 
 _REF = struct.Struct("!BBHII8sIIHH")  # testbed.wire.corecast's REF, EIDs as integers
@@ -320,7 +321,10 @@ class CoreCastItr:
                 return []
             osport = 0xC000 | (stream.hash & 0x3FFF)
             if self.batch_delay is not None and msg[1] & FLAG_BATCH:
-                return self._batch(stream, cur, rloc, osport, src, dst, sport, dport)
+                out = self._batch(stream, cur, rloc, osport, src, dst, sport, dport)
+                if msg[1] & FLAG_LAST_REF and not len(self.pending):  # every REF of the chunk is in a list
+                    out += self._flush_stream(stream)
+                return out
             ref = (SEND_RAW, rloc, encap.header(rloc, CORECAST_REF, osport, 0, 64, _CC_FLAGS) + msg)
             counters["ref-sent"] += 1
             held = stream.held

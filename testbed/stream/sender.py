@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from testbed.wire.constants import CORECAST_PORT, IPV4_HEADER, UDP_HEADER
-from testbed.wire.corecast import (FLAG_BATCH, FLAG_DATA_FIRST, chunk_hash, encode_data, encode_ref,
-                                   encode_ref_list, ref_list_capacity, split_entries)
+from testbed.wire.corecast import (FLAG_BATCH, FLAG_DATA_FIRST, FLAG_LAST_REF, chunk_hash, encode_data,
+                                   encode_ref, encode_ref_list, ref_list_capacity, split_entries)
 
 MODES = ("unicast", "corecast", "corecast-batch", "corecast-src", "lispmc", "ipmc")
 Datagram = tuple[bytes, str, int]
@@ -121,12 +121,15 @@ class Sender:
                 out.append((chunk, eid, dport))
                 self.counters.add("unicast", len(chunk))
         cache = self._raw_cache
-        for eid, dport in destinations:
+        flags = self.ref_flags
+        last = len(destinations) - 1
+        for i, (eid, dport) in enumerate(destinations):
             raw = cache.get(eid)
             if raw is None:
                 raw = cache[eid] = socket.inet_aton(eid)
-            ref = encode_ref(self.stream_id, wire_seq, digest, self._src_raw, raw, self.src_port, dport,
-                             self.ref_flags)
+            if i == last and flags:  # batchable: the chunk's last REF lets the ITR send its lists at once
+                flags |= FLAG_LAST_REF
+            ref = encode_ref(self.stream_id, wire_seq, digest, self._src_raw, raw, self.src_port, dport, flags)
             out.append((ref, addr, port))
         if destinations:
             c = self.counters

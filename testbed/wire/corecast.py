@@ -13,7 +13,8 @@ Common header (12 bytes), then the body:
   Port (16), Count (16), then Count entries of Destination EID (32) and
   Destination Port (16): 32 + 6 x Count bytes, 1 <= Count. Flag D (0x80, S to
   ITR only): send the stream's current DATA to the ETR before this list.
-  A REF from S to its ITR with flag B (0x40) may be batched into a REF-LIST.
+  A REF from S to its ITR with flag B (0x40) may be batched into a REF-LIST; flag L (0x20) marks
+  the chunk's last REF, so the ITR can send the chunk's lists at once instead of on a timer.
 
 Chunk Hash = BLAKE2b with an 8-byte digest of the chunk.
 """
@@ -33,6 +34,7 @@ TYPE_REF = 2
 TYPE_REF_LIST = 3
 FLAG_DATA_FIRST = 0x80  # REF-LIST from S to its ITR: send the current DATA to the ETR first
 FLAG_BATCH = 0x40  # REF from S to its ITR: may wait in its ETR's REF-LIST (mode corecast-batch)
+FLAG_LAST_REF = 0x20  # batchable REF from S to its ITR: the chunk's last REF; the ITR may close the lists now
 REF_LIST_HEADER = 32
 REF_LIST_ENTRY = 6
 
