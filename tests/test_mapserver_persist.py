@@ -15,17 +15,10 @@ from testbed.lisp.mapcache import MapCache
 from testbed.lisp.xtrcontrol import XtrControl
 from testbed.wire import lispctrl as lc
 
+from test_mapserver_node import wait_for  # the same readiness wait
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY = "persist-key"
-
-
-def wait_for(pred, timeout: float = 10.0) -> None:
-    """Poll ``pred`` until true (a readiness wait, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 def start(cfg: dict, tmp_path) -> tuple[subprocess.Popen, int]:

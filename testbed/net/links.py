@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from testbed.modemodels import DOWN, UP, CoreShape, LinkKey
+from testbed.net.nodecmd import kill_group
 from testbed.wire.constants import LISP_CONTROL_PORT, LISP_DATA_PORT
 
 TABLE = "corecast_links"
@@ -154,26 +154,15 @@ def _finish(proc: subprocess.Popen, deadline: float, what: str, input: str | Non
     try:
         out, err = proc.communicate(input=input, timeout=max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        _kill(proc)
+        kill_group(proc)
         raise LinkError(f"{what} did not finish within {NFT_TIMEOUT:g} s") from None
     except BaseException:
-        _kill(proc)
+        kill_group(proc)
         raise
     if proc.returncode:
         lines = (err or out or "").strip().splitlines()
         raise LinkError(f"{what} failed: {lines[-1] if lines else f'exit status {proc.returncode}'}")
     return out
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 class LinkCounters:
