@@ -261,6 +261,17 @@ def test_shell_left_waiting_by_ctrl_c_is_resynchronised(shell_node):
 
 
 @pytest.mark.net
+def test_resync_also_kills_a_command_the_shell_forks_late(shell_node):
+    """CI saw this: under load the shell had not forked the interrupted command when resync killed its
+    children, so the command ran on and the marker never came back within 3 s. A command list is that
+    race made certain: the second sleep is forked after the first is killed."""
+    shell_node.sendCmd("sleep 0.3; sleep 30")
+    t0 = time.monotonic()
+    assert shell_node.cmd("echo resynced").strip() == "resynced"
+    assert time.monotonic() - t0 < 5 and not shell_node.waiting
+
+
+@pytest.mark.net
 def test_quiet_shell_returns_empty_instead_of_raising(shell_node):
     shell_node.quiet = True
     assert shell_node.cmd("sleep 30", timeout=0.3) == ""

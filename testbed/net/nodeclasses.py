@@ -160,6 +160,9 @@ class DeadlineShell:
                     self.readbuf = ""
                     self.waiting = False
                     return
+            # on a loaded machine the shell may fork the interrupted command only now: keep killing
+            # its children until the marker (a builtin, no child of its own) comes back
+            _kill_descendants(self.shell.pid)
         self._broken = f"{self.name}: its shell does not answer (interrupted command: '{describe(self.lastCmd or '')}')"
 
 
