@@ -219,7 +219,8 @@ def test_load_with_engine_column_names(tmp_path):
     rows = [_row("load", m, [k] * 4, chunks=100, stream_s=10.0, itr_cpu_s=0.01 * k, etr_cpu_s=0.002 * k,
                  itr_rss_kib=30000, etr_rss_kib_max=28000) for m in ("unicast", "corecast") for k in (1, 10)]
     df = pd.DataFrame(rows)
-    d, dur, pps, cpu, rss = figures._load_columns(df)
+    from testbed.figures_load import _load_columns
+    d, dur, pps, cpu, rss = _load_columns(df)
     assert dur == "stream_s"
     assert cpu == ["itr_cpu_s", "etr_cpu_s"] and rss == ["itr_rss_kib", "etr_rss_kib_max"]
     uni40 = d[(d["mode"] == "unicast") & (d["clients"] == 40)].iloc[0]
