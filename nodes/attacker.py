@@ -92,5 +92,10 @@ def run(cfg: dict[str, Any]) -> int:
     return 0 if result["packets"] or not result["planned"] else 1
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Entry point of ``python -m nodes.attacker`` (and of a child forked by testbed.net.launcher)."""
     node_main("attacker", run)
+
+
+if __name__ == "__main__":
+    main()

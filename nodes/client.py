@@ -350,5 +350,10 @@ def run(cfg: dict) -> int:
         node.close()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Entry point of ``python -m nodes.client`` (and of a child forked by testbed.net.launcher)."""
     node_main("client", run)
+
+
+if __name__ == "__main__":
+    main()

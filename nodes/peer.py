@@ -187,5 +187,10 @@ def run(cfg: dict) -> int:
         host.close()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Entry point of ``python -m nodes.peer`` (and of a child forked by testbed.net.launcher)."""
     node_main("peer", run)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,14 @@ ends, however it ends (even SIGKILL), the kernel closes the write end, the daemo
 watch thread reads end-of-file and the daemon stops as on SIGTERM
 (:func:`testbed.nodeutil.die_with_parent`). ``PR_SET_PDEATHSIG`` alone is not
 enough: it fires when the *thread* that forked the child exits.
+
+Node programs (``nodes.X``) are not exec'd one interpreter each but forked by the
+run's zygote (:mod:`testbed.net.launcher`), which imported the node modules once:
+the child enters the node's network and mount namespaces before it runs, so the
+program sees exactly what ``mnexec -a`` would have given it, and ``self.proc`` is a
+:class:`~testbed.net.launcher.ForkedProcess` with Popen's interface. Env
+``CORECAST_LAUNCH=exec`` goes back to one ``python -m nodes.X`` per daemon (and
+daemons with their own :meth:`Daemon.command`, FRR's, are always exec'd).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -50,6 +59,40 @@ def watch_env(env: dict[str, str]) -> tuple[int, ...]:
     fd = parent_watch_fd()
     env["CORECAST_PARENT_FD"] = f"{fd}:{os.fstat(fd).st_ino}"
     return (fd,)
+
+
+_zygote: tuple[int, str, Any] | None = None  # (owner pid, run id, Zygote)
+_zygote_lock = threading.Lock()
+
+
+def launch_mode() -> str:
+    """How node programs start: ``fork`` (from the zygote, the default) or ``exec`` (env ``CORECAST_LAUNCH``)."""
+    return "exec" if os.environ.get("CORECAST_LAUNCH", "fork").strip().lower() == "exec" else "fork"
+
+
+def zygote(env: dict[str, str]) -> Any:
+    """This process's zygote for the current run (started on first use, again if the run id changed)."""
+    global _zygote
+    from testbed.net import registry
+    from testbed.net.launcher import Zygote
+    rid = registry.run_id() or ""
+    with _zygote_lock:
+        if _zygote is not None and (_zygote[0] != os.getpid() or _zygote[1] != rid or not _zygote[2].alive()):
+            old, _zygote = _zygote, None
+            if old[0] == os.getpid():
+                old[2].close()
+        if _zygote is None:
+            _zygote = (os.getpid(), rid, Zygote(cwd=PROJECT_ROOT, env=env, pass_fds=(parent_watch_fd(),)))
+        return _zygote[2]
+
+
+def close_zygote() -> None:
+    """Stop this process's zygote (any child still running is SIGKILLed by it); no-op without one."""
+    global _zygote
+    with _zygote_lock:
+        old, _zygote = _zygote, None
+    if old is not None and old[0] == os.getpid():
+        old[2].close()
 
 
 def log_tail(path: str, lines: int = 12) -> str:
@@ -111,10 +154,21 @@ class Daemon:
         fds = watch_env(env)
         log = open(self.log_path, "ab")
         try:
+            if self.forkable():
+                pid = getattr(self.node, "pid", None) if getattr(self.node, "inNamespace", True) else None
+                self.proc = zygote(env).spawn([f"nodes.{self.program}", *self.command()[3:]], log.fileno(), env, PROJECT_ROOT, pid,
+                                              module=f"nodes.{self.program}", watch_fd=fds[0])
+                return
             self.proc = self.node.popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT, env=env, pass_fds=fds)
         finally:
             log.close()
+
+    def forkable(self) -> bool:
+        """True if this daemon is forked by the zygote: a ``nodes.X`` program (the default
+        :meth:`command`) in a node with a shell pid, unless ``CORECAST_LAUNCH=exec``."""
+        return (launch_mode() == "fork" and type(self).command is Daemon.command
+                and isinstance(getattr(self.node, "pid", None), int))
 
     def alive(self) -> bool:
         """True while the program runs."""

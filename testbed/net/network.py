@@ -29,7 +29,7 @@ from mininet.net import Mininet
 from testbed.addressing import AddressPlan
 from testbed.net import registry
 from testbed.net.clean import links_with_alias
-from testbed.net.daemon import Daemon, stop_all, wait_all_ready
+from testbed.net.daemon import Daemon, close_zygote, stop_all, wait_all_ready
 from testbed.net.nodeclasses import MarkedBridge, MarkedLink
 from testbed.nodeutil import write_json_atomic
 from topologies.paper import PaperTopo
@@ -111,7 +111,10 @@ class Testbed:
 
     def _teardown(self) -> None:
         try:
-            self.stop_daemons()
+            try:
+                self.stop_daemons()
+            finally:
+                close_zygote()  # a daemon it forked that is still running is SIGKILLed
             for cap in reversed(self.captures):
                 try:
                     cap.stop()
