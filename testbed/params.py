@@ -14,10 +14,14 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from testbed.addressing import MAX_PLAN_ASES, check_fits
 from testbed.nodeutil import ConfigError
 
-MAX_ASES = 200
-MAX_CLIENTS_PER_AS = 10_000
+MAX_ASES = MAX_PLAN_ASES
+MAX_CLIENTS = 100_000
+"""Clients in all (k), over every client AS."""
+MAX_CLIENTS_PER_AS = MAX_CLIENTS
+"""One AS may hold the whole audience (a Zipf draw can put 13,000 of 100,000 in one)."""
 PER_CLIENT_HOST_LIMIT = 300
 """Above this many clients in all, ``client_hosts=auto`` uses one receiver host per AS."""
 
@@ -186,6 +190,8 @@ def topo_params(values: dict[str, Any]) -> TopoParams:
             raise ConfigError(f"total (clients in all) must be a whole number, got '{total}'")
         if total < 0:
             raise ConfigError(f"total must not be negative, got {total}")
+        if total > MAX_CLIENTS:
+            raise ConfigError(f"total must be at most {MAX_CLIENTS:,} clients, got {total}")
         if dist == "uniform":
             counts = uniform_counts(total, ases)
         else:
@@ -198,18 +204,20 @@ def topo_params(values: dict[str, Any]) -> TopoParams:
     if any(n < 0 for n in counts):
         raise ConfigError("clients must not be negative")
     if any(n > MAX_CLIENTS_PER_AS for n in counts):
-        raise ConfigError(f"at most {MAX_CLIENTS_PER_AS} clients per AS")
+        raise ConfigError(f"at most {MAX_CLIENTS_PER_AS:,} clients per AS")
+    if sum(counts) > MAX_CLIENTS:
+        raise ConfigError(f"at most {MAX_CLIENTS:,} clients in all, got {sum(counts)}")
     capable = _capable(values.get("capable", "all"), ases)
     hosts = str(values.get("client_hosts", "auto"))
     if hosts == "auto":
         hosts = "per-client" if sum(counts) <= PER_CLIENT_HOST_LIMIT else "per-as"
     if hosts not in ("per-client", "per-as"):
         raise ConfigError(f"client_hosts must be auto, per-client or per-as, got '{hosts}'")
-    if hosts == "per-client" and max(counts, default=0) > 250 * 100:
-        raise ConfigError("too many clients for one host per client")
     core, transit, attach = core_params(values, ases)
-    return TopoParams(ases=ases, clients_per_as=counts, capable=capable, client_hosts=hosts,
-                      distribution=dist, seed=seed, core=core, transit=transit, attach=attach)
+    params = TopoParams(ases=ases, clients_per_as=counts, capable=capable, client_hosts=hosts,
+                        distribution=dist, seed=seed, core=core, transit=transit, attach=attach)
+    check_fits(params)  # the addressing plan's blocks and name lengths (testbed.addressing)
+    return params
 
 
 # ----------------------------------------------------------------- stream and LISP parameters of experiments

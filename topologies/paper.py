@@ -32,30 +32,29 @@ class PaperTopo(Topo):
             routers[t.name] = self.addNode(t.name, cls=router_cls, ip=None)
             self.addLink(routers[t.name], core, intfName1=t.root_if, intfName2=f"{plan.core}-{t.name}",
                          params1={"ip": f"{t.ip}/24"}, params2={"ip": f"{t.root_ip}/24"})
-        for n, a in enumerate(plan.all_ases, start=1):
+        for a in plan.all_ases:
             routes = [(plan.rloc_block, a.core_ip)]
             if a.many_block:
                 routes.append((a.many_block, a.many_host_ip))
             xtr = self.addNode(a.xtr, cls=router_cls, ip=None, routes=routes)
             switch = self.addSwitch(a.switch, dpid=f"{0xCC0000 + a.number:016x}")
-            self.addLink(xtr, switch, intfName1=a.lan_if, params1={"ip": f"{a.xtr_lan_ip}/16"})
-            up_if = f"{plan.core}-eth{n}" if a.upstream == plan.core else f"{a.upstream}-{a.xtr}"
-            self.addLink(xtr, routers[a.upstream], intfName1=a.core_if, intfName2=up_if,
-                         params1={"ip": f"{a.rloc}/24"}, params2={"ip": f"{a.core_ip}/24"})
+            self.addLink(xtr, switch, intfName1=a.lan_if, params1={"ip": f"{a.xtr_lan_ip}/{a.eid_len}"})
+            self.addLink(xtr, routers[a.upstream], intfName1=a.core_if, intfName2=a.up_if,
+                         params1={"ip": f"{a.rloc}/{a.link_len}"}, params2={"ip": f"{a.core_ip}/{a.link_len}"})
             if a.number == 0:
-                src = self.addHost(plan.source_host, cls=host_cls, ip=f"{plan.source_eid}/16", gateway=a.xtr_lan_ip)
+                src = self.addHost(plan.source_host, cls=host_cls, ip=f"{plan.source_eid}/{a.eid_len}", gateway=a.xtr_lan_ip)
                 self.addLink(src, switch)
                 continue
             if a.many_host:
-                host = self.addHost(a.many_host, cls=host_cls, ip=f"{a.many_host_ip}/16",
+                host = self.addHost(a.many_host, cls=host_cls, ip=f"{a.many_host_ip}/{a.eid_len}",
                                     gateway=a.xtr_lan_ip, local_block=a.many_block)
                 self.addLink(host, switch)
             else:
                 for name, eid in a.clients:
-                    host = self.addHost(name, cls=host_cls, ip=f"{eid}/16", gateway=a.xtr_lan_ip)
+                    host = self.addHost(name, cls=host_cls, ip=f"{eid}/{a.eid_len}", gateway=a.xtr_lan_ip)
                     self.addLink(host, switch)
             if plan.rogue and a.number == plan.rogue_as:  # attackers: see testbed.addressing
-                self.addLink(self.addHost(plan.rogue, cls=host_cls, ip=f"{plan.rogue_ip}/16",
+                self.addLink(self.addHost(plan.rogue, cls=host_cls, ip=f"{plan.rogue_ip}/{a.eid_len}",
                                           gateway=a.xtr_lan_ip), switch)
         if plan.outsider:
             out = self.addHost(plan.outsider, cls=host_cls, ip=None, gateway=plan.outsider_core_ip)

@@ -203,9 +203,9 @@ def full_neighbors(text: str) -> set[str]:
 
 def expected_subnets(plan: Any) -> set[str]:
     """Every RLOC subnet a core router must reach: AS links, transit links, the mapping host's link."""
-    nets = {f"{a.core_ip.rsplit('.', 1)[0]}.0/24" for a in plan.all_ases}
-    nets |= {f"{t.ip.rsplit('.', 1)[0]}.0/24" for t in plan.transit}
-    nets.add(f"{plan.ms_core_ip.rsplit('.', 1)[0]}.0/24")
+    nets = {a.link_prefix for a in plan.all_ases}  # the plan's subnets (testbed.addressing)
+    nets |= {t.link_prefix for t in plan.transit}
+    nets.add(plan.ms_link)
     return nets
 
 

@@ -21,7 +21,7 @@ def site_keys(plan: AddressPlan) -> dict[int, str]:
 
 
 def mapserver_config(plan: AddressPlan, rundir: str, keys: dict[int, str], expiry_s: float = 180.0) -> dict[str, Any]:
-    """The map-server's config: one site per AS, allowed to register its own /16."""
+    """The map-server's config: one site per AS, allowed to register its own EID block."""
     return {
         "listen": plan.ms_ip, "port": LISP_CONTROL_PORT, "expiry_s": expiry_s, "negative_ttl_min": 15,
         "rloc_prefixes": [plan.rloc_block], "max_ttl_min": 1440,

@@ -56,9 +56,9 @@ def routers(plan: Any) -> list[str]:
 def pim_interfaces(plan: Any) -> dict[str, list[tuple[str, bool]]]:
     """Per router, its interfaces that run PIM as (name, igmp): router links, and the AS LANs (IGMP on clients')."""
     out: dict[str, list[tuple[str, bool]]] = {r: [] for r in routers(plan)}
-    for n, a in enumerate(plan.all_ases, start=1):  # the core-side names of topologies/paper.py
+    for a in plan.all_ases:  # the upstream side's name comes from the plan (testbed.addressing)
         out[a.xtr] += [(a.core_if, False), (a.lan_if, a is not plan.source_as)]
-        out[a.upstream].append((f"{plan.core}-eth{n}" if a.upstream == plan.core else f"{a.upstream}-{a.xtr}", False))
+        out[a.upstream].append((a.up_if, False))
     for t in plan.transit:
         out[plan.core].append((f"{plan.core}-{t.name}", False))
         out[t.name].append((t.root_if, False))
