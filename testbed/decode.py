@@ -135,6 +135,8 @@ def classify(frame: bytes, off: int, cut: bool = False) -> tuple[str, int, int, 
             return "corecast-ref", total, body, dport
         if first == 0x13 and _ref_list_ok(frame, body + 8, total - ihl - 16, cut):  # REF-LISTs count as REFs
             return "corecast-ref", total, body, dport
+        if first == 0x14 and _ref_map_ok(frame, body + 8, total - ihl - 16, cut):  # REF-MAPs too
+            return "corecast-ref", total, body, dport
         return "malformed", total, body, dport
     if dport == LISP_CONTROL_PORT or sport == LISP_CONTROL_PORT:
         return "lisp-control", total, body, dport
@@ -151,6 +153,13 @@ def _ref_list_ok(frame: bytes, start: int, length: int, cut: bool) -> bool:
     return count > 0 and length == cc.REF_LIST_HEADER + cc.REF_LIST_ENTRY * count
 
 
+def _ref_map_ok(frame: bytes, start: int, length: int, cut: bool) -> bool:
+    """Whether the REF-MAP of ``length`` bytes at ``start`` is well formed (by its header if it was cut)."""
+    if len(frame) < start + length:
+        return cut and length > cc.REF_MAP_HEADER
+    return cc.ref_map_fault(frame[start:start + length]) is None
+
+
 def _message_ok(kind: str, frame: bytes, body: int, total: int, off: int, cut: bool) -> bool:
     """Whether a control or service message (UDP payload at ``body``) is well formed, as far as it was kept."""
     end = off + total
@@ -163,7 +172,8 @@ def _message_ok(kind: str, frame: bytes, body: int, total: int, off: int, cut: b
         if first >> 4 != cc.VERSION:
             return False
         return (first & 0x0F == cc.TYPE_DATA or (first & 0x0F == cc.TYPE_REF and end - body == cc.CORECAST_REF)
-                or (first & 0x0F == cc.TYPE_REF_LIST and end - body >= cc.REF_LIST_HEADER))
+                or (first & 0x0F == cc.TYPE_REF_LIST and end - body >= cc.REF_LIST_HEADER)
+                or (first & 0x0F == cc.TYPE_REF_MAP and end - body > cc.REF_MAP_HEADER))
     try:
         if kind == "lisp-control":
             decode_control(frame[body:min(len(frame), end)])

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
+from testbed.addressing import PER_SUBNET
 from testbed.wire.constants import (
     CORECAST_HEADER,
     CORECAST_REF,
@@ -31,6 +33,7 @@ LIST_CORE_BYTES = ENCAP_OVERHEAD + 32  # 68: a REF-LIST's outer headers and its 
 LIST_SOURCE_BYTES = UDP_IP + 32  # 60: the same from S to its ITR (no LISP header)
 LIST_ENTRY_BYTES = 6
 LIST_CAPACITY = 238  # entries per REF-LIST for an outer MTU of 1,500 (testbed.wire.corecast.ref_list_capacity)
+MAP_HEADER_BYTES = 40  # a REF-MAP's own header; then ceil(span / 8) bytes of bitmap (testbed.wire.corecast)
 
 UP, DOWN = "up", "down"
 """Directions on an inter-domain link: ``up`` from its lower end (a border router) towards the core, ``down`` back."""
@@ -179,21 +182,71 @@ class CoreCastModel(ModeModel):
 
 
 def ref_lists(n: float) -> int:
-    """REF-LISTs per chunk for ``n`` clients behind one ETR: ``ceil(n / 238)``."""
+    """REF-LISTs (or REF-MAPs) per chunk for ``n`` clients behind one ETR: ``ceil(n / 238)``."""
     return math.ceil(n / LIST_CAPACITY) if n > 0 else 0
 
 
+def _eid_offset(i: int) -> int:
+    """Address offset of an AS's ``i``-th client EID (0-based) from its first: the addressing plan puts
+    ``PER_SUBNET`` (250) clients per /24, .1 to .250 (testbed.addressing)."""
+    return (i // PER_SUBNET) * 256 + i % PER_SUBNET
+
+
+def _part_bytes(first: int, c: int) -> int:
+    """CoreCast bytes of the message naming clients ``first`` .. ``first + c - 1`` of an AS (one port):
+    the shorter of the REF-LIST ``32 + 6 c`` and the REF-MAP ``40 + ceil(span / 8)``
+    (:func:`testbed.wire.corecast.compact_ref_list`)."""
+    listed = 32 + LIST_ENTRY_BYTES * c
+    if c < 2:
+        return listed
+    span = _eid_offset(first + c - 1) - _eid_offset(first) + 1
+    return min(listed, MAP_HEADER_BYTES + (span + 7) // 8)
+
+
+@lru_cache(maxsize=4096)
+def _list_bytes_int(n: int) -> int:
+    out, first = 0, 0
+    while first < n:
+        c = min(LIST_CAPACITY, n - first)
+        out += _part_bytes(first, c)
+        first += c
+    return out
+
+
+def list_bytes(n: float) -> float:
+    """CoreCast bytes (without outer headers) of the REF-LISTs/REF-MAPs of one chunk for ``n`` clients of one AS.
+
+    Exact for an integer ``n`` when the destinations are the AS's first ``n`` clients of the addressing
+    plan, in order, all on one port (every experiment's audience): split at 238, each part the
+    shorter form. A fractional ``n`` (an average) interpolates between its neighbours.
+    """
+    if n <= 0:
+        return 0
+    lo = math.floor(n)
+    if lo == n:
+        return _list_bytes_int(int(n))
+    return _list_bytes_int(lo) + (n - lo) * (_list_bytes_int(lo + 1) - _list_bytes_int(lo))
+
+
+def _lists_total(n: float, overhead: int) -> float:
+    """Bytes on the wire of one AS's lists per chunk: ``overhead`` (36 core, 28 S to ITR) per message + bodies."""
+    total = overhead * ref_lists(n) + list_bytes(n)
+    return int(total) if total == int(total) else total
+
+
 class CoreCastBatchModel(CoreCastModel):
-    """``corecast-batch``: S sends REFs as in corecast; its ITR sends one DATA and ``ceil(n/238)`` REF-LISTs per ETR."""
+    """``corecast-batch``: S sends REFs as in corecast; its ITR sends one DATA and ``ceil(n/238)`` REF-LISTs per ETR,
+    each as a REF-MAP when that is shorter (:func:`list_bytes`)."""
 
     name = "corecast-batch"
 
     def as_bytes(self, n: float, capable: bool, chunk_bytes: int) -> float:
-        """``(48+P) + 68 ceil(n/238) + 6 n`` for a capable AS with clients, ``n (64+P)`` for a non-capable one."""
+        """``(48+P) + 36 ceil(n/238) + list_bytes(n)`` for a capable AS with clients (REF-LISTs only:
+        ``(48+P) + 68 ceil(n/238) + 6 n``), ``n (64+P)`` for a non-capable one."""
         if not n:
             return 0
         if capable:
-            return DATA_CORE_OVERHEAD + chunk_bytes + LIST_CORE_BYTES * ref_lists(n) + LIST_ENTRY_BYTES * n
+            return DATA_CORE_OVERHEAD + chunk_bytes + _lists_total(n, ENCAP_OVERHEAD)
         return n * (UNICAST_CORE_OVERHEAD + chunk_bytes)
 
     def as_packets(self, n: int, capable: bool) -> int:
@@ -208,19 +261,20 @@ class CoreCastSrcModel(CoreCastBatchModel):
     name = "corecast-src"
 
     def source_as_bytes(self, k: int, chunk_bytes: int) -> int:
-        """With every client behind one capable ETR: ``(40+P) + 60 ceil(k/238) + 6 k`` (see :meth:`source_as_bytes_split`)."""
-        return DATA_SOURCE_OVERHEAD + chunk_bytes + LIST_SOURCE_BYTES * ref_lists(k) + LIST_ENTRY_BYTES * k
+        """With every client behind one capable ETR: ``(40+P) + 28 ceil(k/238) + list_bytes(k)``
+        (see :meth:`source_as_bytes_split`)."""
+        return DATA_SOURCE_OVERHEAD + chunk_bytes + _lists_total(k, UDP_IP)
 
     def source_as_packets(self, k: int) -> int:
         """With every client behind one capable ETR: ``1 + ceil(k/238)``."""
         return 1 + ref_lists(k)
 
     def source_as_bytes_split(self, clients_per_as: Sequence[int], capable: Sequence[bool], chunk_bytes: int) -> int:
-        """``(40+P) + sum over capable ASes (60 ceil(n/238) + 6 n) + k_n (28+P)``."""
+        """``(40+P) + sum over capable ASes (28 ceil(n/238) + list_bytes(n)) + k_n (28+P)``."""
         out = DATA_SOURCE_OVERHEAD + chunk_bytes
         for n, c in zip(clients_per_as, capable):
             if n:
-                out += (LIST_SOURCE_BYTES * ref_lists(n) + LIST_ENTRY_BYTES * n if c
+                out += (_lists_total(n, UDP_IP) if c
                         else n * (UNICAST_EDGE_OVERHEAD + chunk_bytes))
         return out
 

@@ -23,8 +23,8 @@ def _exact(df, chunks: int, k: int) -> None:
 def test_default_topology_gamma10(tmp_path):
     df = run_smoke(tmp_path, "default", "ases=4", "clients=10", "chunks=40", "speed=10", NEW)
     _exact(df, 40, 40)
-    for mode in ("corecast-batch", "corecast-src"):  # one DATA and one 10-entry REF-LIST per ETR per chunk
-        assert df.loc[mode, "core_bytes"] == 40 * 4 * ((48 + P) + 68 + 6 * 10)
+    for mode in ("corecast-batch", "corecast-src"):  # one DATA and one 10-bit REF-MAP per ETR per chunk
+        assert df.loc[mode, "core_bytes"] == 40 * 4 * ((48 + P) + 36 + 40 + 2)
         assert df.loc[mode, "core_packets"] == 40 * 4 * 2
 
 
@@ -32,6 +32,7 @@ def test_mixed_deployment_gamma1(tmp_path):
     df = run_smoke(tmp_path, "mixed", "ases=4", "clients=1", "capable=1,3", "chunks=40", "speed=10", NEW)
     _exact(df, 40, 4)
     for mode in ("corecast-batch", "corecast-src"):  # ASes 2 and 4 are not capable: unicast
+        # one client per ETR: a 1-entry REF-LIST (38 bytes) is shorter than a REF-MAP (41)
         assert df.loc[mode, "core_bytes"] == 40 * (2 * ((48 + P) + 68 + 6) + 2 * (64 + P))
         assert df.loc[mode, "unicast_packets"] == 40 * 2
 
@@ -40,4 +41,4 @@ def test_gamma100(tmp_path):
     df = run_smoke(tmp_path, "gamma100", "ases=1", "clients=100", "chunks=20", "speed=10", NEW)
     _exact(df, 20, 100)
     for mode in ("corecast-batch", "corecast-src"):
-        assert df.loc[mode, "core_bytes"] == 20 * ((48 + P) + 68 + 6 * 100)
+        assert df.loc[mode, "core_bytes"] == 20 * ((48 + P) + 36 + 40 + 13)  # a 100-bit REF-MAP per chunk

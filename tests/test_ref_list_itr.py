@@ -48,11 +48,11 @@ def test_batch_sends_data_at_once_and_one_list_per_etr_on_the_next_data():
     out = send_chunk(itr)
     assert kinds(out) == [(RLOC["b"], 1), (RLOC["c"], 1)]  # DATA only, the REFs wait
     nxt = itr.on_service_message(cc.encode_data(1, 1, CHUNK2), S, 0.01)
-    assert kinds(nxt) == [(RLOC["b"], 3), (RLOC["c"], 3)]
+    assert kinds(nxt) == [(RLOC["b"], 4), (RLOC["c"], 4)]  # consecutive EIDs, one port: REF-MAPs are shorter
     lists = [cc.decode(a[2][36:]) for a in nxt]
     assert [len(x.entries) for x in lists] == [5, 3] and lists[0].etr_rloc == a4(RLOC["b"])
     assert lists[0].entries[0] == (a4("10.2.0.1"), 6000) and lists[0].chunk_hash == cc.chunk_hash(CHUNK)
-    assert len(nxt[0][2]) == 36 + 32 + 6 * 5
+    assert len(nxt[0][2]) == 36 + 40 + 1 < 36 + 32 + 6 * 5
     assert itr.counters["list-sent"] == 2 and itr.counters["list-entries"] == 8 and itr.counters["ref-sent"] == 0
 
 
@@ -69,15 +69,16 @@ def test_batch_flushes_by_delay_and_when_full():
     send_chunk(itr, now=10.0)
     assert itr.next_deadline() == pytest.approx(10.005)
     assert itr.poll(10.004) == []
-    assert kinds(itr.poll(10.005)) == [(RLOC["b"], 3), (RLOC["c"], 3)]
+    assert kinds(itr.poll(10.005)) == [(RLOC["b"], 4), (RLOC["c"], 4)]
     assert itr.next_deadline() == float("inf")
     full = make(site("b"), batch_delay=1.0)
     full.on_service_message(DATA, S, 0.0)
     out = []
     for i in range(240):
         out += full.on_service_message(bref(f"10.2.{i // 200}.{i % 200 + 1}"), S, 0.0)
-    assert kinds(out) == [(RLOC["b"], 1), (RLOC["b"], 3)]
+    assert kinds(out) == [(RLOC["b"], 1), (RLOC["b"], 4)]
     assert len(cc.decode(out[1][2][36:]).entries) == 238 == full.list_capacity
+    assert len(out[1][2]) == 36 + 40 + (256 + 38 + 7) // 8  # 10.2.0.1 to 10.2.1.38: 294 bits
     assert len(cc.decode(full.flush()[0][2][36:]).entries) == 2
 
 
@@ -178,5 +179,5 @@ def test_itr_sends_the_lists_on_the_chunks_last_ref_and_not_before():
         out += itr.on_service_message(bref(c), S, 0.0)
     assert [k for k in kinds(out) if k[1] == 3] == []  # nothing sent before the last REF
     last = itr.on_service_message(bref(refs[-1], flags=cc.FLAG_BATCH | cc.FLAG_LAST_REF), S, 0.0)
-    assert kinds(last) == [(RLOC["b"], 3), (RLOC["c"], 3)] and itr.next_deadline() == float("inf")
+    assert kinds(last) == [(RLOC["b"], 4), (RLOC["c"], 4)] and itr.next_deadline() == float("inf")
     assert [len(cc.decode(a[2][36:]).entries) for a in last] == [5, 3]

@@ -38,6 +38,13 @@ that a list is never a bigger amplifier than the REFs it replaces: more than
 expanded from lists at most once ('cc-list-repeat': a repeated entry or list
 gives nothing, where each repeated REF costs its sender 68 bytes), and at most
 ``max_list_fanout`` destinations per chunk in all.
+
+REF-MAP (type 4, the compact REF-LIST): a checked bitmap (testbed.wire.corecast.ref_map_fault:
+malformed ones count 'decode-bad-length', 'decode-bad-count', 'decode-bad-bitmap' or
+'decode-bad-range') is the REF-LIST of its set bits, under the same bounds: Count (bits set,
+checked against the bitmap) at most ``max_list``, Length at most ``max_map_bits`` (default what
+fits one outer packet, 11,392), else 'cc-list-too-long'; each set bit outside our prefixes counts
+'foreign-eid'. So N bits set give at most N datagrams: never more than the N REFs it replaces.
 """
 
 from __future__ import annotations
@@ -49,8 +56,9 @@ from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.lisp.pending import PendingQueues
 from testbed.wire.constants import CORECAST_HEADER, CORECAST_REF, ENCAP_OVERHEAD, IPV4_HEADER, UDP_HEADER
-from testbed.wire.corecast import (REF_LIST_ENTRY, REF_LIST_HEADER, TYPE_DATA, TYPE_REF, TYPE_REF_LIST, VERSION,
-                                   chunk_hash, error_reason, ref_list_capacity)
+from testbed.wire.corecast import (REF_LIST_ENTRY, REF_LIST_HEADER, REF_MAP_HEADER, TYPE_DATA, TYPE_REF,
+                                   TYPE_REF_LIST, TYPE_REF_MAP, VERSION, chunk_hash, error_reason, ref_list_capacity,
+                                   ref_map_capacity, ref_map_eids, ref_map_fault)
 from testbed.wire.ipv4 import PROTO_UDP
 
 # testbed.wire.corecast's REF layout with the EIDs as integers (packed back with "I": same bytes)
@@ -60,6 +68,8 @@ _IPUDP = struct.Struct("!BBHHHBBHIIHHHH")
 _REF_FIRST = (VERSION << 4) | TYPE_REF
 _DATA_FIRST = (VERSION << 4) | TYPE_DATA
 _LIST_FIRST = (VERSION << 4) | TYPE_REF_LIST
+_MAP_FIRST = (VERSION << 4) | TYPE_REF_MAP
+_MAP = struct.Struct("!BBHII8s4sIHHIHH")  # testbed.wire.corecast's REF-MAP header, EIDs as integers
 _LIST = struct.Struct("!BBHII8s4sIHH")  # testbed.wire.corecast's REF-LIST header, Source EID as an integer
 _ENTRY = struct.Struct("!IH")
 _IP_CONST = 0x4500 + (64 << 8) + PROTO_UDP  # version/IHL, TTL 64 / UDP: the fixed IP header words
@@ -116,7 +126,8 @@ class CoreCastEtr:
                  max_chunk: int | None = None, max_streams: int = 4096, max_streams_per_itr: int = 64,
                  quarantine: int = 64,
                  quarantine_per_rloc: int = 8, queue_limit: int = 4096, max_pending: int = 16,
-                 pending_timeout: float = 5.0, max_list: int | None = None, max_list_fanout: int = 65536) -> None:
+                 pending_timeout: float = 5.0, max_list: int | None = None, max_list_fanout: int = 65536,
+                 max_map_bits: int | None = None) -> None:
         if defence and map_cache is None:
             raise ValueError("the CoreCast ETR defence needs the map-cache")
         if min(max_streams, max_streams_per_itr, quarantine, quarantine_per_rloc) < 1:
@@ -130,7 +141,8 @@ class CoreCastEtr:
         self.max_streams, self.max_streams_per_itr = max_streams, max_streams_per_itr
         self.max_list = ref_list_capacity() if max_list is None else max_list
         self.max_list_fanout = max_list_fanout
-        if min(self.max_list, max_list_fanout) < 1:
+        self.max_map_bits = ref_map_capacity() if max_map_bits is None else max_map_bits
+        if min(self.max_list, max_list_fanout, self.max_map_bits) < 1:
             raise ValueError("CoreCast ETR REF-LIST bounds must be positive")
         self.quarantine_max, self.quarantine_per_rloc = quarantine, quarantine_per_rloc
         self.counters: dict[str, int] = dict.fromkeys((
@@ -138,7 +150,7 @@ class CoreCastEtr:
             "decode-truncated", "decode-bad-version", "decode-bad-length", "decode-unknown-type",
             "chunk-too-big", "cc-unknown-itr", "cc-source-mismatch", "cc-chunk-too-long", "cc-quarantined",
             "cc-quarantine-evicted", "cc-promoted", "cc-ref-flushed", "list-in", "list-entries", "cc-list-too-long",
-            "cc-list-repeat", "cc-lookup-limited"), 0)
+            "cc-list-repeat", "cc-lookup-limited", "map-in"), 0)
         self.pending = PendingQueues(self.counters, queue_limit, max_pending, pending_timeout, prefix="cc-ref-")
         self._streams: dict[tuple[str, int], _Chunk] = {}
         self._itr_streams: dict[str, dict[tuple[str, int], None]] = {}  # ITR RLOC -> its streams, oldest first
@@ -162,6 +174,8 @@ class CoreCastEtr:
             count = (msg[30] << 8) | msg[31]
             if count and n == REF_LIST_HEADER + REF_LIST_ENTRY * count:
                 return self._ref_list(msg, count, itr_rloc, now)
+        elif n > REF_MAP_HEADER and msg[0] == _MAP_FIRST and ref_map_fault(msg) is None:
+            return self._ref_map(msg, itr_rloc, now)
         self._bad(msg)
         return []
 
@@ -184,6 +198,39 @@ class CoreCastEtr:
                     break
             else:
                 counters["foreign-eid"] += 1
+        return self._expand(stream, digest, src, sport, ours, itr_rloc, now)
+
+    def _ref_map(self, msg: bytes | memoryview, itr_rloc: str, now: float) -> list[tuple]:
+        """A checked REF-MAP: the REF-LIST of its set bits, with the REF-LIST's bounds (Count <= ``max_list``,
+        Length <= ``max_map_bits``, 'cc-list-too-long') and checks; N bits set give at most N datagrams."""
+        counters = self.counters
+        _f, _fl, _r, stream, _seq, digest, _etr, src, sport, dport, base, length, count = _MAP.unpack_from(msg, 0)
+        counters["map-in"] += 1
+        counters["list-entries"] += count
+        if count > self.max_list or length > self.max_map_bits:
+            counters["cc-list-too-long"] += 1
+            return []
+        last = base + length - 1
+        for net, m in self.prefixes:  # the whole range inside one prefix of ours: every bit is ours
+            if base & m == net and last & m == net:
+                ours = [(dst, dport) for dst in ref_map_eids(msg[REF_MAP_HEADER:], base)]
+                break
+        else:
+            ours = []
+            for dst in ref_map_eids(msg[REF_MAP_HEADER:], base):
+                for net, m in self.prefixes:
+                    if dst & m == net:
+                        ours.append((dst, dport))
+                        break
+                else:
+                    counters["foreign-eid"] += 1
+        return self._expand(stream, digest, src, sport, ours, itr_rloc, now)
+
+    def _expand(self, stream: int, digest: bytes, src: int, sport: int, ours: list[tuple[int, int]], itr_rloc: str,
+                now: float) -> list[tuple]:
+        """The destinations ``ours`` (EID, port) of a REF-LIST or REF-MAP, all inside our prefixes: vouch for the
+        ITR once, then one unicast datagram per destination not yet expanded for this chunk."""
+        counters = self.counters
         if not ours:
             return []
         if self.defence:

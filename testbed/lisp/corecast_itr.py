@@ -31,7 +31,9 @@ the latest ``10 x batch_delay`` after its first entry (:meth:`poll`;
 delivery delay is counted: 'list-hold-us' (sum over lists of the time from their
 first entry to their flush, microseconds) and 'list-hold-max-us'.
 
-REF-LIST from the source (mode ``corecast-src``): the source resolved its
+A list is sent as a REF-MAP (type 4, a bitmap of the ETR's EIDs) when that is shorter.
+
+REF-LIST or REF-MAP from the source (mode ``corecast-src``): the source resolved its
 clients itself and names each list's ETR RLOC. The list's hash must be the
 current chunk's and its Source EID allowed; the ITR sends the current DATA
 first if the list's D flag asks, then the list as received, both to the named
@@ -55,8 +57,8 @@ from testbed.lisp.prefixes import mask, parse_prefix
 from testbed.lisp.mapcache import MapCache, MapEntry
 from testbed.wire.constants import CORECAST_HEADER, CORECAST_REF, LISP_FLAG_C, LISP_FLAG_N
 from testbed.wire.corecast import (FLAG_BATCH, FLAG_DATA_FIRST, FLAG_LAST_REF, REF_LIST_ENTRY, REF_LIST_HEADER,
-                                   TYPE_DATA, TYPE_REF, TYPE_REF_LIST, VERSION, chunk_hash, error_reason,
-                                   ref_list_capacity)
+                                   REF_MAP_HEADER, TYPE_DATA, TYPE_REF, TYPE_REF_LIST, TYPE_REF_MAP, VERSION,
+                                   chunk_hash, compact_ref_list, error_reason, ref_list_capacity, ref_map_fault)
 from testbed.wire.ipv4 import PROTO_UDP
 
 _REF = struct.Struct("!BBHII8sIIHH")  # testbed.wire.corecast's REF, EIDs as integers
@@ -64,6 +66,7 @@ _DATA_HDR = struct.Struct("!BBHI")
 _REF_FIRST = (VERSION << 4) | TYPE_REF
 _DATA_FIRST = (VERSION << 4) | TYPE_DATA
 _LIST_FIRST = (VERSION << 4) | TYPE_REF_LIST
+_MAP_FIRST = (VERSION << 4) | TYPE_REF_MAP
 _CC_FLAGS = LISP_FLAG_N | LISP_FLAG_C
 _ENTRY = struct.Struct("!IH")
 _LIST_TAIL = struct.Struct("!IHH")  # Source EID, Source Port, Count
@@ -173,6 +176,8 @@ class CoreCastItr:
             count = (msg[30] << 8) | msg[31]
             if count and n == REF_LIST_HEADER + REF_LIST_ENTRY * count:
                 return self._src_list(msg, count, src_ip_bytes4)
+        elif n > REF_MAP_HEADER and msg[0] == _MAP_FIRST and ref_map_fault(msg) is None:
+            return self._src_list(msg, (msg[38] << 8) | msg[39], src_ip_bytes4)  # REF-MAP: same fields to byte 30
         key = "decode-" + error_reason(msg)
         self.counters[key] = self.counters.get(key, 0) + 1
         return []
@@ -245,6 +250,7 @@ class CoreCastItr:
         cur = lst.cur
         msg = (bytes((_LIST_FIRST, 0, 0, 0)) + cur.msg[4:12] + cur.digest + bytes(map(int, rloc.split(".")))
                + _LIST_TAIL.pack(lst.src, lst.sport, lst.count) + lst.entries)
+        msg = compact_ref_list(msg)  # the REF-MAP of the same destinations if shorter
         counters = self.counters
         counters["list-sent"] += 1
         counters["list-entries"] += lst.count

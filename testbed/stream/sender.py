@@ -10,7 +10,8 @@
 * corecast-batch (issue 15): as corecast, each REF with flag B (0x40): the ITR
   may batch the REFs of one chunk into one REF-LIST per ETR.
 * corecast-src (issue 15): the DATA, then per capable ETR its REF-LISTs (split
-  at 238 entries, the first with flag D, each naming the ETR's RLOC), all to the
+  at 238 entries, each sent as a REF-MAP when that is shorter, the first with
+  flag D, each naming the ETR's RLOC), all to the
   service address; REFs with flag B for clients not resolved yet; a unicast
   datagram per client of a non-capable site. The grouping comes from
   :attr:`Sender.resolve` (:meth:`testbed.stream.srcmap.MapperSocket.group`).
@@ -28,7 +29,7 @@ from typing import Sequence
 
 from testbed.wire.constants import CORECAST_PORT, IPV4_HEADER, UDP_HEADER
 from testbed.wire.corecast import (FLAG_BATCH, FLAG_DATA_FIRST, FLAG_LAST_REF, chunk_hash, encode_data,
-                                   encode_ref, encode_ref_list, ref_list_capacity, split_entries)
+                                   encode_ref, encode_ref_messages, ref_list_capacity)
 
 MODES = ("unicast", "corecast", "corecast-batch", "corecast-src", "lispmc", "ipmc")
 Datagram = tuple[bytes, str, int]
@@ -109,12 +110,9 @@ class Sender:
                 raise ValueError("corecast-src needs Sender.resolve")
             lists, unicast, destinations = self.resolve(destinations)
             for rloc, entries in lists.items():
-                etr = socket.inet_aton(rloc)
-                flags = FLAG_DATA_FIRST
-                for part in split_entries(entries, self.list_capacity):
-                    msg = encode_ref_list(self.stream_id, wire_seq, digest, etr, self._src_raw, self.src_port, part,
-                                          flags)
-                    flags = 0
+                for msg in encode_ref_messages(self.stream_id, wire_seq, digest, socket.inet_aton(rloc),
+                                               self._src_raw, self.src_port, entries, self.list_capacity,
+                                               FLAG_DATA_FIRST):
                     out.append((msg, addr, port))
                     self.counters.add("ref-list", len(msg))
             for eid, dport in unicast:
