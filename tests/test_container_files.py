@@ -149,10 +149,13 @@ def test_scripts_are_executable_and_parse(rel):
     assert res.returncode == 0, res.stderr
 
 
-def test_run_smoke_never_uses_host_network():
+def test_run_smoke_never_runs_on_the_host_network():
     code = [line for line in logical_lines(read("scripts/container/run-smoke.sh"))]
-    assert not any(re.search(r"--network[ =]host|--net[ =]host", line) for line in code)
-    assert any("--network none" in line for line in code)
+    host = [line.split("   #")[0] for line in code if re.search(r"--network[ =]host|--net[ =]host", line)]
+    # only docker's image build (a private daemon has no bridge to build on); never a container run
+    assert host == ["if [[ $ENGINE == docker ]]; then build+=(--network host); fi"], host
+    runs = [line for line in code if line.startswith("run=(")]
+    assert runs and all("--network none" in line for line in runs), runs
 
 
 def test_run_smoke_help_and_bad_option():
@@ -268,3 +271,89 @@ def test_docs_quote_the_proc_sys_preflight_line():
     doc = read("docs/container.md")
     assert "`corecast: cannot write /proc/sys in a network namespace" in doc
     assert "does not catch yet" not in doc and "DaemonError" not in doc
+
+
+def _docker_block() -> str:
+    """run-smoke.sh's docker daemon functions, cut out to run alone."""
+    script = read("scripts/container/run-smoke.sh")
+    m = re.search(r"^# --- docker: a private daemon.*?^# --- end of the docker block ---$", script, re.M | re.S)
+    assert m, "the docker block markers are gone"
+    return m.group(0)
+
+
+def test_private_dockerd_has_no_bridge_nat_or_iptables_and_its_own_paths():
+    block = " ".join(logical_lines(_docker_block()))
+    start = re.search(r"\bdockerd (--config-file.*?)>", block)
+    assert start, "no dockerd command line"
+    argv = shlex.split(start.group(1))
+    for flag in ("--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false"):
+        assert flag in argv, flag
+    for opt in ("--data-root", "--exec-root", "--pidfile", "-H", "--config-file"):
+        assert opt in argv, opt
+    assert argv[argv.index("-H") + 1].startswith("$sock") and 'sock=unix://$DOCKERD_EXEC/' in block
+    # installed only as Debian's docker.io, with its services kept from starting
+    assert "apt-get install -y -q --no-install-recommends docker.io" in block and "exit 101" in block
+    assert "trap on_exit EXIT" in read("scripts/container/run-smoke.sh")
+    assert re.search(r"on_exit\(\) \{[^}]*stop_private_dockerd", read("scripts/container/run-smoke.sh"))
+
+
+FAKE_DOCKERD = """#!/bin/bash
+# a stand-in dockerd: makes its -H socket path a file and waits (records its argv)
+echo "$@" > "$FAKE_LOG"
+while (($#)); do [[ $1 == -H ]] && sock=${2#unix://}; shift; done
+touch "$sock"; exec sleep 120
+"""
+FAKE_DOCKER = """#!/bin/bash
+# a stand-in docker client: `version` answers when the socket (-H or DOCKER_HOST) exists
+host=${DOCKER_HOST:-unix:///nonexistent/docker.sock}
+[[ $1 == -H ]] && { host=$2; shift 2; }
+[[ $1 == version && -e ${host#unix://} ]]
+"""
+
+
+def _run_docker_block(tmp_path, body: str, extra_path: bool = True) -> subprocess.CompletedProcess:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, text in (("dockerd", FAKE_DOCKERD), ("docker", FAKE_DOCKER)):
+        if extra_path or name == "docker":
+            (bin_dir / name).write_text(text)
+            (bin_dir / name).chmod(0o755)
+    prog = ('set -euo pipefail\ndie() { echo "run-smoke: $*" >&2; exit 2; }\n' + _docker_block() + "\n" + body)
+    path = f"{bin_dir}:/usr/bin:/bin" if extra_path else f"{bin_dir}:/bin:/usr/bin"
+    env = {"PATH": path, "HOME": str(tmp_path), "FAKE_LOG": str(tmp_path / "argv"),
+           "CORECAST_DOCKERD_DATA": str(tmp_path / "data"), "CORECAST_DOCKERD_EXEC": str(tmp_path / "exec")}
+    return subprocess.run(["bash", "-c", prog], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_private_dockerd_is_started_when_none_answers_and_stopped_after(tmp_path):
+    res = _run_docker_block(tmp_path, 'ensure_docker_daemon\necho "HOST=$DOCKER_HOST PID=$dockerd_pid"\n'
+                            'kill -0 "$dockerd_pid"\nstop_private_dockerd\n'
+                            'if kill -0 "$dockerd_pid" 2>/dev/null; then echo ALIVE; fi\n')
+    assert res.returncode == 0, res.stderr
+    assert f"HOST=unix://{tmp_path}/exec/docker.sock" in res.stdout
+    assert "private dockerd stopped" in res.stdout and "ALIVE" not in res.stdout
+    assert not (tmp_path / "exec").exists(), "the exec root must go"
+    assert (tmp_path / "data").is_dir()  # images stay for --no-build
+    argv = (tmp_path / "argv").read_text().split()
+    assert "--bridge=none" in argv and "--iptables=false" in argv and argv[argv.index("--data-root") + 1] == \
+        str(tmp_path / "data")
+
+
+def test_a_daemon_that_answers_is_used_and_left_alone(tmp_path):
+    (tmp_path / "exec").mkdir()
+    (tmp_path / "exec" / "docker.sock").touch()  # a private daemon from another run answers there
+    res = _run_docker_block(tmp_path, 'ensure_docker_daemon\necho "PID=[$dockerd_pid] HOST=$DOCKER_HOST"\n'
+                            'stop_private_dockerd\n')
+    assert res.returncode == 0, res.stderr
+    assert "PID=[]" in res.stdout and "already at" in res.stdout and "stopped" not in res.stdout
+    assert not (tmp_path / "argv").exists(), "no second dockerd"
+
+
+def test_no_dockerd_and_no_way_to_install_it_is_one_line(tmp_path):
+    body = 'id() { echo 1000; }\nensure_docker_daemon\n'
+    res = _run_docker_block(tmp_path, body, extra_path=False)
+    if (subprocess.run(["bash", "-c", "command -v dockerd"], capture_output=True,
+                       env={"PATH": "/bin:/usr/bin"}).returncode == 0):
+        pytest.skip("dockerd is installed in /bin or /usr/bin here")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "install Debian's docker.io (apt-get install docker.io)" in res.stderr

@@ -22,6 +22,14 @@
 # is one, the base image gets it and an /etc/pip.conf naming it (both engines).
 # The container always gets its own network namespace with no way out
 # (--network none): the emulated networks never touch the host's.
+# docker: if no daemon answers (DOCKER_HOST or the default socket), this script
+# starts a private one with no bridge, no NAT and no iptables rules
+# (dockerd --bridge=none --iptables=false --ip-masq=false --ip-forward=false,
+# its own data root /var/lib/corecast-docker, exec root /run/corecast-docker and
+# socket), installs Debian's docker.io first if dockerd is missing (root and
+# apt-get, services kept from starting), and stops it again on exit: nothing
+# stays running or mounted. The docker build runs with --network host (its
+# RUN steps download Debian and pip packages, as the host's apt does).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -60,8 +68,77 @@ fi
 if [[ $ENGINE == podman && $profile == vm ]]; then
   export CONTAINERS_CONF="$here/containers.conf"   # runc + ulimits within the host's
 fi
+
+# --- docker: a private daemon when none answers (tests cut this block out) ---
+# Paths are short on purpose (containerd's shim sockets live under the exec root).
+DOCKERD_DATA=${CORECAST_DOCKERD_DATA:-/var/lib/corecast-docker}   # images stay here between runs
+DOCKERD_EXEC=${CORECAST_DOCKERD_EXEC:-/run/corecast-docker} dockerd_pid=""
+docker_answers() { timeout 20 docker "$@" version >/dev/null 2>&1; }
+# dockerd from Debian's docker.io when it is missing (root, apt-get). Services
+# are kept from starting (policy-rc.d exit 101): a packaged daemon would bring
+# the default bridge and NAT rules with it.
+install_dockerd() {
+  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null \
+    || die "no docker daemon answers and dockerd is missing: install Debian's docker.io (apt-get install docker.io) or start a daemon"
+  echo "run-smoke: no dockerd: apt-get install docker.io (services not started)"
+  local prc=/usr/sbin/policy-rc.d made=0
+  if [[ ! -e $prc ]]; then printf '#!/bin/sh\nexit 101\n' >"$prc"; chmod 755 "$prc"; made=1; fi
+  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q --no-install-recommends docker.io >/dev/null 2>&1
+  local rc=$?
+  if ((made)); then rm -f "$prc"; fi
+  ((rc == 0)) && command -v dockerd >/dev/null || die "apt-get install docker.io failed (exit $rc)"
+}
+ensure_docker_daemon() {
+  if docker_answers; then echo "run-smoke: using the docker daemon that answers"; return 0; fi
+  local sock=unix://$DOCKERD_EXEC/docker.sock i
+  if docker_answers -H "$sock"; then
+    export DOCKER_HOST=$sock; echo "run-smoke: using the private docker daemon already at $sock"; return 0
+  fi
+  command -v dockerd >/dev/null || install_dockerd
+  mkdir -p "$DOCKERD_DATA" "$DOCKERD_EXEC"
+  echo '{}' >"$DOCKERD_EXEC/daemon.json"   # not the host's /etc/docker/daemon.json
+  echo "run-smoke: starting a private dockerd (no bridge, no NAT, no iptables) at $sock"
+  dockerd --config-file "$DOCKERD_EXEC/daemon.json" --data-root "$DOCKERD_DATA" \
+    --exec-root "$DOCKERD_EXEC" --pidfile "$DOCKERD_EXEC/dockerd.pid" -H "$sock" \
+    --bridge=none --iptables=false --ip-masq=false --ip-forward=false --userland-proxy=false \
+    >"$DOCKERD_DATA/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  export DOCKER_HOST=$sock
+  for i in $(seq 120); do
+    docker_answers && return 0
+    kill -0 "$dockerd_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  die "the private dockerd did not answer within 60 s (log: $DOCKERD_DATA/dockerd.log: $(tail -n 1 "$DOCKERD_DATA/dockerd.log" 2>/dev/null))"
+}
+# Stop the daemon this script started (it stops its containerd), then make sure
+# nothing it ran or mounted is left: processes under its exec root, mounts under
+# its roots.
+descendants() {
+  local c
+  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do echo "$c"; descendants "$c"; done
+}
+stop_private_dockerd() {
+  [[ -n $dockerd_pid ]] || return 0
+  local pid=$dockerd_pid i m p kids
+  dockerd_pid=""
+  kids=$(descendants "$pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in $kids; do kill -KILL "$p" 2>/dev/null || true; done   # containerd, shims it started
+  for m in $(awk -v a="$DOCKERD_DATA" -v b="$DOCKERD_EXEC" 'index($2, a) == 1 || index($2, b) == 1 {print $2}' /proc/self/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$DOCKERD_EXEC"
+  echo "run-smoke: private dockerd stopped"
+}
+# --- end of the docker block ---
+
 BASE=${BASE:-$([[ $profile == vm ]] && echo local || echo debian:bookworm)}
 echo "run-smoke: engine $ENGINE, profile $profile, privileges $PRIV, base $BASE"
+if [[ $ENGINE == docker ]]; then ensure_docker_daemon; fi
 
 # Podman build steps get a private network namespace reaching out through
 # slirp4netns (user-mode NAT): no bridge, veth or NAT rule on the host.
@@ -76,6 +153,7 @@ cleanup() {
   if [[ -n ${cactx:-} ]]; then rm -rf "$cactx"; cactx=""; fi
   return 0
 }
+on_exit() { cleanup; stop_private_dockerd; }
 
 # The CA bundle pip uses on this host, as pip resolves it: the PIP_CERT
 # environment variable, else `cert` in its configuration files (install or
@@ -125,7 +203,7 @@ with_pip_ca() {
   rm -rf "$cactx"; cactx=""
   printf '%s\n' "$tag"
 }
-trap cleanup EXIT
+trap on_exit EXIT
 private_build_net() {
   command -v slirp4netns >/dev/null || die "slirp4netns is missing (apt-get install slirp4netns)"
   local self i
@@ -158,6 +236,7 @@ if ((BUILD)); then
     BASE=$(with_pip_ca "$ca" "$BASE")
   fi
   build=("$ENGINE" build --build-arg "BASE_IMAGE=$BASE" -t "$TAG" -f "$repo/Dockerfile")
+  if [[ $ENGINE == docker ]]; then build+=(--network host); fi   # no bridge on a private daemon
   if [[ $ENGINE == podman ]]; then
     if [[ $BASE == localhost/* ]]; then build+=(--pull=never); fi   # local base: no registry
     if [[ $profile == vm ]]; then
