@@ -27,6 +27,20 @@ def plan_from_sets(sets: list[str], allowed: set[str] = TOPO_KEYS | LISP_KEYS) -
     return values, make_plan(topo_params(values))
 
 
+def start_core_routing(tb: Testbed, plan: AddressPlan, rundir: str) -> list:
+    """Route the core: FRR (zebra + ospfd, converged) on every router of a tree core; nothing for a star.
+
+    Independent of LISP (the RLOC space must be routed with or without xTRs) and
+    idempotent: if ``tb`` already runs FRR's ospfd (an earlier call), those daemons are
+    returned and nothing new starts. Returns the FRR daemons (testbed.net.frr.FrrDaemon).
+    """
+    from testbed.net.frr import FrrDaemon, start_routing
+    running = [d for d in tb.daemons if isinstance(d, FrrDaemon) and d.program in ("zebra", "ospfd")]
+    if any(d.program == "ospfd" for d in running):
+        return running
+    return start_routing(tb, plan, rundir)
+
+
 def start_lisp(tb: Testbed, plan: AddressPlan, rundir: str, values: dict[str, Any],
                xtr_extra: dict[str, Any] | None = None) -> list:
     """Start the map-server and every xTR; return the daemons (ready: registered).
@@ -34,9 +48,8 @@ def start_lisp(tb: Testbed, plan: AddressPlan, rundir: str, values: dict[str, An
     ``values["defence"]`` (on|off, the attack experiment's switch) sets every xTR's
     ``corecast_defence``; ``xtr_extra`` adds keys to every xTR config (benches).
     """
-    from testbed.net.frr import start_routing
     from testbed.net.lisp import lisp_daemons
-    start_routing(tb, plan, rundir)  # a tree core: FRR's OSPF converged before any xTR registers
+    start_core_routing(tb, plan, rundir)  # a tree core: FRR's OSPF converged before any xTR registers
     interval = float(values.get("register_interval", 60.0))
     expiry = values.get("expiry")
     extra = dict(xtr_extra or {})
@@ -88,13 +101,19 @@ def check_topology(sets: list[str], lisp: bool = True, out: str | None = None) -
             t_up = time.monotonic() - t0
             print(f"network up: {len(plan.client_ases)} client ASes, {plan.params.total_clients} clients, "
                   f"{len(tb.net.hosts)} nodes in {t_up:.1f} s", flush=True)
+            routing = []
+            if plan.transit:  # a tree core is routed by FRR with or without LISP
+                t1 = time.monotonic()
+                routing = start_core_routing(tb, plan, run.path)
+                print(f"core routed: FRR (OSPF) on {len(plan.transit) + 1} core routers, converged in "
+                      f"{time.monotonic() - t1:.1f} s", flush=True)
             if lisp:
                 t1 = time.monotonic()
                 start_lisp(tb, plan, run.path, values)
                 print(f"LISP up: map-server and {len(plan.all_ases)} xTRs registered in "
                       f"{time.monotonic() - t1:.1f} s", flush=True)
             t2 = time.monotonic()
-            rows = run_checks(tb, plan, lisp=lisp)
+            rows = run_checks(tb, plan, lisp=lisp, routing=routing)
             extra = ""
             ok_core = True
             if lisp:
@@ -127,6 +146,7 @@ def interactive(sets: list[str], lisp: bool = True) -> int:
     run = RunDir.create("cli", values)
     with run:
         with Testbed(plan, run.path) as tb:
+            start_core_routing(tb, plan, run.path)  # with or without LISP
             if lisp:
                 start_lisp(tb, plan, run.path, values)
                 for cls in modes:  # what each mode's routers run (ipmc: pimd on every router)

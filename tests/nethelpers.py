@@ -18,12 +18,14 @@ os.environ.setdefault("CORECAST_LOCK_WAIT", "1800")
 
 @contextlib.contextmanager
 def lisp_testbed(rundir: str, lisp: bool = True, **values: Any) -> Iterator[tuple[Testbed, AddressPlan]]:
-    """The paper topology for ``values`` with the map-server and every xTR running; torn down after."""
-    from testbed.session import start_lisp
+    """The paper topology for ``values`` with the map-server and every xTR running (``lisp``), a tree core
+    routed by FRR either way; torn down after."""
+    from testbed.session import start_core_routing, start_lisp
     plan = make_plan(topo_params(values))
     tb = Testbed(plan, rundir)
     try:
         tb.start()
+        start_core_routing(tb, plan, rundir)  # a tree core is routed (FRR) with or without LISP
         if lisp:
             start_lisp(tb, plan, rundir, values)
         yield tb, plan

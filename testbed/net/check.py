@@ -184,9 +184,38 @@ def rloc_targets(plan: AddressPlan) -> dict[str, list[str]]:
     return out
 
 
-def run_checks(tb: Any, plan: AddressPlan, lisp: bool = False) -> list[CheckRow]:
-    """Probe the network of ``tb`` and return the table rows."""
+def routing_row(tb: Any, plan: AddressPlan, daemons: list[Any]) -> CheckRow:
+    """A tree core's routing as FRR sees it now: per core router, its OSPF adjacencies Full and every RLOC
+    subnet in its kernel table (:func:`testbed.net.frr.wait_converged`'s criteria, asked once)."""
+    from testbed.net.frr import FrrError, expected_subnets, full_neighbors, kernel_routes, router_ids, vtysh
+    ids, nets = router_ids(plan), expected_subnets(plan)
+    want = {plan.core: {ids[t.name] for t in plan.transit}, **{t.name: {ids[plan.core]} for t in plan.transit}}
+    sockdirs = {d.router: d.sockdir for d in daemons if getattr(d, "program", "") == "ospfd"}
+    fails = []
+    for router, nbrs in want.items():
+        try:
+            if router not in sockdirs:
+                raise FrrError("no ospfd running")
+            lacking = nbrs - full_neighbors(vtysh(sockdirs[router], "show ip ospf neighbor json"))
+            missing = nets - kernel_routes(tb.node(router))
+        except FrrError as exc:
+            fails.append(f"{router}: {exc}")
+            continue
+        if lacking or missing:
+            fails.append(f"{router}: {len(lacking)} adjacencies not Full, {len(missing)} RLOC subnets not routed")
+    return CheckRow("tree core routed by FRR (OSPF Full, every RLOC subnet)",
+                    len(want) - len(fails), len(want), True, fails)
+
+
+def run_checks(tb: Any, plan: AddressPlan, lisp: bool = False, routing: list[Any] | None = None) -> list[CheckRow]:
+    """Probe the network of ``tb`` and return the table rows.
+
+    ``routing``: the FRR daemons routing a tree core (:func:`testbed.session.start_core_routing`);
+    with a tree core, a first row says whether FRR holds every adjacency and route.
+    """
     rows: list[CheckRow] = []
+    if getattr(plan, "transit", None):
+        rows.append(routing_row(tb, plan, routing or []))
     host_jobs = []
     for a in plan.all_ases:
         hosts = sorted({h for h, _ in a.clients} | ({plan.source_host} if a.number == 0 else set()))
