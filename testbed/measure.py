@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
 from testbed.addressing import AddressPlan, make_plan
+from testbed.datamatch import capture_filter
 from testbed.interdomain import link_columns, model_link_bytes, write_link_rows
+from testbed.measure_support import DROP_COUNTERS, StreamHelper, count_drops, cpu_seconds, rss_kib  # noqa: F401
 from testbed.modes import Mode, get_mode
 from testbed.net.capture import Capture, capture_comment, read_counters
 from testbed.net.daemon import ClientDaemon, Daemon, SourceDaemon, first_dead
@@ -28,7 +29,6 @@ from testbed.nodeutil import read_status
 from testbed.params import topo_params
 from testbed.results import LINKS_CSV
 from testbed.routerstate import router_state
-
 
 
 class RunContext(Protocol):
@@ -44,29 +44,6 @@ class RunContext(Protocol):
 
 CLIENT_PORT = 6000
 SOURCE_PORT = 5000
-
-
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU seconds of a process (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process in KiB (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
 
 
 @dataclass
@@ -176,8 +153,13 @@ class Network:
 
         ``during(source)``, if given, runs in a thread once the source is ready (e.g. to
         join clients through its control socket); the stream waits for it, and an
-        exception it raises is raised here.
+        exception it raises is raised here. A mode that runs its own stream (its
+        :meth:`~testbed.modes.Mode.run_stream` returns a row, as ``p2p`` does) runs it
+        instead of the per-client stream below.
         """
+        own = self.mode(spec.mode_cls).run_stream(spec, during)
+        if own is not None:
+            return own
         self.streams += 1
         tag = f"{self.label}-{spec.mode}"
         run = self.ctx.run
@@ -192,7 +174,7 @@ class Network:
             comment = capture_comment(run.path, spec.mode, plan.source_as.xtr, plan.source_as.core_if,
                                       point=self.label) if self.ctx.keep_pcap else None
             cap = Capture(self.tb.node(plan.source_as.xtr), plan.source_as.core_if, pcap,
-                          bpf="udp port 4341 or udp port 4342", direction="out",
+                          bpf=capture_filter(getattr(self.tb, "link_data", ())), direction="out",
                           snaplen=getattr(self.ctx, "snaplen", 128), comment=comment)
             cap.start()
             self.tb.captures.append(cap)
@@ -206,7 +188,7 @@ class Network:
             source = self._source(tag, spec)
             t0 = time.monotonic()
             self.tb.start_daemons([source])
-            helper = _Helper(during, source) if during is not None else None
+            helper = StreamHelper(during, source) if during is not None else None
             try:
                 self._wait_source(source, spec)
             except BaseException:
@@ -324,7 +306,7 @@ class Network:
         from testbed.decode import count_capture
         from testbed.stream.records import read_client_records, read_source_record, verify
         plan, params = self.plan, self.plan.params
-        totals = count_capture(cap.path)
+        totals = count_capture(cap.path, getattr(self.tb, "link_data", ()))  # LISP data + modes' own data
         rec_dir = os.path.join(self.ctx.run.path, "records", tag)
         src_rec = read_source_record(source.config["record_file"])
         receipts = read_client_records([os.path.join(rec_dir, f) for f in sorted(os.listdir(rec_dir))
@@ -343,8 +325,8 @@ class Network:
             "experiment": self.ctx.experiment, "mode": spec.mode, "ases": len(plan.client_ases),
             "capable_ases": sum(1 for c, n in zip(params.capable, counts) if c and n),
             "clients": k, "gamma": round(k / j, 4) if j else 0.0, "chunk_bytes": spec.chunk_bytes,
-            "chunks": chunks_sent, "core_bytes": totals.lisp_data_bytes,
-            "core_packets": totals.lisp_data_packets, "control_bytes": totals.control_bytes, "model_core_bytes": model_bytes,
+            "chunks": chunks_sent, "core_bytes": totals.data_bytes,
+            "core_packets": totals.data_packets, "control_bytes": totals.control_bytes, "model_core_bytes": model_bytes,
             "delivered_chunks": report.delivered_chunks, "expected_chunks": report.expected_chunks,
             "corrupt_chunks": report.corrupt_chunks,
             "point": self.label, "active_ases": j, "distribution": params.distribution,
@@ -366,11 +348,8 @@ class Network:
             {"experiment": self.ctx.experiment, "point": self.label, "mode": spec.mode,
              "stream": f"{self.streams}:{tag}"}, caps)))
         uplink = self.last_links[core_shape(plan).source_uplink]
-        if spec.mode_cls.link_data_match:  # native data (ipmc): no LISP on the uplink; its counter measures it
-            row["core_bytes"], row["core_packets"] = uplink.bytes, uplink.packets
-        else:
-            row["links_capture_mismatches"] += int((uplink.bytes, uplink.packets)
-                                                  != (totals.lisp_data_bytes, totals.lisp_data_packets))
+        row["links_capture_mismatches"] += int((uplink.bytes, uplink.packets)  # every mode: ipmc's data too
+                                              != (totals.data_bytes, totals.data_packets))
         row["links_capture_dropped"] = self._link_caps.dropped if self._link_caps is not None else 0
         if spec.extra.get("player"):
             row.update(self._player_frames(tag, source))
@@ -379,40 +358,3 @@ class Network:
         if not self.ctx.keep_records:
             shutil.rmtree(rec_dir, ignore_errors=True)
         return row
-
-
-class _Helper:
-    """A function run in a thread beside a stream; :meth:`finish` joins it and re-raises its error."""
-
-    def __init__(self, func: Callable[[SourceDaemon], None], source: SourceDaemon) -> None:
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(func, source), daemon=True,
-                                       name="stream-helper")
-        self.thread.start()
-
-    def _run(self, func: Callable[[SourceDaemon], None], source: SourceDaemon) -> None:
-        try:
-            func(source)
-        except BaseException as exc:  # handed to the main thread by finish()
-            self.error = exc
-
-    def finish(self, timeout: float = 30.0, reraise: bool = True) -> None:
-        """Wait for the function (at most ``timeout`` s) and raise what it raised (if ``reraise``)."""
-        self.thread.join(timeout)
-        if self.thread.is_alive() and reraise:
-            raise RuntimeError(f"the stream helper did not finish within {timeout:.0f} s of the stream's end")
-        if self.error is not None and reraise:
-            raise self.error
-
-
-DROP_COUNTERS = frozenset((
-    "queue-overflow", "negative", "no-rloc", "unresolved", "bad-packet", "not-ipv4", "too-big-df", "stale-ref",
-    "no-chunk", "hash-mismatch", "source-not-allowed", "ref-src-not-allowed", "chunk-too-big", "foreign-eid",
-    "bad-inner", "bad-lisp", "corecast-not-capable", "raw-send-error", "tun-write-error"))
-"""Counter names (in any section of an xTR status file) that count dropped packets."""
-
-
-def count_drops(status: dict) -> int:
-    """Packets an xTR dropped, summed over the sections of its status file."""
-    return sum(v for section in status.values() if isinstance(section, dict)
-               for k, v in section.items() if k in DROP_COUNTERS and isinstance(v, int))

@@ -21,7 +21,9 @@ def test_registry_ties_each_mode_to_its_model_and_source():
     assert list(MODES)[:2] == ["unicast", "corecast"] and DEFAULT_MODES == ("unicast", "corecast")
     for name, cls in MODES.items():
         assert issubclass(cls, Mode) and cls.name == name and cls.description
-        assert cls.model is MODELS[name] and cls.model.name == name
+        assert cls.model.name == name
+        if getattr(cls, "layer", "network") == "network":  # p2p's model is its own (testbed.p2p.model)
+            assert cls.model is MODELS[name]
         assert cls().source_config()["mode"] == name
         assert cls().row() == {"mode": name}
     assert UnicastMode().source_datagrams_per_chunk(40) == 40

@@ -19,6 +19,7 @@ from testbed.modes.base import Mode
 from testbed.modes.lisp import CoreCastBatchMode, CoreCastMode, CoreCastSrcMode, UnicastMode
 from testbed.modes.ipmc import IpmcMode
 from testbed.modes.lispmc import LispMcMode
+from testbed.modes.p2p import P2PMode
 from testbed.nodeutil import ConfigError
 
 MODES: dict[str, type[Mode]] = {}
@@ -38,7 +39,7 @@ def register(cls: type[Mode]) -> type[Mode]:
     return cls
 
 
-for _cls in (UnicastMode, CoreCastMode, CoreCastBatchMode, CoreCastSrcMode, LispMcMode, IpmcMode):
+for _cls in (UnicastMode, CoreCastMode, CoreCastBatchMode, CoreCastSrcMode, LispMcMode, IpmcMode, P2PMode):
     register(_cls)
 
 
@@ -81,5 +82,5 @@ def selected_modes(params: dict[str, Any]) -> tuple[str, ...]:
     return tuple(m.name for m in parse_modes(params["modes"]))
 
 
-__all__ = ["DEFAULT_MODES", "IpmcMode", "LispMcMode", "MODES", "CoreCastMode", "Mode", "UnicastMode", "get_mode", "parse_modes",
+__all__ = ["DEFAULT_MODES", "IpmcMode", "LispMcMode", "MODES", "CoreCastMode", "Mode", "P2PMode", "UnicastMode", "get_mode", "parse_modes",
            "register", "selected_modes"]

@@ -1,23 +1,34 @@
 """Mode ``p2p``: the mesh-pull P2P overlay (docs/p2p.md) as a delivery mode.
 
 The network carries whatever the peers exchange; the source pushes each chunk to
-``fanout`` peers and hosts the tracker. A P2P stream needs its own receivers (peer hosts,
-one per AS) and its own checks, so it runs through :meth:`P2PMode.stream`
-(:func:`testbed.p2p.run.stream_p2p`), which the experiments ``p2p``, ``p2p-upload`` and
-``channel-change`` call. The measurement code's per-client stream
-(:meth:`testbed.measure.Network.stream`) has no per-mode stream hook yet, so
-:meth:`P2PMode.start` refuses to be run there with one line instead of streaming to
-nobody.
+``fanout`` peers and hosts the tracker. A P2P stream needs its own receivers (peer
+daemons: one per client host, serving every EID of the host) and its own checks, so the
+mode runs its own stream (:meth:`P2PMode.run_stream`, the hook
+:meth:`testbed.measure.Network.stream` calls first): every experiment accepts
+``--set modes=p2p`` like any other mode. The experiments ``p2p``, ``p2p-upload`` and
+``channel-change`` call :meth:`P2PMode.stream` with their own overlay parameters and churn.
+
+Pace in the other experiments: they stream at up to 10 Mb/s (about 950 chunks/s), far
+beyond what a host of Python peers pulls; the overlay runs at most :data:`GENERIC_RATE`
+chunks per second (the same number of chunks, the same content) with the timers of
+:data:`GENERIC_PARAMS` (those of the ``p2p`` experiment), unless the spec's
+``extra["p2p"]`` gives a :class:`~testbed.p2p.params.P2PParams` (or a dict of its knobs).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from testbed.modes.base import Mode
 from testbed.nodeutil import ConfigError
 from testbed.p2p import model as p2p_model
 from testbed.p2p.params import P2PParams
+
+GENERIC_RATE = 10.0
+"""Chunks per second at most for a P2P stream in an experiment that is not a P2P one."""
+GENERIC_PARAMS = P2PParams(buffer_s=2.0, bm_period_s=0.2, sched_period_s=0.1, request_timeout_s=1.0)
+"""The overlay's parameters there: DONet's design with its timers scaled to a stream of about 10 chunks/s."""
 
 
 class P2PModel:
@@ -40,12 +51,27 @@ class P2PMode(Mode):
     description = "mesh-pull P2P overlay: the source pushes to a few peers, peers pull from each other (baseline)"
     model = P2PModel()  # type: ignore[assignment]
     source_mode = "p2p"
+    layer = "application"
+    """Not a network-layer mode: ``compare`` leaves it out unless asked (``--set modes=...,p2p``)."""
 
-    def start(self) -> None:
-        """Refuse the per-client stream of testbed.measure (see the module docstring)."""
-        if self.network is not None and not getattr(self, "_own_stream", False):
-            raise ConfigError("mode p2p runs in the experiments p2p, p2p-upload and channel-change "
-                              "(corecast run p2p --set ...), not in this experiment")
+    def run_stream(self, spec: Any, during: Any = None) -> dict[str, Any]:
+        """The hook of :meth:`testbed.measure.Network.stream`: one P2P stream, paced and tuned as the docstring says.
+
+        ConfigError (one line) for a stream that needs the source's control socket (``during``: joins
+        through the source); P2P joins are measured by ``channel-change``.
+        """
+        if during is not None:
+            raise ConfigError("mode p2p has no joins through the source; its join delay is measured by "
+                              "corecast run channel-change")
+        rate = spec.bitrate * spec.speed / (8 * spec.chunk_bytes)
+        if rate > GENERIC_RATE:
+            spec = dataclasses.replace(spec, mode=self.name, speed=GENERIC_RATE * 8 * spec.chunk_bytes / spec.bitrate)
+        given = spec.extra.get("p2p")
+        if isinstance(given, dict):
+            params = dataclasses.replace(GENERIC_PARAMS, **given)
+        else:
+            params = given if isinstance(given, P2PParams) else GENERIC_PARAMS
+        return self.stream(spec, params)
 
     def stream(self, spec: Any, params: P2PParams | None = None,
                churn: dict[str, tuple[float, float]] | None = None) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """One P2P stream on a running network (mode ``p2p``): peer hosts, the source with its tracker, the checks.
 
-Called by :meth:`testbed.modes.p2p.P2PMode.stream` with a :class:`testbed.measure.Network`
-whose plan has one peer host per AS (``client_hosts=per-as``: the clients' EIDs of AS i
-are its peers, routed as local to ``m<i>``). The order makes the link counters exact:
+Called by :meth:`testbed.modes.p2p.P2PMode.stream` with a :class:`testbed.measure.Network`.
+Peers run on the plan's client hosts (:func:`peer_hosts`): one ``nodes.peer`` daemon per host,
+serving every EID of the host (``client_hosts=per-as``: the AS's many-clients host ``m<i>``
+with its block routed as local; otherwise each client host with its own EID). The order
+makes the link counters exact:
 
-1. every client AS's border router learns every other's mapping (one ping from each peer
-   host to one EID of every other AS), so no peer datagram waits in a map-cache miss;
+1. every client AS's border router learns every other's mapping (one ping from a host of
+   each AS to one EID of every other AS), so no peer datagram waits in a map-cache miss;
 2. link counters read; the source starts (its tracker binds before it is ready) with
    ``start_at`` a little later; the peer hosts start and join at once;
 3. the stream ends; the peers play until ``stop_at`` (last chunk + B + slack), then send
@@ -13,13 +15,15 @@ are its peers, routed as local to ``m<i>``). The order makes the link counters e
 
 The row has the usual columns plus the P2P metrics (docs/p2p.md) and ``xas_wire_bytes``:
 what the peers and the source say they sent across ASes, IP-encapsulated
-(payload + 28 + 36 per datagram). On a star core every such datagram crosses two
-inter-domain links, so ``interdomain_bytes == 2 * xas_wire_bytes`` to the byte, and each
-border router's link carries exactly its AS's share each way: up what its peers (the
-source for AS 0) sent across ASes, down what every other AS's nodes sent into it
-(``links_self_mismatches`` counts the (link, direction) pairs where that fails). links.csv
-gets a row per (link, direction) whose ``model_bytes`` is that expectation from the
-peers' own counters (star core; 0 on a tree core, which this check does not cover yet).
+(payload + 28 + 36 per datagram). Self-consistency (:mod:`testbed.p2p.selfcheck`, star and
+tree cores): each (link, direction) must carry exactly what the senders' own counters
+(by destination AS) put on the paths through it; ``links_self_mismatches`` counts those that
+do not (0 expected). links.csv gets a row per (link, direction) whose ``model_bytes`` is that
+expectation; ``model_core_bytes`` / ``model_interdomain_bytes`` are its value on the source
+uplink / its sum (what the generic checks of :func:`experiments.common.check_rows` compare), the
+analytical model (:mod:`testbed.p2p.model`) is in ``model_p2p_core_bytes`` and
+``model_p2p_interdomain_bytes``. On a star core every datagram crosses two links, so
+``interdomain_bytes == 2 * xas_wire_bytes``.
 """
 
 from __future__ import annotations
@@ -36,12 +40,8 @@ from testbed.nodeutil import read_status
 from testbed.p2p.metrics import swarm_summary
 from testbed.p2p.model import interdomain_bytes_per_chunk, source_uplink_bytes_per_chunk
 from testbed.p2p.params import P2PParams
-from testbed.wire.constants import ENCAP_OVERHEAD, IPV4_HEADER, UDP_HEADER
+from testbed.p2p.selfcheck import WIRE, Flows, add_flows, expected_links
 from testbed.wire.p2p import P2P_PORT, TRACKER_PORT
-
-WIRE = ENCAP_OVERHEAD + IPV4_HEADER + UDP_HEADER
-"""Bytes a LISP-encapsulated UDP datagram adds to its payload on an inter-domain link (64)."""
-
 
 class PeerDaemon(Daemon):
     """A host of P2P peers (``nodes.peer``)."""
@@ -50,11 +50,23 @@ class PeerDaemon(Daemon):
 
 
 
+def peer_hosts(net: Any) -> list[tuple[Any, str, list[str]]]:
+    """(AS plan, host name, EIDs) per host that serves peers: the many-clients host of a per-AS plan, else each
+    client host (its own EID), in AS order."""
+    out = []
+    for a in net.plan.client_ases:
+        by_host: dict[str, list[str]] = {}
+        for host, eid in a.clients:
+            by_host.setdefault(host, []).append(eid)
+        out += [(a, host, eids) for host, eids in by_host.items()]
+    return out
+
+
 def warm_pairs(net: Any) -> None:
     """Resolve every client AS at every other's border router (one ping per pair); RuntimeError if one fails."""
     from testbed.net.check import ping_all
-    ases = [a for a in net.plan.client_ases if a.clients and a.many_host]
-    jobs = [(net.tb.node(a.many_host), [b.clients[0][1] for b in ases if b is not a]) for a in ases]
+    ases = [a for a in net.plan.client_ases if a.clients]
+    jobs = [(net.tb.node(a.clients[0][0]), [b.clients[0][1] for b in ases if b is not a]) for a in ases]
     jobs = [(n, t) for n, t in jobs if t]
     if not jobs:
         return
@@ -73,9 +85,7 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
     join at once, never leave). ``records/<label>-p2p/startup.json`` gets every peer's startup delay by EID.
     """
     plan, tb, run = net.plan, net.tb, net.ctx.run
-    ases = [a for a in plan.client_ases if a.clients]
-    if any(a.many_host is None for a in ases):
-        raise RuntimeError("mode p2p needs one peer host per AS (client_hosts=per-as)")
+    hosts = peer_hosts(net)
     net.streams += 1
     tag = f"{net.label}-p2p"
     rec_dir = os.path.join(run.path, "records", tag)
@@ -86,7 +96,7 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
         net.link_counters = LinkCounters(tb, interdomain_links(plan))
         net.link_counters.install()
     knobs = {k: getattr(params, k) for k in P2PParams.__dataclass_fields__}
-    lead = 1.0 + 0.01 * sum(len(a.clients) for a in ases)
+    lead = 1.0 + 0.01 * sum(len(eids) for _a, _h, eids in hosts) + 0.05 * len(hosts)
     links0 = net.link_counters.read()
     t_start = time.time() + lead + 0.5
     stream_s = spec.chunks / rate
@@ -98,9 +108,9 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
                "p2p": {"asn": 0, "tracker_port": TRACKER_PORT, "params": knobs, "seed": 1}}
     source = SourceDaemon(tb.node(plan.source_host), f"{tag}-src", run.path, src_cfg)
     peers = []
-    for a in ases:
+    for a, host, eids in hosts:
         entries = []
-        for _h, eid in a.clients:
+        for eid in eids:
             e: dict[str, Any] = {"eid": eid, "port": P2P_PORT}
             join_off, leave_off = (churn or {}).get(eid, (None, None))
             if join_off is not None:
@@ -111,8 +121,8 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
         cfg = {"asn": a.number, "tracker": {"addr": plan.source_eid, "port": TRACKER_PORT, "asn": 0},
                "stream_id": 1, "chunk_rate": rate, "chunk_bytes": spec.chunk_bytes, "params": knobs,
                "seed": a.number, "peers": entries, "stop_at": stop_at,
-               "result_file": os.path.join(rec_dir, f"{a.many_host}.json")}
-        peers.append(PeerDaemon(tb.node(a.many_host), f"{tag}-{a.many_host}", run.path, cfg))
+               "result_file": os.path.join(rec_dir, f"{host}.json")}
+        peers.append(PeerDaemon(tb.node(host), f"{tag}-{host}", run.path, cfg))
     try:
         tb.start_daemons([source], timeout=60)
         tb.start_daemons(peers, timeout=30 + 0.02 * len(peers))
@@ -146,23 +156,18 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
     src_bytes = sum(v.get("bytes", 0) for v in kinds.values())
     src_packets = sum(v.get("datagrams", 0) for v in kinds.values())
     stats, per_as, by_eid = [], {}, {}
-    into: dict[int, list[int]] = {}  # destination AS -> [bytes, datagrams] sent into it across ASes
-    for k_as, (b, n) in status.get("tracker", {}).get("to_as", {}).items():
-        into.setdefault(int(k_as), [0, 0])
-        into[int(k_as)][0] += b
-        into[int(k_as)][1] += n
-    corrupt = delivered = 0
+    flows: Flows = {}  # (from AS, to AS) -> [bytes, datagrams] sent across ASes, by the senders' own counters
+    add_flows(flows, 0, status.get("tracker", {}).get("to_as", {}))
+    corrupt = delivered = configured = 0
     for d in peers:
         res = read_status(d.config["result_file"]).get("peers", {})
         asn = d.config["asn"]
+        configured += len(d.config["peers"])
         sent = per_as.setdefault(asn, [0, 0])
         for name, s in res.items():
             stats.append(s)
             by_eid[name.split(":")[0]] = s["startup_delay_s"]
-            for k_as, (b, n) in s.get("xas_by_as", {}).items():
-                row_in = into.setdefault(int(k_as), [0, 0])
-                row_in[0] += b
-                row_in[1] += n
+            add_flows(flows, asn, s.get("xas_by_as", {}))
             sent[0] += s["xas_bytes"]
             sent[1] += s["xas_packets"]
             for seq, digest in s.get("played_digests", []):
@@ -174,16 +179,10 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
     shape = core_shape(plan)
     xas_wire = src_bytes + WIRE * src_packets + sum(b + WIRE * n for b, n in per_as.values())
     interdomain = sum(c.bytes for c in links.values())
-    mismatches = 0
-    expected = {key: 0 for key in links}
-    if len(shape.links) == len(plan.all_ases):  # star: x<i>-core up = what AS i sent across, down = what came in
-        for a in plan.all_ases:
-            b, n = (src_bytes, src_packets) if a.number == 0 else tuple(per_as.get(a.number, (0, 0)))
-            expected[(shape.links[a.number], "up")] = b + WIRE * n
-            b, n = into.get(a.number, (0, 0))
-            expected[(shape.links[a.number], "down")] = b + WIRE * n
-        mismatches += sum(1 for key, c in links.items() if c.bytes != expected[key])
-        mismatches += int(interdomain != 2 * xas_wire)
+    expected, unplaced = expected_links(plan, flows, links)
+    mismatches = sum(1 for key, c in links.items() if c.bytes != expected[key]) + int(unplaced > 0)
+    # every byte the senders counted is on some path: flows add up to their own totals
+    mismatches += int(sum(b + WIRE * n for b, n in flows.values()) != xas_wire)
     from testbed.interdomain import write_link_rows
     from testbed.results import LINKS_CSV
     write_link_rows(os.path.join(net.ctx.run.path, LINKS_CSV), net.link_counters.links, links, expected,
@@ -194,19 +193,23 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
     delays = sorted(s["startup_delay_s"] for s in stats if s["startup_delay_s"] is not None)
     row: dict[str, Any] = {
         "experiment": net.ctx.experiment, "mode": "p2p", "policy": params.policy, "upload": params.upload,
-        "ases": len(plan.client_ases), "clients": k, "gamma": round(k / j, 4) if j else 0.0,
+        "ases": len(plan.client_ases), "clients": k, "distribution": params_row.distribution, "gamma": round(k / j, 4) if j else 0.0,
         "capable_ases": sum(1 for c, n in zip(params_row.capable, params_row.clients_per_as) if c and n),
         "chunk_bytes": spec.chunk_bytes, "chunks": len(src), "point": net.label,
         "clients_per_as": " ".join(map(str, params_row.clients_per_as)), "active_ases": j,
-        "model_core_bytes": round(len(src) * source_uplink_bytes_per_chunk(params_row.clients_per_as,
-                                                                         spec.chunk_bytes, params.fanout)),
+        # the "model" columns the generic checks compare with (experiments.common.check_rows) are what the
+        # links must carry by the nodes' own counters (P2P traffic is decided by the peers, not the network);
+        # the analytical model of testbed.p2p.model is in the model_p2p_* columns
+        "model_core_bytes": expected[shape.source_uplink], "model_interdomain_bytes": sum(expected.values()),
+        "model_p2p_core_bytes": round(len(src) * source_uplink_bytes_per_chunk(params_row.clients_per_as,
+                                                                             spec.chunk_bytes, params.fanout)),
         "model_p2p_interdomain_bytes": round(len(src) * interdomain_bytes_per_chunk(
             params_row.clients_per_as, params.policy, spec.chunk_bytes, params.fanout)),
         "core_bytes": links[shape.source_uplink].bytes, "core_packets": links[shape.source_uplink].packets,
         "control_bytes": sum(c.control_bytes for c in links.values()),
         "interdomain_bytes": interdomain, "max_link_bytes": max((c.bytes for c in links.values()), default=0),
         "xas_wire_bytes": xas_wire, "links_self_mismatches": mismatches,
-        "delivered_chunks": delivered, "expected_chunks": len(src) * len(stats), "corrupt_chunks": corrupt,
+        "delivered_chunks": delivered, "expected_chunks": len(src) * configured, "corrupt_chunks": corrupt,
         "source_upload_bytes": kinds.get("chunk", {}).get("bytes", 0),
         "continuity": round(summary["continuity"], 6), "min_continuity": round(summary["min_continuity"], 6),
         "startup_delay_s": summary["startup_delay_s"], "median_startup_s": delays[len(delays) // 2] if delays else None,
