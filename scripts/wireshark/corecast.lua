@@ -15,6 +15,9 @@
 --   Chunk Hash (64) | Source EID (32) | Destination EID (32) | Source Port (16) | Destination Port (16).
 -- type 3 REF-LIST: Chunk Hash (64) | ETR RLOC (32) | Source EID (32) | Source Port (16) |
 --   Count (16), then Count x { Destination EID (32) | Destination Port (16) }.
+-- type 4 REF-MAP: Chunk Hash (64) | ETR RLOC (32) | Source EID (32) | Source Port (16) |
+--   Destination Port (16) | Base Destination EID (32) | Length (16, bits) | Count (16, bits set),
+--   then ceil(Length / 8) bytes of bitmap: bit i (most significant first) names Base + i.
 -- Any other type is shown as "unknown type N" with its body as bytes (an
 -- expert note, not an error), so later CoreCast types still read cleanly.
 --
@@ -22,7 +25,8 @@
 -- corecast.reserved, corecast.stream, corecast.seq, corecast.chunk_len,
 -- corecast.chunk, corecast.hash, corecast.src_eid, corecast.dst_eid,
 -- corecast.sport, corecast.dport, corecast.body, corecast.lisp_c, corecast.etr_rloc,
--- corecast.count (REF-LIST).
+-- corecast.count (REF-LIST, REF-MAP), corecast.base, corecast.map_len, corecast.bitmap (REF-MAP;
+-- each destination it names is shown as a generated corecast.dst_eid).
 --
 -- Load it for one run:   tshark -X lua_script:scripts/wireshark/corecast.lua -r FILE
 -- or install it (scripts/setup.sh does) into a Lua plugin folder, e.g.
@@ -46,8 +50,10 @@ local REF_LEN = 32
 
 local LIST_HEADER_LEN = 32
 local LIST_ENTRY_LEN = 6
+local MAP_HEADER_LEN = 40
+local MAP_SHOW_MAX = 256 -- destinations of a REF-MAP listed one by one (the rest are counted)
 
-local TYPE_NAMES = { [1] = "DATA", [2] = "REF", [3] = "REF-LIST" }
+local TYPE_NAMES = { [1] = "DATA", [2] = "REF", [3] = "REF-LIST", [4] = "REF-MAP" }
 
 local corecast = Proto("corecast", "CoreCast")
 corecast.prefs.mpeg_ts = Pref.bool("Dissect MPEG-TS chunks", true,
@@ -72,10 +78,14 @@ local f = {
     lisp_c = ProtoField.bool("corecast.lisp_c", "Carried behind a LISP header with the C bit"),
     etr_rloc = ProtoField.ipv4("corecast.etr_rloc", "ETR RLOC"),
     count = ProtoField.uint16("corecast.count", "Count", base.DEC),
+    base = ProtoField.ipv4("corecast.base", "Base Destination EID"),
+    map_len = ProtoField.uint16("corecast.map_len", "Length (bits)", base.DEC),
+    bitmap = ProtoField.bytes("corecast.bitmap", "Bitmap"),
 }
 corecast.fields = {
     f.version, f.type, f.flags, f.reserved, f.stream, f.seq, f.chunk_len, f.chunk,
     f.hash, f.src_eid, f.dst_eid, f.sport, f.dport, f.body, f.lisp_c, f.etr_rloc, f.count,
+    f.base, f.map_len, f.bitmap,
 }
 
 local ex = {
@@ -85,10 +95,88 @@ local ex = {
         expert.group.MALFORMED, expert.severity.ERROR),
     bad_length = ProtoExpert.new("corecast.bad_length", "CoreCast REF is not 32 bytes",
         expert.group.MALFORMED, expert.severity.ERROR),
+    bad_map = ProtoExpert.new("corecast.bad_map", "CoreCast REF-MAP malformed",
+        expert.group.MALFORMED, expert.severity.ERROR),
     unknown_type = ProtoExpert.new("corecast.unknown_type", "CoreCast type not known to this dissector",
         expert.group.UNDECODED, expert.severity.NOTE),
 }
-corecast.experts = { ex.truncated, ex.bad_version, ex.bad_length, ex.unknown_type }
+corecast.experts = { ex.truncated, ex.bad_version, ex.bad_length, ex.bad_map, ex.unknown_type }
+
+-- The bits set in the first ``nbytes`` bytes of ``tvb`` from ``off``.
+local function popcount(tvb, off, nbytes)
+    local n = 0
+    for i = 0, nbytes - 1 do
+        local b = tvb(off + i, 1):uint()
+        while b ~= 0 do
+            n = n + bit.band(b, 1)
+            b = bit.rshift(b, 1)
+        end
+    end
+    return n
+end
+
+-- A REF-MAP (type 4), whole or cut; ``info`` is the Info column so far. Returns the new Info column.
+local function dissect_map(tvb, root, len, captured, info)
+    local mlen = (captured >= MAP_HEADER_LEN) and tvb(36, 2):uint() or -1
+    local count = (captured >= MAP_HEADER_LEN) and tvb(38, 2):uint() or -1
+    local nbytes = math.floor((mlen + 7) / 8)
+    local fault = nil
+    if len <= MAP_HEADER_LEN then
+        fault = string.format("REF-MAP of %d bytes, header needs 40 and a bitmap", len)
+    elseif mlen == 0 or (mlen > 0 and len ~= MAP_HEADER_LEN + nbytes) then
+        fault = string.format("REF-MAP of %d bytes for a length of %d bits", len, mlen)
+    elseif mlen > 0 and tvb(32, 4):uint() + mlen - 1 > 4294967295 then
+        fault = "REF-MAP range beyond 255.255.255.255"
+    elseif count == 0 then
+        fault = "REF-MAP with count 0"
+    elseif mlen > 0 and captured == len then
+        local spare = (8 - mlen % 8) % 8
+        if spare > 0 and bit.band(tvb(len - 1, 1):uint(), bit.lshift(1, spare) - 1) ~= 0 then
+            fault = string.format("REF-MAP with bits set after its length of %d bits", mlen)
+        elseif popcount(tvb, MAP_HEADER_LEN, nbytes) ~= count then
+            fault = string.format("REF-MAP count %d but %d bits set", count, popcount(tvb, MAP_HEADER_LEN, nbytes))
+        end
+    end
+    if fault ~= nil then
+        root:add_proto_expert_info(ex.bad_map, fault)
+        return info .. " [malformed]"
+    end
+    if captured < MAP_HEADER_LEN then
+        root:append_text(" [cut by the snap length]")
+        return info .. " [cut by the snap length]"
+    end
+    root:add(f.hash, tvb(12, 8))
+    root:add(f.etr_rloc, tvb(20, 4))
+    root:add(f.src_eid, tvb(24, 4))
+    root:add(f.sport, tvb(28, 2))
+    root:add(f.dport, tvb(30, 2))
+    root:add(f.base, tvb(32, 4))
+    root:add(f.map_len, tvb(36, 2))
+    root:add(f.count, tvb(38, 2))
+    if captured < len then
+        root:append_text(" [cut by the snap length]")
+    else
+        local bm = root:add(f.bitmap, tvb(MAP_HEADER_LEN, nbytes))
+        local base_eid = tvb(32, 4):uint()
+        local shown = 0
+        for i = 0, mlen - 1 do
+            local byte = tvb(MAP_HEADER_LEN + math.floor(i / 8), 1):uint()
+            if bit.band(byte, bit.rshift(0x80, i % 8)) ~= 0 and shown < MAP_SHOW_MAX then
+                local eid = base_eid + i
+                local addr = string.format("%d.%d.%d.%d", math.floor(eid / 16777216) % 256,
+                    math.floor(eid / 65536) % 256, math.floor(eid / 256) % 256, eid % 256)
+                bm:add(f.dst_eid, tvb(MAP_HEADER_LEN + math.floor(i / 8), 1), Address.ip(addr)):set_generated()
+                shown = shown + 1
+            end
+        end
+        if count > shown then
+            bm:append_text(string.format(" (%d destinations not listed)", count - shown))
+        end
+    end
+    return info .. string.format(" %s:%u > %d destinations from %s port %u via %s hash=%s",
+        tostring(tvb(24, 4):ipv4()), tvb(28, 2):uint(), count, tostring(tvb(32, 4):ipv4()), tvb(30, 2):uint(),
+        tostring(tvb(20, 4):ipv4()), tostring(tvb(12, 8):bytes()))
+end
 
 -- Dissect one CoreCast message filling all of ``tvb``; return its length.
 local function dissect_message(tvb, pinfo, tree, behind_lisp, reported)
@@ -193,6 +281,8 @@ local function dissect_message(tvb, pinfo, tree, behind_lisp, reported)
         end
         info = info .. string.format(" %s:%u > %d destinations via %s hash=%s", tostring(tvb(24, 4):ipv4()),
             tvb(28, 2):uint(), count, tostring(tvb(20, 4):ipv4()), tostring(tvb(12, 8):bytes()))
+    elseif mtype == 4 then
+        info = dissect_map(tvb, root, len, captured, info)
     else
         type_item:add_proto_expert_info(ex.unknown_type, string.format("CoreCast type %d", mtype))
         if captured > HEADER_LEN then
