@@ -19,6 +19,7 @@ EPILOG = """examples:
   corecast run demo
   corecast run gamma --set max_clients=1000 --keep-pcap
   corecast figures results/reference
+  corecast model --set ases=70000 --set gamma=1,10,100 --set distribution=zipf
   corecast cli paper --set ases=2 --set clients=3
   corecast clean
 """
@@ -91,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--totals-only", action="store_true", help="only the totals per message type (fast)")
     p.add_argument("--tshark", action="store_true", help="show it through tshark with the CoreCast dissector")
     p.add_argument("-Y", dest="display_filter", default=None, help="with --tshark: a display filter")
+
+    p = sub.add_parser("model", help="every mode's model up to 70,000 ASes and 10,000,000 clients (no packets): "
+                       "table, model.csv, figure")
+    _add_sets(p)
+    p.add_argument("--csv", default=None, metavar="FILE", help="clients per AS (columns as,clients[,capable]; "
+                   "docs/model.md) instead of ases/clients/gamma")
+    p.add_argument("--out", help="output directory (default results/model/UTC-TIMESTAMP)")
+    p.add_argument("--no-plot", action="store_true", help="table and model.csv only")
 
     p = sub.add_parser("stats", help="counters of a running (or finished) daemon")
     p.add_argument("node", help="daemon name, e.g. x0 or ms")
@@ -177,6 +186,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return decode_command(args.pcap, detail=args.detail, limit=args.limit, totals_only=args.totals_only)
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    """The model at Internet scale."""
+    from testbed.modelcli import model_command
+    return model_command(args.sets, csv_path=args.csv, out=args.out, plot=not args.no_plot)
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print a daemon's status file."""
     from testbed.session import show_stats
@@ -186,6 +201,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": cmd_list, "check": cmd_check, "cli": cmd_cli, "run": cmd_run, "figures": cmd_figures,
     "clean": cmd_clean, "lig": cmd_lig, "decode": cmd_decode, "stats": cmd_stats,
+    "model": cmd_model,
 }
 NEEDS_ROOT = {"check", "cli", "run", "clean"}
 
