@@ -46,7 +46,7 @@ def plot_batch(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
     ax.set_yscale("log")
     ax.set_xlabel("gamma = clients per AS")
     ax.set_ylabel("bytes per chunk on the source AS's uplink")
-    ax.set_title(f"REF-LISTs against per-client REFs (j = {j}, P = {p})")
+    ax.set_title(f"REF-LISTs and REF-MAPs against per-client REFs (j = {j}, P = {p})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return _save(fig, outdir, "batch")
