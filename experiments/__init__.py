@@ -10,7 +10,7 @@ import importlib
 from types import ModuleType
 
 NAMES = ["demo", "smoke", "gamma", "clients", "deployment", "distribution", "load", "join", "topology", "attack",
-         "p2p", "p2p-upload", "channel-change", "compare", "loss", "batch"]
+         "p2p", "p2p-upload", "channel-change", "compare", "loss", "batch", "scale"]
 """Experiment names; a '-' in a name is '_' in its module's name (``p2p-upload`` is ``experiments/p2p_upload.py``)."""
 
 

@@ -328,6 +328,15 @@ def plot_batch(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
 PLOTTERS["batch"] = plot_batch
 
 
+def plot_scale(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
+    """The scale experiment's figure (issue 16): see :mod:`testbed.figures_scale` (imported on use)."""
+    from testbed.figures_scale import plot_scale as plot
+    return plot(df, run, outdir)
+
+
+PLOTTERS["scale"] = plot_scale
+
+
 def plot_run(path: str) -> list[str]:
     """Regenerate the figures of one run directory; FigureError if it cannot.
 
