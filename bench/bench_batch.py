@@ -7,7 +7,7 @@ of ``ases`` capable sites handles, per chunk, what the source sends it:
 
 * ``corecast``: one DATA and one REF per client (a map-cache lookup and a send each);
 * ``corecast-batch``: the same REFs with flag B, batched into one REF-LIST per ETR;
-* ``corecast-src``: one DATA and one REF-LIST per ETR naming it (no lookup).
+* ``corecast-src``: one DATA and one REF-LIST per ETR naming it (no lookup), as a REF-MAP when shorter.
 
 The modes alternate within each round (same process, same load), CPU time by
 ``time.process_time``; the best round per mode is kept. Prints a table and writes
@@ -49,9 +49,8 @@ def messages(mode: str, seq: int, chunk: bytes, clients: list[tuple[int, bytes]]
     if mode == "corecast-src":
         for a in range(1, ases + 1):
             entries = [(raw, 6000) for aa, raw in clients if aa == a]
-            for i, part in enumerate(cc.split_entries(entries, cc.ref_list_capacity())):
-                out.append(cc.encode_ref_list(1, seq, digest, socket.inet_aton(f"172.16.{a}.2"), SRC, 5000, part,
-                                              cc.FLAG_DATA_FIRST if i == 0 else 0))
+            out += cc.encode_ref_messages(1, seq, digest, socket.inet_aton(f"172.16.{a}.2"), SRC, 5000, entries,
+                                          cc.ref_list_capacity(), cc.FLAG_DATA_FIRST)  # REF-MAPs when shorter
         return out
     flags = cc.FLAG_BATCH if mode == "corecast-batch" else 0
     out += [cc.encode_ref(1, seq, digest, SRC, raw, 5000, 6000, flags) for _a, raw in clients]
