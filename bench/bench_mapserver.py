@@ -12,11 +12,22 @@ Two measurements:
    and counts answered requests per second. Needs root; the namespaces are
    created here and deleted in a ``finally``.
 
+Side by side with the previous implementation (issue 16): ``--baseline COMMIT``
+(default ``4fc52c5``, before the fast path and the batched system calls) is
+exported with ``git archive`` into a temporary directory (the working tree and
+the index are not touched) and both measurements run on it too, alternating
+with the current code, ``--rounds`` times (default 3); the summary has each
+side's runs, medians and the ratio. The load generator is the same for both:
+it sends and receives with sendmmsg/recvmmsg (testbed/net/mmsg.py), so that it
+is not what limits the rate.
+
 Usage (as root, from the repository root)::
 
-    .venv/bin/python bench/bench_mapserver.py [--requests 200000] [--window 128] [--prefixes 10000]
+    .venv/bin/python bench/bench_mapserver.py [--requests 200000] [--window 256] [--prefixes 10000] [--rounds 3]
+        [--baseline COMMIT | --baseline none]
 
-Prints a JSON summary; docs/bench-control.md records the numbers.
+Prints a JSON summary and writes docs/bench-results/mapserver.json;
+docs/bench-control.md and docs/benchmarks.md record the numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import json
 import os
 import random
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -35,7 +47,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+CODE = os.environ.get("CCB_CODE", ROOT)  # the code under test: this tree, or an exported baseline
+sys.path.insert(0, CODE)
 
 from testbed.lisp.mapserver import MapServer, Site  # noqa: E402
 from testbed.wire import lispctrl as lc  # noqa: E402
@@ -120,7 +133,13 @@ def loadgen(server: str, port: int, prefixes: int, requests: int, window: int, t
 
 def _windowed(sock: socket.socket, server: str, port: int, msgs: list[bytes], window: int, timeout: float,
               notify: bool) -> dict:
-    """Send ``msgs`` (nonce k at index k-1) with at most ``window`` unanswered; match answers by nonce."""
+    """Send ``msgs`` (nonce k at index k-1) with at most ``window`` unanswered; match answers by nonce.
+
+    Batched system calls (this tree's testbed/net/mmsg.py, whatever code the server runs).
+    """
+    sys.path.insert(0, ROOT)
+    from testbed.net.mmsg import BatchReceiver, BatchSender
+    tx, rx = BatchSender(sock, 64, 2048, port=port), BatchReceiver(sock, 64, 2048)
     want_type = 4 if notify else 2
     outstanding: dict[int, float] = {}
     nxt, answered, lost, stray = 0, 0, 0, 0
@@ -129,29 +148,18 @@ def _windowed(sock: socket.socket, server: str, port: int, msgs: list[bytes], wi
     while nxt < len(msgs) or outstanding:
         now = time.perf_counter()
         while nxt < len(msgs) and len(outstanding) < window:
-            try:
-                sock.sendto(msgs[nxt], (server, port))
-            except BlockingIOError:
-                break
+            tx.add(msgs[nxt], server)
             outstanding[nxt + 1] = now
             nxt += 1
+        tx.flush()
         ready, _, _ = select.select([sock], [], [], 0.05)
         if ready:
-            for _ in range(window):
-                try:
-                    data = sock.recv(65535)
-                except BlockingIOError:
+            for _ in range(max(1, window // 64)):
+                got = rx.recv()
+                for data, _src, _port in got:
+                    answered, stray = _answer(data, want_type, outstanding, answered, stray, rtts)
+                if len(got) < 64:
                     break
-                if len(data) < 12 or data[0] >> 4 != want_type:
-                    stray += 1
-                    continue
-                sent = outstanding.pop(_NONCE.unpack_from(data, 4)[0], None)
-                if sent is None:
-                    stray += 1
-                    continue
-                answered += 1
-                if answered % 97 == 0:
-                    rtts.append(time.perf_counter() - sent)
         now = time.perf_counter()
         for nonce in [n for n, t in outstanding.items() if now - t > timeout]:
             del outstanding[nonce]
@@ -159,9 +167,23 @@ def _windowed(sock: socket.socket, server: str, port: int, msgs: list[bytes], wi
     elapsed = time.perf_counter() - t0
     rtts.sort()
     return {"sent": len(msgs), "answered": answered, "lost": lost, "stray": stray, "seconds": round(elapsed, 3),
-            "per_s": round(answered / elapsed), "window": window,
+            "per_s": round(answered / elapsed), "window": window, "send_errors": tx.counters["send-error"],
             "rtt_ms_median": round(rtts[len(rtts) // 2] * 1000, 3) if rtts else None,
             "rtt_ms_p99": round(rtts[int(len(rtts) * 0.99)] * 1000, 3) if rtts else None}
+
+
+def _answer(data: memoryview, want_type: int, outstanding: dict[int, float], answered: int, stray: int,
+            rtts: list[float]) -> tuple[int, int]:
+    """Match one answer by nonce; return the updated (answered, stray)."""
+    if len(data) < 12 or data[0] >> 4 != want_type:
+        return answered, stray + 1
+    sent = outstanding.pop(_NONCE.unpack_from(data, 4)[0], None)
+    if sent is None:
+        return answered, stray + 1
+    answered += 1
+    if answered % 97 == 0:
+        rtts.append(time.perf_counter() - sent)
+    return answered, stray
 
 
 # ---------------------------------------------------------------- namespaces
@@ -191,8 +213,28 @@ def teardown_netns() -> None:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-def namespaces(prefixes: int, requests: int, window: int) -> dict:
-    """Run the node in ccb-ms and the load generator in ccb-cl; return both sides' numbers."""
+def export_baseline(commit: str) -> str:
+    """``git archive`` the code of ``commit`` (nodes/, testbed/) into a temporary directory; return it."""
+    out = tempfile.mkdtemp(prefix="ccb-baseline-")
+    arch = subprocess.run(["git", "-C", ROOT, "archive", commit, "nodes", "testbed"], capture_output=True)
+    if arch.returncode:
+        raise RuntimeError(f"git archive {commit}: {arch.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", out], input=arch.stdout, check=True)
+    return out
+
+
+def in_process_of(code: str, prefixes: int, requests: int) -> dict:
+    """:func:`in_process` run on the code in ``code`` (a fresh interpreter)."""
+    res = subprocess.run([sys.executable, os.path.abspath(__file__), "--in-process-only", "--prefixes",
+                          str(prefixes), "--requests", str(requests)], env=dict(os.environ, CCB_CODE=code),
+                         capture_output=True, text=True, timeout=600)
+    if res.returncode:
+        raise RuntimeError(f"in-process run failed: {res.stderr[-2000:]}")
+    return json.loads(res.stdout)
+
+
+def namespaces(prefixes: int, requests: int, window: int, code: str = ROOT) -> dict:
+    """Run the node (the code in ``code``) in ccb-ms and the load generator in ccb-cl; return both sides' numbers."""
     tmp = tempfile.mkdtemp(prefix="ccb-bench-")
     cfg = {"name": "ms", "listen": ADDR_MS, "port": 4342, "expiry_s": 3600, "negative_ttl_min": 15,
            "sites": sites(prefixes), "ready_file": os.path.join(tmp, "ms.ready"),
@@ -201,12 +243,13 @@ def namespaces(prefixes: int, requests: int, window: int) -> dict:
     with open(os.path.join(tmp, "ms.json"), "w") as fh:
         json.dump(cfg, fh)
     env = dict(os.environ, PYTHONPATH=ROOT)
+    server_env = dict(os.environ, PYTHONPATH=code)
     server = None
     try:
         setup_netns()
         with open(os.path.join(tmp, "ms.log"), "wb") as log:
             server = subprocess.Popen(["ip", "netns", "exec", NS_MS, sys.executable, "-m", "nodes.mapserver",
-                                       "--config", os.path.join(tmp, "ms.json")], cwd=ROOT, env=env,
+                                       "--config", os.path.join(tmp, "ms.json")], cwd=code, env=server_env,
                                       stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while not os.path.exists(cfg["ready_file"]):
@@ -237,7 +280,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prefixes", type=int, default=10000)
     ap.add_argument("--requests", type=int, default=200000)
-    ap.add_argument("--window", type=int, default=128)
+    ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (medians reported)")
+    ap.add_argument("--baseline", default="4fc52c5", help="commit of the previous implementation, or none")
+    ap.add_argument("--in-process-only", action="store_true", help="internal: print in_process() and exit")
     ap.add_argument("--loadgen", action="store_true", help="internal: be the load generator")
     ap.add_argument("--server", default=ADDR_MS)
     ap.add_argument("--port", type=int, default=4342)
@@ -247,15 +293,44 @@ def main() -> int:
     if args.loadgen:
         print(json.dumps(loadgen(args.server, args.port, args.prefixes, args.requests, args.window, args.timeout)))
         return 0
-    result = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-              "prefixes": args.prefixes,
-              "in_process": in_process(args.prefixes, min(args.requests, 100000))}
-    if not args.skip_netns:
-        if os.geteuid() != 0:
-            print("namespaces need root; use --skip-netns for the in-process number", file=sys.stderr)
-            return 2
-        result["netns"] = namespaces(args.prefixes, args.requests, args.window)
-    print(json.dumps(result, indent=2))
+    if args.in_process_only:
+        print(json.dumps(in_process(args.prefixes, args.requests)))
+        return 0
+    if not args.skip_netns and os.geteuid() != 0:
+        print("namespaces need root; use --skip-netns for the in-process number", file=sys.stderr)
+        return 2
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import common
+    codes = {"current": ROOT}
+    if args.baseline != "none":
+        codes["baseline"] = export_baseline(args.baseline)
+    result: dict = {"bench": "mapserver", **common.machine_info(), "prefixes": args.prefixes,
+                    "requests": args.requests, "window": args.window, "baseline_commit": args.baseline,
+                    "runs": {label: {"in_process": [], "netns": []} for label in codes}}
+    for _ in range(args.rounds):
+        for label, code in codes.items():
+            runs = result["runs"][label]
+            runs["in_process"].append(in_process_of(code, args.prefixes, min(args.requests, 100000)))
+            print(f"{label}: in-process {runs['in_process'][-1]['requests_per_s']:,}/s", flush=True)
+            if not args.skip_netns:
+                runs["netns"].append(namespaces(args.prefixes, args.requests, args.window, code))
+                req = runs["netns"][-1]["request"]
+                print(f"{label}: over UDP {req['per_s']:,}/s, lost {req['lost']}", flush=True)
+    medians = result["medians"] = {}
+    for label, runs in result["runs"].items():
+        medians[label] = {"in_process": round(common.median([r["requests_per_s"] for r in runs["in_process"]]))}
+        if runs["netns"]:
+            medians[label]["netns"] = round(common.median([r["request"]["per_s"] for r in runs["netns"]]))
+            medians[label]["netns_lost"] = sum(r["request"]["lost"] for r in runs["netns"])
+    if "baseline" in medians:
+        result["ratio_to_baseline"] = {k: round(medians["current"][k] / max(1, medians["baseline"][k]), 2)
+                                       for k in ("in_process", "netns") if k in medians["current"]}
+    result["target_met"] = medians["current"].get("netns", 0) >= 100_000
+    if "baseline" in codes:
+        shutil.rmtree(codes["baseline"], ignore_errors=True)
+    common.save_result("mapserver", result)
+    print(json.dumps({k: result[k] for k in ("medians", "ratio_to_baseline", "target_met") if k in result},
+                     indent=2))
     return 0
 
 

@@ -45,6 +45,7 @@ import time
 from typing import Any
 
 from testbed.lisp.mapserver import MapServer, Site
+from testbed.net.mmsg import BatchReceiver, BatchSender
 from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
 from testbed.schemas import parse
 from testbed.schemas.mapserver import MapServerConfig
@@ -54,7 +55,8 @@ from testbed.wire.lispctrl import ALG_SHA1_96, ALG_SHA256_128
 ALGORITHMS = {"sha256": ALG_SHA256_128, "sha1": ALG_SHA1_96}
 LOG_BURST = 20
 """Drop log lines allowed per second."""
-BATCH = 256
+BATCH = 256  # datagrams handled before looking at signals and timers again
+MMSG = 64  # datagrams per recvmmsg/sendmmsg (testbed/net/mmsg.py; plain calls if libc lacks them)
 STATUS_PERIOD = 1.0
 TABLE_PERIOD = 1.0
 """Seconds: the table file is rewritten at most this often (and at exit)."""
@@ -183,7 +185,8 @@ def run(cfg: dict[str, Any]) -> int:
     log.info("serving on %s:%d, %d sites, expiry %.0f s", cfg["listen"], sock.getsockname()[1], len(sites),
              opts["expiry"])
     drops = DropLog(log)
-    send_errors = 0
+    rx, tx = BatchReceiver(sock, MMSG), BatchSender(sock, MMSG)  # 64 KiB slots, resident only as used
+    texts: dict[bytes, str] = {}
     next_status = 0.0
     next_table = 0.0
     written = ms.version
@@ -191,7 +194,8 @@ def run(cfg: dict[str, Any]) -> int:
     def status() -> dict[str, Any]:
         return {"name": name, "time": time.time(), "registrations": len(ms), "xtrs": xtr_summary(ms),
                 "multicast": ms.multicast.summary(),
-                "counters": dict(ms.counters, **({"send-error": send_errors} if send_errors else {}))}
+                "counters": dict(ms.counters, **{k: v for k, v in (("send-error", tx.counters["send-error"]),
+                                                                    ("truncated", rx.counters["truncated"])) if v})}
 
     try:
         while not stop.is_set():
@@ -219,23 +223,30 @@ def run(cfg: dict[str, Any]) -> int:
                     pass
             if sock not in ready:
                 continue
-            for _ in range(BATCH):
+            for _ in range(BATCH // MMSG):
                 try:
-                    buf, (src, sport) = sock.recvfrom(65535)
-                except (BlockingIOError, InterruptedError):
-                    break
+                    got = rx.recv()
                 except OSError as exc:  # e.g. ICMP port unreachable reported on the socket
-                    log.debug("recvfrom: %s", exc)
+                    log.debug("recvmmsg: %s", exc)
                     continue
                 now = time.time()
-                for payload, dst, dport in ms.on_message(buf, src, sport, now):
-                    try:
-                        sock.sendto(payload, (dst, dport))
-                    except OSError as exc:
-                        send_errors += 1
-                        log.debug("sendto %s:%d: %s", dst, dport, exc)
-                if ms.last_drop is not None:
-                    drops.drop(now, src, sport, *ms.last_drop)
+                for buf, src4, sport in got:
+                    src = texts.get(src4)
+                    if src is None:
+                        if len(texts) >= 4096:
+                            texts.clear()
+                        src = texts[src4] = socket.inet_ntoa(src4)
+                    for payload, dst, dport in ms.on_message(bytes(buf), src, sport, now):
+                        try:
+                            tx.add(payload, dst, dport)
+                        except (OSError, OverflowError) as exc:
+                            tx.counters["send-error"] += 1
+                            log.debug("send to %s:%d: %s", dst, dport, exc)
+                    if ms.last_drop is not None:
+                        drops.drop(now, src, sport, *ms.last_drop)
+                tx.flush()
+                if len(got) < MMSG:
+                    break
     finally:
         drops.flush(time.time())
         if cfg.get("status_file"):

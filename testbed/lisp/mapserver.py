@@ -53,6 +53,7 @@ from testbed.lisp.msmulticast import MulticastTable
 from testbed.lisp.msregistry import ANY_RLOC, Accepted, ReplayGuard, Site, check_register, rloc_spaces
 from testbed.wire.errors import DecodeError
 from testbed.wire.lispctrl.lcaf import sg_of_prefix
+from testbed.wire.lispctrl.fast import parse_ecm_request
 from testbed.wire.lispctrl import (ACTION_NATIVE_FORWARD, Ecm, EidRecord, Locator, MapNotify, MapRegister, MapReply,
                                    MapRequest, decode_control, is_ipv4, verify_auth)
 
@@ -126,6 +127,7 @@ class MapServer:
         self.multicast = MulticastTable(self.expiry)
         """(S,G) replication lists (RFC 8378)."""
         self._negative: dict[tuple[int, int, int], tuple[bytes, EidRecord]] = {}
+        self._rloc_text: dict[bytes, str] = {}  # ITR-RLOC (4 bytes) -> text, for the fast path
         for site in self.sites:
             for text in site.prefixes:
                 net, plen = parse_prefix(text)
@@ -166,7 +168,14 @@ class MapServer:
     # ------------------------------------------------------------ entry points
 
     def on_message(self, buf: bytes, src: str, sport: int, now: float) -> list[Send]:
-        """Handle one control message from ``src:sport``; return the datagrams to send. Never raises."""
+        """Handle one control message from ``src:sport``; return the datagrams to send. Never raises.
+
+        The commonest message, a 60-byte ECM Map-Request for one IPv4 EID, takes a fast
+        path (testbed/wire/lispctrl/fast.py) with the same answer and counters.
+        """
+        fast = parse_ecm_request(buf)
+        if fast is not None:
+            return self._fast_request(fast, now)
         self.last_drop = None
         self._count("rx")
         if self.next_deadline() <= now:
@@ -190,6 +199,22 @@ class MapServer:
         if isinstance(msg, MapRegister):
             return self._on_register(msg, buf, src, sport, now)
         return self._drop("unexpected-" + type(msg).__name__.lower(), f"from {src}:{sport}")
+
+    def _fast_request(self, fast: tuple[int, bytes, int, int, int], now: float) -> list[Send]:
+        """Answer a parsed ECM Map-Request (nonce, ITR-RLOC, UDP source port, EID address, mask-len)."""
+        self.last_drop = None
+        counters = self.counters
+        counters["rx"] = counters.get("rx", 0) + 1
+        if self.next_deadline() <= now:
+            self.on_timer(now)
+        counters["request-ecm"] = counters.get("request-ecm", 0) + 1
+        nonce, rloc4, port, addr, _plen = fast
+        dst = self._rloc_text.get(rloc4)
+        if dst is None:
+            if len(self._rloc_text) >= _TEMPLATE_MAX:
+                self._rloc_text.clear()
+            dst = self._rloc_text[rloc4] = socket.inet_ntoa(rloc4)
+        return [(_with_nonce(self._answer_addr(addr)[0], nonce), dst, port)]
 
     def on_timer(self, now: float) -> None:
         """Remove every registration whose expiry time has passed."""
@@ -365,7 +390,10 @@ class MapServer:
         if eid_text.startswith("lcaf:"):
             self._count("request-sg")
             return self.multicast.answer(sg_of_prefix(eid_text))
-        addr = int.from_bytes(socket.inet_aton(eid_text.partition("/")[0]), "big")
+        return self._answer_addr(int.from_bytes(socket.inet_aton(eid_text.partition("/")[0]), "big"))
+
+    def _answer_addr(self, addr: int) -> tuple[bytes, EidRecord]:
+        """:meth:`_answer` for an IPv4 EID address (int)."""
         found = self._reg.longest_match(addr)
         if found is not None:
             self._count("request-positive")
