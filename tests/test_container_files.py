@@ -298,9 +298,11 @@ def test_private_dockerd_has_no_bridge_nat_or_iptables_and_its_own_paths():
 
 
 FAKE_DOCKERD = """#!/bin/bash
-# a stand-in dockerd: makes its -H socket path a file and waits (records its argv)
+# a stand-in dockerd: makes its -H socket path a file and waits (records its argv); like containerd, it leaves
+# a detached "shim" naming its exec root behind (its pid in $FAKE_LOG.shim)
 echo "$@" > "$FAKE_LOG"
 while (($#)); do [[ $1 == -H ]] && sock=${2#unix://}; shift; done
+( (exec -a "fake-shim -address ${sock%/*}/containerd/containerd.sock" sleep 120) & echo $! > "$FAKE_LOG.shim" )
 touch "$sock"; exec sleep 120
 """
 FAKE_DOCKER = """#!/bin/bash
@@ -332,6 +334,9 @@ def test_private_dockerd_is_started_when_none_answers_and_stopped_after(tmp_path
     assert res.returncode == 0, res.stderr
     assert f"HOST=unix://{tmp_path}/exec/docker.sock" in res.stdout
     assert "private dockerd stopped" in res.stdout and "ALIVE" not in res.stdout
+    shim = int((tmp_path / "argv.shim").read_text())
+    assert not os.path.exists(f"/proc/{shim}") or open(f"/proc/{shim}/stat").read().split()[2] == "Z", \
+        "the detached shim naming the exec root must be ended"
     assert not (tmp_path / "exec").exists(), "the exec root must go"
     assert (tmp_path / "data").is_dir()  # images stay for --no-build
     argv = (tmp_path / "argv").read_text().split()

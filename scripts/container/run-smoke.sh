@@ -118,6 +118,10 @@ descendants() {
   local c
   for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do echo "$c"; descendants "$c"; done
 }
+shims_of_ours() {   # processes whose command line names this daemon's exec root (the pattern is not in grep's)
+  grep -laFf <(printf '%s\n' "$DOCKERD_EXEC/") /proc/[0-9]*/cmdline 2>/dev/null | sed 's,^/proc/,,; s,/cmdline$,,'
+  return 0
+}
 stop_private_dockerd() {
   [[ -n $dockerd_pid ]] || return 0
   local pid=$dockerd_pid i m p kids
@@ -128,6 +132,9 @@ stop_private_dockerd() {
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   for p in $kids; do kill -KILL "$p" 2>/dev/null || true; done   # containerd, shims it started
+  # containerd's shims detach from it: wait for those naming our exec root to end (5 s), then end them
+  for i in $(seq 10); do [[ -z $(shims_of_ours) ]] && break; sleep 0.5; done
+  for p in $(shims_of_ours); do kill -KILL "$p" 2>/dev/null || true; done
   for m in $(awk -v a="$DOCKERD_DATA" -v b="$DOCKERD_EXEC" 'index($2, a) == 1 || index($2, b) == 1 {print $2}' /proc/self/mounts | sort -r); do
     umount -l "$m" 2>/dev/null || true
   done
