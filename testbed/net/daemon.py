@@ -168,7 +168,8 @@ class Daemon:
         """True if this daemon is forked by the zygote: a ``nodes.X`` program (the default
         :meth:`command`) in a node with a shell pid, unless ``CORECAST_LAUNCH=exec``."""
         return (launch_mode() == "fork" and type(self).command is Daemon.command
-                and isinstance(getattr(self.node, "pid", None), int))
+                and isinstance(getattr(self.node, "pid", None), int)
+                and not getattr(self.node, "isRemote", False))  # a cluster node (testbed.net.cluster): ssh
 
     def alive(self) -> bool:
         """True while the program runs."""
@@ -252,15 +253,21 @@ def first_dead(daemons: list[Daemon]) -> Daemon | None:
     return next((d for d in daemons if d.proc is not None and d.proc.poll() is not None), None)
 
 
+STOP_PER_DAEMON = 0.02
+"""Seconds :func:`stop_all` adds to its deadline per running daemon (1,000 xTRs writing their
+last status file on 2 cores take longer than 5 s)."""
+
+
 def stop_all(daemons: list[Daemon], timeout: float = 5.0) -> None:
-    """Stop many daemons at once: SIGTERM to every one, wait up to ``timeout`` in all, SIGKILL the rest."""
+    """Stop many daemons at once: SIGTERM to every one, wait up to ``timeout`` (plus
+    :data:`STOP_PER_DAEMON` per running daemon) in all, SIGKILL the rest."""
     running = [d for d in daemons if d.proc is not None and d.proc.poll() is None]
     for d in running:
         try:
             d.proc.send_signal(signal.SIGTERM)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout + STOP_PER_DAEMON * len(running)
     for d in running:
         try:
             d.proc.wait(max(0.0, deadline - time.monotonic()))
