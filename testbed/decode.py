@@ -32,10 +32,12 @@ import socket
 import struct
 import sys
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from testbed.capfile import CaptureError, Frame, ip_offset, read_capture, write_pcap, write_pcapng  # noqa: F401
 from testbed.capfile import (LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL,  # noqa: F401
                              LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW)
+from testbed.datamatch import DataMatch
 from testbed.wire import corecast as cc
 from testbed.wire.constants import CORECAST_PORT, LISP_DATA_PORT, LISP_CONTROL_PORT, LISP_FLAG_C
 from testbed.wire.errors import DecodeError
@@ -60,6 +62,20 @@ class CaptureTotals:
     """The link types of the capture's interfaces that carried packets."""
     cut: int = 0
     """Packets the capture kept only in part (snap length), each counted by its headers."""
+    native_packets: int = 0
+    """Of the ``other`` packets, those a mode's own data match selected (``count_capture(matches=...)``)."""
+    native_bytes: int = 0
+    """Their IP total lengths."""
+
+    @property
+    def data_packets(self) -> int:
+        """A mode's data packets: LISP data (UDP 4341) plus its own matched packets (native multicast)."""
+        return self.lisp_data_packets + self.native_packets
+
+    @property
+    def data_bytes(self) -> int:
+        """IP bytes of :attr:`data_packets`: what the links' nft counters count as data."""
+        return self.lisp_data_bytes + self.native_bytes
 
     @property
     def total_packets(self) -> int:
@@ -197,19 +213,25 @@ def kind_of(frame: Frame) -> tuple[str, int, int]:
     return kind, total, off
 
 
-def count_capture(path: str) -> CaptureTotals:
+def count_capture(path: str, matches: Iterable[DataMatch] = ()) -> CaptureTotals:
     """Count packets and IP bytes per message type in the capture at ``path``.
 
-    Malformed packets are counted as ``malformed``, never raised; an unreadable
-    file raises :class:`CaptureError`.
+    ``matches``: a mode's own data (:attr:`testbed.modes.Mode.link_data`); ``other``
+    packets they select are also summed in ``native_packets``/``native_bytes`` (so
+    ``data_bytes`` counts what the links' nft counters count). Malformed packets are
+    counted as ``malformed``, never raised; an unreadable file raises :class:`CaptureError`.
     """
     totals = CaptureTotals()
     packets, nbytes, linktypes = totals.packets, totals.bytes, totals.linktypes
+    matches = tuple(matches)
     cut = 0
     for frame in read_capture(path):
-        kind, total, _ = kind_of(frame)
+        kind, total, off = kind_of(frame)
         packets[kind] += 1
         nbytes[kind] += total
+        if matches and kind == "other" and off >= 0 and any(m.matches(frame[0], off) for m in matches):
+            totals.native_packets += 1
+            totals.native_bytes += total
         linktypes.add(frame[1])
         if frame[3] > len(frame[0]):
             cut += 1

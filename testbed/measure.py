@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
 from testbed.addressing import AddressPlan, make_plan
+from testbed.datamatch import capture_filter
 from testbed.interdomain import link_columns, model_link_bytes, write_link_rows
 from testbed.measure_support import DROP_COUNTERS, StreamHelper, count_drops, cpu_seconds, rss_kib  # noqa: F401
 from testbed.modes import Mode, get_mode
@@ -173,7 +174,7 @@ class Network:
             comment = capture_comment(run.path, spec.mode, plan.source_as.xtr, plan.source_as.core_if,
                                       point=self.label) if self.ctx.keep_pcap else None
             cap = Capture(self.tb.node(plan.source_as.xtr), plan.source_as.core_if, pcap,
-                          bpf="udp port 4341 or udp port 4342", direction="out",
+                          bpf=capture_filter(getattr(self.tb, "link_data", ())), direction="out",
                           snaplen=getattr(self.ctx, "snaplen", 128), comment=comment)
             cap.start()
             self.tb.captures.append(cap)
@@ -305,7 +306,7 @@ class Network:
         from testbed.decode import count_capture
         from testbed.stream.records import read_client_records, read_source_record, verify
         plan, params = self.plan, self.plan.params
-        totals = count_capture(cap.path)
+        totals = count_capture(cap.path, getattr(self.tb, "link_data", ()))  # LISP data + modes' own data
         rec_dir = os.path.join(self.ctx.run.path, "records", tag)
         src_rec = read_source_record(source.config["record_file"])
         receipts = read_client_records([os.path.join(rec_dir, f) for f in sorted(os.listdir(rec_dir))
@@ -324,8 +325,8 @@ class Network:
             "experiment": self.ctx.experiment, "mode": spec.mode, "ases": len(plan.client_ases),
             "capable_ases": sum(1 for c, n in zip(params.capable, counts) if c and n),
             "clients": k, "gamma": round(k / j, 4) if j else 0.0, "chunk_bytes": spec.chunk_bytes,
-            "chunks": chunks_sent, "core_bytes": totals.lisp_data_bytes,
-            "core_packets": totals.lisp_data_packets, "control_bytes": totals.control_bytes, "model_core_bytes": model_bytes,
+            "chunks": chunks_sent, "core_bytes": totals.data_bytes,
+            "core_packets": totals.data_packets, "control_bytes": totals.control_bytes, "model_core_bytes": model_bytes,
             "delivered_chunks": report.delivered_chunks, "expected_chunks": report.expected_chunks,
             "corrupt_chunks": report.corrupt_chunks,
             "point": self.label, "active_ases": j, "distribution": params.distribution,
@@ -347,11 +348,8 @@ class Network:
             {"experiment": self.ctx.experiment, "point": self.label, "mode": spec.mode,
              "stream": f"{self.streams}:{tag}"}, caps)))
         uplink = self.last_links[core_shape(plan).source_uplink]
-        if spec.mode_cls.link_data_match:  # native data (ipmc): no LISP on the uplink; its counter measures it
-            row["core_bytes"], row["core_packets"] = uplink.bytes, uplink.packets
-        else:
-            row["links_capture_mismatches"] += int((uplink.bytes, uplink.packets)
-                                                  != (totals.lisp_data_bytes, totals.lisp_data_packets))
+        row["links_capture_mismatches"] += int((uplink.bytes, uplink.packets)  # every mode: ipmc's data too
+                                              != (totals.data_bytes, totals.data_packets))
         row["links_capture_dropped"] = self._link_caps.dropped if self._link_caps is not None else 0
         if spec.extra.get("player"):
             row.update(self._player_frames(tag, source))

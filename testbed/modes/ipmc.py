@@ -8,13 +8,14 @@ config ``ssm``), so one ``28 + P`` copy crosses each link of the distribution tr
 :meth:`IpmcMode.start` routes the source EID natively and starts pimd; before each
 stream :meth:`IpmcMode.source_config` waits until FRR says every router of the tree
 has joined (S, G), so no chunk is sent before the tree exists. The links' counters
-count the stream as data through :attr:`IpmcMode.link_data_match`.
+count the stream as data through :attr:`IpmcMode.link_data` (counters, captures and capture counts alike).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from testbed.datamatch import DataMatch
 from testbed.modemodels import MODELS
 from testbed.modes.base import Mode
 from testbed.net.pim import GROUP, PORT, start_pim, wait_joined
@@ -28,8 +29,8 @@ class IpmcMode(Mode):
     model = MODELS["ipmc"]
     source_mode = "ipmc"
     """One datagram per chunk to the group (as lispmc's source sends; here no ITR replicates it)."""
-    link_data_match = f"ip daddr {GROUP} udp dport {PORT}"
-    """What the inter-domain links' counters count as this mode's data (nft expression)."""
+    link_data = DataMatch(GROUP, PORT)
+    """This mode's data on the links (counted by their nft counters, captures and capture counts)."""
 
     def __init__(self, network: Any = None) -> None:
         super().__init__(network)
@@ -45,13 +46,8 @@ class IpmcMode(Mode):
         if self.network is None:
             return
         net = self.network
-        tb = net.tb
-        matches = getattr(tb, "link_data_matches", [])
-        if self.link_data_match not in matches:
-            tb.link_data_matches = [*matches, self.link_data_match]
-        if getattr(net, "link_counters", None) is not None:
-            net.link_counters.count_as_data(self.link_data_match)
-        self.sockdirs = start_pim(tb, net.plan, self._rundir())
+        self.claim_link_data()
+        self.sockdirs = start_pim(net.tb, net.plan, self._rundir())
 
     def source_config(self) -> dict[str, Any]:
         """Send to the group; called once the clients have joined, it first waits for FRR's (S, G) tree."""

@@ -14,8 +14,11 @@ length is the IP total length, so the counters equal a capture's sum to the
 byte (checked with ``--keep-pcap``: :class:`LinkCaptures`). Non-first IP
 fragments carry no UDP header and are not counted (as in the capture count).
 A mode whose data is not LISP (``ipmc``: native multicast) adds its own match,
-counted as data (:attr:`testbed.modes.Mode.link_data_match`,
-:meth:`LinkCounters.count_as_data`); the captures do not see it.
+counted as data (:attr:`testbed.modes.Mode.link_data`, a :class:`testbed.datamatch.DataMatch`,
+kept in ``tb.link_data`` once the mode started; :meth:`LinkCounters.count_as_data`), and
+the captures filter and count the same packets (its BPF rendering, and
+:func:`testbed.decode.count_capture` with the match), so with ``--keep-pcap`` every
+mode's counters are cross-checked on every link.
 
 One short ``nft`` command per node installs the rules and one reads them, each
 through ``node.popen`` with a deadline, all nodes at once.
@@ -30,6 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from testbed.datamatch import DataMatch, capture_filter
 from testbed.modemodels import DOWN, UP, CoreShape, LinkKey
 from testbed.net.nodecmd import kill_group
 from testbed.wire.constants import LISP_CONTROL_PORT, LISP_DATA_PORT
@@ -169,10 +173,10 @@ class LinkCounters:
     """nftables counters on every inter-domain link of a running testbed (``tb.node(name)`` gives nodes)."""
 
     def __init__(self, tb: Any, links: Iterable[InterdomainLink]) -> None:
-        """Data matches beyond UDP 4341 come from ``tb.link_data_matches`` (set by modes, :meth:`count_as_data`)."""
+        """Data matches beyond UDP 4341 come from ``tb.link_data`` (started modes' DataMatch, :meth:`count_as_data`)."""
         self.tb = tb
         self.links = list(links)
-        self.data_matches: list[str] = list(getattr(tb, "link_data_matches", ()))
+        self.data_matches: list[str] = [m.nft() for m in getattr(tb, "link_data", ())]
         self.by_node: dict[str, list[InterdomainLink]] = {}
         for link in self.links:
             self.by_node.setdefault(link.node, []).append(link)
@@ -249,9 +253,13 @@ class LinkCaptures:
     """tcpdump on both directions of every inter-domain link (``--keep-pcap``), to cross-check the counters."""
 
     def __init__(self, tb: Any, links: Iterable[InterdomainLink], pcap_dir: str, tag: str, snaplen: int = 0,
-                 label: dict[str, Any] | None = None) -> None:
-        """``label`` (``run``, ``mode`` and any more key=value pairs) makes each capture a pcapng naming them."""
+                 label: dict[str, Any] | None = None, matches: Iterable[DataMatch] | None = None) -> None:
+        """``label`` (``run``, ``mode`` and any more key=value pairs) makes each capture a pcapng naming them.
+
+        ``matches``: the modes' own data besides LISP (default ``tb.link_data``, what the counters count too).
+        """
         from testbed.net.capture import Capture, capture_comment
+        self.matches = tuple(getattr(tb, "link_data", ()) if matches is None else matches)
         self.caps: dict[LinkKey, Any] = {}
         for link in links:
             for d, q in ((UP, "out"), (DOWN, "in")):
@@ -262,7 +270,7 @@ class LinkCaptures:
                     comment = capture_comment(label["run"], label["mode"], link.node, link.intf, link=link.name,
                                               direction=d, **more)
                 self.caps[(link.name, d)] = Capture(tb.node(link.node), link.intf, path,
-                                                    bpf=f"udp port {LISP_DATA_PORT} or udp port {LISP_CONTROL_PORT}",
+                                                    bpf=capture_filter(self.matches),
                                                     direction=q, snaplen=snaplen, comment=comment)
 
     def start(self) -> None:
@@ -280,12 +288,13 @@ class LinkCaptures:
             cap.stop()
 
     def counts(self) -> dict[LinkKey, LinkCount]:
-        """What each capture saw, counted like ``core_bytes`` (:func:`testbed.decode.count_capture`)."""
+        """What each capture saw, counted as the counters count (:func:`testbed.decode.count_capture`: LISP
+        data plus the modes' own data, control apart)."""
         from testbed.decode import count_capture
         out = {}
         for key, cap in self.caps.items():
-            t = count_capture(cap.path)
-            out[key] = LinkCount(t.lisp_data_bytes, t.lisp_data_packets, t.control_bytes, t.packets["lisp-control"])
+            t = count_capture(cap.path, self.matches)
+            out[key] = LinkCount(t.data_bytes, t.data_packets, t.control_bytes, t.packets["lisp-control"])
         return out
 
     @property
