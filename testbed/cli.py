@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "bytes on the source uplink, the ITR's counters (in place on a terminal, lines in logs)")
     p.add_argument("--snaplen", type=int, default=None, metavar="N",
                    help="cut captured packets after N bytes (>= 64; default: whole packets with --keep-pcap)")
+    p.add_argument("--servers", metavar="HOST1,HOST2", default=None,
+                   help="spread whole ASes over these SSH servers with Mininet's cluster edition (docs/cluster.md)")
 
     p = sub.add_parser("figures", help="regenerate figures from stored results (no re-run)")
     p.add_argument("results_dir", nargs="?", default=None, help="a run directory or a tree of them "
@@ -153,6 +155,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             check_snaplen(args.snaplen)
         except ValueError as exc:
             raise UsageError(f"--snaplen: {exc}") from None
+    if args.servers is not None:  # whole ASes per server (testbed.net.cluster); Testbed reads the variable
+        from testbed.net.cluster import parse_servers
+        os.environ["CORECAST_SERVERS"] = ",".join(parse_servers(args.servers))
     return run_experiment(args.experiment, args.sets, out=args.out, keep_pcap=args.keep_pcap, snaplen=args.snaplen,
                           live=args.live)
 

@@ -54,6 +54,7 @@ class Testbed:
         self.rundir = rundir
         self.topo_cls = topo_cls
         self.switch_cls = switch_cls or default_switch_class()
+        self.servers = cluster_servers()  # env CORECAST_SERVERS (corecast run --servers): testbed.net.cluster
         self.net: Mininet | None = None
         self.daemons: list[Daemon] = []
         self.captures: list = []
@@ -76,6 +77,11 @@ class Testbed:
         registry.register(self.rundir)
         write_json_atomic(os.path.join(self.rundir, "plan.json"), self.plan.to_dict())
         setLogLevel(os.environ.get("CORECAST_MININET_LOG", "error"))
+        if self.servers:  # whole ASes per server on Mininet's cluster edition
+            from testbed.net import cluster
+            topo = self.topo_cls(plan=self.plan, router_cls=cluster.ClusterRouter, host_cls=cluster.ClusterHost)
+            self.net = cluster.build(topo, self.plan, self.servers, self.rundir)
+            return
         topo = self.topo_cls(plan=self.plan)
         self.net = Mininet(topo=topo, switch=self.switch_cls, link=MarkedLink, controller=None,
                            autoSetMacs=False, build=False, waitConnected=False)
@@ -124,12 +130,24 @@ class Testbed:
         finally:
             net, self.net = self.net, None
             try:
-                if net is not None:
+                if self.servers:
+                    from testbed.net import cluster
+                    cluster.stop(net)
+                elif net is not None:
                     stop_network(net)
             finally:
                 kill_our_children()
                 registry.unregister()
                 registry.release_lock()
+
+
+def cluster_servers() -> list[str]:
+    """The servers of env ``CORECAST_SERVERS`` (comma-separated; empty: this machine only)."""
+    text = os.environ.get("CORECAST_SERVERS", "").strip()
+    if not text:
+        return []
+    from testbed.net.cluster import parse_servers
+    return parse_servers(text)
 
 
 def stop_network(net: Mininet, timeout: float = 30.0) -> None:

@@ -1,0 +1,111 @@
+"""``corecast run --servers`` on Mininet's cluster edition (issue 16 item 6), on two loopback "servers".
+
+The namespace test starts its own sshd (tests/sshd_loopback.py: loopback only, keys made for it),
+runs the smoke experiment locally and across 127.0.0.1 and 127.0.0.2, and asserts the same
+core bytes, per-link bytes and delivery; then that no tunnel, node process or sshd session is left.
+The other tests check ``--servers`` values and the placement rule without a network.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import corecast, leftovers
+from testbed.addressing import make_plan
+from testbed.net.cluster import parse_servers, placement
+from testbed.nodeutil import ConfigError
+from testbed.params import topo_params
+
+COMPARED = ("mode", "core_bytes", "core_packets", "control_bytes", "model_core_bytes", "delivered_chunks",
+            "expected_chunks", "corrupt_chunks", "interdomain_bytes", "max_link_bytes")
+
+
+def _rows(path) -> list[dict[str, str]]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("127.0.0.1", "at least two servers"),
+    ("127.0.0.1,", "empty server name"),
+    (",a", "empty server name"),
+    ("a,a", "'a' is given twice"),
+    ("a,b c", "'b c' is not a host name"),
+    ("a,-x", "'-x' is not a host name"),
+    ("a,999.1.2.3", "'999.1.2.3' is not a host name"),
+    ("a,root@", "'root@' is not a host name"),
+])
+def test_bad_servers_are_one_line_errors(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_servers(text)
+
+
+def test_good_servers_parse():
+    assert parse_servers(" 127.0.0.1, root@127.0.0.2 ,srv-b.example.org") == [
+        "127.0.0.1", "root@127.0.0.2", "srv-b.example.org"]
+
+
+def test_cli_rejects_bad_servers_in_one_line_before_any_run_directory(tmp_path):
+    out = tmp_path / "never"
+    res = corecast("run", "smoke", "--servers", "127.0.0.1,,x", "--out", str(out), timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1 and "--servers: empty server name" in res.stderr
+    assert not out.exists()
+
+
+def test_placement_keeps_whole_ases_and_the_source_side_on_the_first_server():
+    plan = make_plan(topo_params({"ases": 3, "clients": 2}))
+    where = placement(plan, ["s1", "s2"])
+    assert where[plan.core] == where[plan.ms] == where[plan.source_host] == where["x0"] == where["cc0"] == "s1"
+    for a in plan.client_ases:  # AS i on servers[i % 2], with its bridge and every client host
+        expected = ["s1", "s2"][a.number % 2]
+        assert {where[a.xtr], where[a.switch], *(where[h] for h, _ in a.clients)} == {expected}
+    assert set(where) >= {n for n in [plan.core, plan.ms, plan.source_host]}
+
+
+@pytest.mark.net
+def test_smoke_across_two_loopback_servers_matches_the_local_run(tmp_path):
+    from sshd_loopback import LoopbackSshd
+    if not shutil.which("sshd") and not os.path.exists("/usr/sbin/sshd"):
+        pytest.fail("no sshd: scripts/setup.sh installs openssh-server")
+    env = {**os.environ, "CORECAST_LOCK_WAIT": os.environ.get("CORECAST_LOCK_WAIT", "1800")}
+    local = tmp_path / "local"
+    res = corecast("run", "smoke", "--out", str(local), timeout=900, env=env)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+
+    os.makedirs(tmp_path / "ssh")
+    sshd = LoopbackSshd(str(tmp_path / "ssh")).start()
+    try:
+        remote = tmp_path / "cluster"
+        res = corecast("run", "smoke", "--servers", "127.0.0.1,127.0.0.2", "--out", str(remote), timeout=900,
+                       env={**env, "CORECAST_SSH_CONFIG": sshd.ssh_config})
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+        assert sshd.session_pids() == []  # every SSH session of the run ended with it
+    finally:
+        sshd.stop()
+
+    mine, theirs = _rows(remote / "measurements.csv"), _rows(local / "measurements.csv")
+    assert len(mine) == len(theirs) == 2
+    for a, b in zip(mine, theirs):
+        assert {k: a[k] for k in COMPARED} == {k: b[k] for k in COMPARED}
+        assert a["delivered_chunks"] == a["expected_chunks"] and a["corrupt_chunks"] == "0"
+    assert _rows(remote / "links.csv") == _rows(local / "links.csv")  # per link, stream and direction
+
+    cl = json.loads((remote / "cluster.json").read_text())
+    assert cl["servers"] == ["127.0.0.1", "127.0.0.2"]
+    assert cl["placement"]["x1"] == cl["placement"]["h1x1"] == "127.0.0.2"
+    assert cl["placement"]["x0"] == cl["placement"]["core"] == cl["placement"]["x2"] == "127.0.0.1"
+    plan = json.loads((remote / "plan.json").read_text())
+    x1 = next(a for a in plan["ases"] if a["xtr"] == "x1")
+    assert [t["ends"][0] for t in cl["tunnels"]] == [f"x1:{x1['core_if']}"]  # the one inter-server link
+    assert json.loads((remote / "run.json").read_text())["status"] == "complete"
+
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    assert [ln for ln in links.splitlines() if ": tap7" in ln] == []  # no tunnel end in the root namespace
+    assert leftovers() == ([], [])  # no link named like ours, no process carrying a run's mark
