@@ -48,7 +48,8 @@ def plot_scale(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
     for n, (mode, s) in enumerate(d.groupby("mode")):
         s = s.sort_values("clients")
         m = MARKERS[n % len(MARKERS)]
-        axes[2].plot(s["clients"], s["itr_us"], "-" + m, label=mode)
+        for g, sg in _gamma_groups(s):
+            axes[2].plot(sg["clients"], sg["itr_us"], "-" + m, label=f"{mode}, gamma {g:g}")
         ok = s["delivered_chunks"] == s["expected_chunks"]
         axes[3].plot(s["clients"], s["model_per_chunk"], "x", color="black", ms=10)
         axes[3].plot(s["clients"][ok], s["per_chunk"][ok], m, label=f"{mode}: every chunk delivered")
