@@ -12,6 +12,7 @@ declare -A need=(
   [mnexec]=mininet [tcpdump]=tcpdump [tshark]=tshark [ip]=iproute2 [brctl]=bridge-utils
   [ping]=iputils-ping [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [sysctl]=procps [pkill]=procps
   [nft]=nftables [unshare]=util-linux [git]=git [ifconfig]=net-tools [vtysh]=frr [cvlc]=vlc-bin
+  [sshd]=openssh-server [ssh]=openssh-client
 )
 missing=()
 for cmd in "${!need[@]}"; do
