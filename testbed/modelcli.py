@@ -81,7 +81,7 @@ def _numbers(value: Any, key: str, whole: bool, low: float, high: float) -> list
 def _capable_fraction(value: Any) -> float:
     if value is True or value == "all":
         return 1.0
-    if value is False or value == "none":
+    if value is False or value is None or value == "none":  # --set capable=none parses to None
         return 0.0
     if isinstance(value, (int, float)) and 0 <= value <= 1:
         return float(value)

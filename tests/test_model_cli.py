@@ -110,6 +110,19 @@ def test_gamma_sweep_zipf_and_modes(tmp_path, capsys):
     assert not (tmp_path / "model.png").exists()
 
 
+@pytest.mark.parametrize("value, capable_ases", [("none", 0), ("all", 4), ("0.5", 2), ("false", 0)])
+def test_capable_values(value, capable_ases, tmp_path, capsys):
+    code, _out, err = run_model(["--set", "ases=4", "--set", "clients=0,8", "--set", f"capable={value}",
+                                 "--no-plot", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    rows = {(r["mode"], r["clients"]): r for r in read_rows(tmp_path / "model.csv")}
+    assert {r["capable_ases"] for r in rows.values()} == {str(capable_ases)}
+    assert rows[("corecast", "0")]["uplink_bytes"] == "0" and rows[("unicast", "0")]["savings"] == "0.0"
+    uni = int(rows[("unicast", "8")]["uplink_bytes"])
+    expected = capable_ases * (48 + P + 2 * 68) + (4 - capable_ases) * 2 * (64 + P)
+    assert int(rows[("corecast", "8")]["uplink_bytes"]) == expected and uni == 8 * (64 + P)
+
+
 def test_emulated_points_mark_rows_confirmed(tmp_path, capsys):
     ref = tmp_path / "ref" / "gamma"
     ref.mkdir(parents=True)
