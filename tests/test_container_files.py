@@ -11,7 +11,9 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
+import time
 import tomllib
 
 import pytest
@@ -306,9 +308,10 @@ while (($#)); do [[ $1 == -H ]] && sock=${2#unix://}; shift; done
 touch "$sock"; exec sleep 120
 """
 FAKE_DOCKER = """#!/bin/bash
-# a stand-in docker client: `version` answers when the socket (-H or DOCKER_HOST) exists
+# a stand-in docker client: `version` answers when the socket (-H or DOCKER_HOST) exists; `run` blocks
 host=${DOCKER_HOST:-unix:///nonexistent/docker.sock}
 [[ $1 == -H ]] && { host=$2; shift 2; }
+if [[ $1 == run ]]; then touch "$FAKE_LOG.running"; exec sleep 60; fi
 [[ $1 == version && -e ${host#unix://} ]]
 """
 
@@ -362,3 +365,38 @@ def test_no_dockerd_and_no_way_to_install_it_is_one_line(tmp_path):
         pytest.skip("dockerd is installed in /bin or /usr/bin here")
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
     assert "install Debian's docker.io (apt-get install docker.io)" in res.stderr
+
+
+def test_a_signal_during_the_run_still_stops_the_private_dockerd(tmp_path):
+    code = logical_lines(read("scripts/container/run-smoke.sh"))
+
+    def at(prefix: str) -> int:
+        return next(i for i, line in enumerate(code) if line.startswith(prefix))
+    call = at("if [[ $ENGINE == docker ]]; then ensure_docker_daemon; fi")
+    assert at("trap on_exit EXIT") < call and at("trap 'exit 143' TERM") < call
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("dockerd", FAKE_DOCKERD), ("docker", FAKE_DOCKER)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path), "FAKE_LOG": str(tmp_path / "argv"),
+           "CORECAST_DOCKERD_DATA": str(tmp_path / "data"), "CORECAST_DOCKERD_EXEC": str(tmp_path / "exec")}
+    proc = subprocess.Popen([os.path.join(ROOT, "scripts/container/run-smoke.sh"), "--engine", "docker",
+                             "--no-build", "--results", str(tmp_path / "results")], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "argv.running").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (tmp_path / "argv.running").exists(), "the fake docker run never started"
+        os.killpg(proc.pid, signal.SIGTERM)  # what a terminal's ^C or a CI cancel does: the whole group
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143, out
+    assert "private dockerd stopped" in out, out
+    assert not (tmp_path / "exec").exists()
+    shim = int((tmp_path / "argv.shim").read_text())
+    assert not os.path.exists(f"/proc/{shim}") or open(f"/proc/{shim}/stat").read().split()[2] == "Z"

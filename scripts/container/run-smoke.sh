@@ -145,7 +145,6 @@ stop_private_dockerd() {
 
 BASE=${BASE:-$([[ $profile == vm ]] && echo local || echo debian:bookworm)}
 echo "run-smoke: engine $ENGINE, profile $profile, privileges $PRIV, base $BASE"
-if [[ $ENGINE == docker ]]; then ensure_docker_daemon; fi
 
 # Podman build steps get a private network namespace reaching out through
 # slirp4netns (user-mode NAT): no bridge, veth or NAT rule on the host.
@@ -211,6 +210,9 @@ with_pip_ca() {
   printf '%s\n' "$tag"
 }
 trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM   # a signal still runs on_exit: no private dockerd left behind
+if [[ $ENGINE == docker ]]; then ensure_docker_daemon; fi   # after the traps: stopped whatever happens
 private_build_net() {
   command -v slirp4netns >/dev/null || die "slirp4netns is missing (apt-get install slirp4netns)"
   local self i
