@@ -180,6 +180,7 @@ def emulated_points(reference: str = REFERENCE) -> list[dict[str, Any]]:
                                         "capable_ases": int(row.get("capable_ases") or 0),
                                         "chunk_bytes": int(row.get("chunk_bytes") or 0),
                                         "even": bool(spread) and min(spread) > 0 and max(spread) - min(spread) <= 1,
+                                        "spread": tuple(spread),
                                         "core_bytes": int(row["core_bytes"]) / chunks})
                     except (KeyError, TypeError, ValueError):
                         continue
@@ -188,16 +189,22 @@ def emulated_points(reference: str = REFERENCE) -> list[dict[str, Any]]:
     return out
 
 
-def confirmed_points(emulated: list[dict[str, Any]]) -> set[tuple[str, int, int]]:
-    """(mode, ases, clients) of :func:`emulated_points`."""
-    return {(e["mode"], e["ases"], e["clients"]) for e in emulated}
+def confirmed_points(emulated: list[dict[str, Any]]) -> set[tuple[str, tuple[int, ...], int]]:
+    """(mode, clients per AS, capable ASes) of :func:`emulated_points`: what a model row must match to count."""
+    return {(e["mode"], e["spread"], e["capable_ases"]) for e in emulated if e["spread"]}
 
 
 def rows_for(index: int, point: Point, chunk: int, results: list[ModeResult],
-             confirmed: set[tuple[str, int, int]]) -> list[dict[str, Any]]:
-    """model.csv rows of one point (savings against unicast, which is always ``results[0]``)."""
+             confirmed: set[tuple[str, tuple[int, ...], int]]) -> list[dict[str, Any]]:
+    """model.csv rows of one point (savings against unicast, which is always ``results[0]``).
+
+    ``confirmed`` is true where the emulation measured this mode with the very
+    same clients per AS and as many capable ASes (:func:`confirmed_points`).
+    """
     uni = results[0]
     sp = point.spread
+    small = sp.ases <= max((len(c[1]) for c in confirmed), default=0)
+    spread = tuple(sp.counts.tolist()) if small else ()
     rows = []
     for r in results:
         rows.append({
@@ -210,7 +217,7 @@ def rows_for(index: int, point: Point, chunk: int, results: list[ModeResult],
             "savings": round(1 - r.uplink_bytes / uni.uplink_bytes, 6) if uni.uplink_bytes else 0.0,
             "savings_interdomain": (round(1 - r.interdomain_bytes / uni.interdomain_bytes, 6)
                                     if uni.interdomain_bytes else 0.0),
-            "confirmed": (r.mode, sp.ases, sp.clients) in confirmed,
+            "confirmed": bool(spread) and (r.mode, spread, sp.capable_ases) in confirmed,
         })
     return rows
 
