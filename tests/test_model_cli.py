@@ -133,14 +133,17 @@ def test_emulated_points_mark_rows_confirmed(tmp_path, capsys):
     good_cc = ["gamma", "g10", "corecast", "10", "10", "100", "1316", "2", "30000", "30000", "200", "200",
                " ".join(["10"] * 10)]
     lossy = ["gamma", "g5", "corecast", "10", "10", "50", "1316", "2", "20000", "20000", "99", "100", ""]
+    skewed = ["distribution", "z", "corecast", "10", "10", "50", "1316", "2", "30000", "30000", "100", "100",
+              "41 1 1 1 1 1 1 1 1 1"]  # the same j and k as the uniform point of 50, another spread
     with open(ref / "measurements.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerows([cols, good_uni, good_cc, lossy])
+        w.writerows([cols, good_uni, good_cc, lossy, skewed])
     (tmp_path / "ref" / "broken").mkdir()
     (tmp_path / "ref" / "broken" / "measurements.csv").write_bytes(b"\xff\xfe\0junk")
     emulated = emulated_points(str(tmp_path / "ref"))
     assert [(e["mode"], e["clients"], e["even"]) for e in emulated] == [("unicast", 100, True),
-                                                                        ("corecast", 100, True)]
+                                                                        ("corecast", 100, True),
+                                                                        ("corecast", 50, False)]
     from testbed.modelcli import model_command
     assert model_command(["ases=10", "clients=100,50"], out=str(tmp_path / "out"), plot=True,
                          reference=str(tmp_path / "ref")) == 0
