@@ -19,8 +19,8 @@ clients=CLIENTS`` (what the CLI verb calls, in this process once the testbed loc
 ``--launch`` picks exec or fork) while
 sampling ``/proc/meminfo`` every 0.5 s: the machine's used memory before, at its peak
 and after, the check's own time lines, and what the teardown left: processes carrying
-the run's ``CORECAST_RUN`` mark and root-namespace links with a ``corecast:`` alias
-that were not there before. Saved as ``scale_check-ASES.json``.
+the run's ``CORECAST_RUN`` mark and root-namespace links with the run's
+``corecast:<run id>`` alias. Saved as ``scale_check-ASES.json``.
 
 USS (private pages) is what one more daemon costs; PSS splits shared pages among
 their sharers, so summed PSS is the class's real share of RAM. Run as root::
@@ -175,11 +175,12 @@ def run(ases: int, modes: list[str], client_procs: int) -> dict[str, Any]:
     return out
 
 
-def corecast_links() -> set[str]:
-    """Root-namespace links whose alias marks them as a testbed run's."""
+def corecast_links(run_id: str = "") -> set[str]:
+    """Root-namespace links whose alias marks them as a testbed run's (``run_id``: that run's only)."""
     import subprocess
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=60).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if "alias corecast:" in line}
+    want = f"alias corecast:{run_id}" + ("\n" if run_id else "")
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if want in line + "\n"}
 
 
 def marked_processes(rundir: str) -> list[int]:
@@ -216,11 +217,19 @@ def run_check(ases: int, clients: int, launch: str) -> dict[str, Any]:
     ours: no other network shares the machine), memory sampled; its printed timings and what it left behind."""
     import contextlib
     import threading
+    from testbed.net import registry
     from testbed.session import check_topology
+    ids: list[str] = []
+    register = registry.register
+
+    def spy(*args: Any, **kw: Any) -> Any:  # the check's run id, to find links it might leave
+        got = register(*args, **kw)
+        ids.append(os.environ.get(registry.ENV_ID, ""))
+        return got
+    registry.register = spy
     os.environ["CORECAST_LAUNCH"] = launch
     rundir = common.scratch_rundir(f"scale-check-{ases}-{launch}")
     waited = common.take_lock()
-    links0 = corecast_links()
     time.sleep(1.0)
     base = used_kib(meminfo())
     samples: list[tuple[float, int]] = []
@@ -241,6 +250,7 @@ def run_check(ases: int, clients: int, launch: str) -> dict[str, Any]:
     finally:
         stop.set()
         th.join(5)
+        registry.register = register
     wall = time.monotonic() - t0
     time.sleep(2.0)
     after = used_kib(meminfo())
@@ -253,7 +263,7 @@ def run_check(ases: int, clients: int, launch: str) -> dict[str, Any]:
             "peak_rise_mib": round((peak - base) / KIB), "peak_at_s": round(peak_t, 1),
             "used_after_mib": round(after / KIB), "left_rise_mib": round((after - base) / KIB),
             "left_processes": len(marked_processes(rundir)),
-            "left_links": sorted(corecast_links() - links0),
+            "run_id": ids[0] if ids else "", "left_links": sorted(corecast_links(ids[0])) if ids and ids[0] else None,
             "samples_mib": [(round(t, 1), round(v / KIB)) for t, v in samples[::4]]}
 
 

@@ -7,7 +7,9 @@
   instead of all pairs;
 * without LISP, EIDs of different ASes must NOT reach each other (the source pings one
   client EID per AS); with the xTRs running (``lisp=True``) they must, by ping (every
-  client AS) and by UDP (a sample of at most :data:`UDP_SAMPLE` ASes, spread evenly).
+  client AS, each pinged once a second until it answers, up to :data:`PATIENCE` s plus
+  :data:`PATIENCE_PER_TARGET` per AS) and by UDP (a sample of at most :data:`UDP_SAMPLE`
+  ASes, spread evenly).
 
 Every probe runs through the node's ``popen`` (targets are arguments, never a long
 shell line) with a deadline; a probe that overruns it raises
@@ -35,6 +37,13 @@ PARALLEL = 48
 PROBE_SH = ('c=$1; w=$2; shift 2; for t in "$@"; do '
             '(ping -n -q -c "$c" -W "$w" "$t" >/dev/null 2>&1 && echo "OK $t" || echo "NO $t") & done; wait')
 """One probe process: ping every target (arguments) in parallel, print ``OK|NO target`` per target."""
+PROBE_UNTIL_SH = ('d=$1; shift; for t in "$@"; do '
+                  '(ping -n -q -c 1 -w "$d" "$t" >/dev/null 2>&1 && echo "OK $t" || echo "NO $t") & done; wait')
+"""The patient probe: one echo a second to every target until it answers once or ``d`` seconds passed."""
+PATIENCE = 10.0
+PATIENCE_PER_TARGET = 0.02
+"""The cross-AS ping through LISP waits up to PATIENCE + PATIENCE_PER_TARGET * ASes seconds per EID
+(30 s at 1,000 ASes): the first echoes wait for Map-Replies, and 1,000 misses at once on 2 cores take time."""
 
 
 @dataclass
@@ -53,8 +62,13 @@ class CheckRow:
         return self.ok == self.total if self.expect_reach else self.ok == 0
 
 
-def _probe_deadline(count: int, wait: float) -> float:
-    return count + wait + 30.0
+PROBE_PER_TARGET = 0.05
+"""Seconds a probe's deadline grows per target (x0 pings every other border router at once: 1,000
+ping processes forked by one shell on 2 cores)."""
+
+
+def _probe_deadline(count: int, wait: float, targets: int = 1) -> float:
+    return count + wait + 30.0 + PROBE_PER_TARGET * targets
 
 
 def _parse(out: str, targets: list[str]) -> dict[str, bool]:
@@ -66,11 +80,15 @@ def _parse(out: str, targets: list[str]) -> dict[str, bool]:
     return result
 
 
-def ping_all(jobs: list[tuple[Any, list[str]]], wait: float = 1.0, count: int = 1) -> list[dict[str, bool]]:
+def ping_all(jobs: list[tuple[Any, list[str]]], wait: float = 1.0, count: int = 1,
+             patience: float = 0.0) -> list[dict[str, bool]]:
     """Ping each job's targets from its node; return target -> reached per job (same order).
 
-    At most :data:`PARALLEL` probe processes at once; each has a deadline of
-    ``count + wait + 30`` s (NodeCommandError naming the node if it overruns).
+    ``count`` echoes ``wait`` s apart; or, with ``patience`` > 0, one echo a second until
+    the first reply or ``patience`` s (:data:`PROBE_UNTIL_SH`: quick when it works, patient
+    with a first packet that waits for a Map-Reply). At most :data:`PARALLEL` probe
+    processes at once; each has a deadline of ``count + wait + patience + 30 + 0.05 *
+    targets`` s (NodeCommandError naming the node if it overruns).
     """
     results: list[dict[str, bool]] = [{} for _ in jobs]
     running: list[tuple[int, Any, float]] = []
@@ -86,8 +104,12 @@ def ping_all(jobs: list[tuple[Any, list[str]]], wait: float = 1.0, count: int = 
         for i, node, targets in todo:
             if len(running) >= PARALLEL:
                 reap(running.pop(0))
-            proc = start_in_node(node, ["sh", "-c", PROBE_SH, "probe", str(count), f"{wait:g}", *targets])
-            running.append((i, proc, time.monotonic() + _probe_deadline(count, wait)))
+            if patience > 0:
+                argv = ["sh", "-c", PROBE_UNTIL_SH, "probe", f"{max(1, round(patience))}", *targets]
+            else:
+                argv = ["sh", "-c", PROBE_SH, "probe", str(count), f"{wait:g}", *targets]
+            proc = start_in_node(node, argv)
+            running.append((i, proc, time.monotonic() + patience + _probe_deadline(count, wait, len(targets))))
         while running:
             reap(running.pop(0))
     except BaseException:
@@ -230,7 +252,10 @@ def run_checks(tb: Any, plan: AddressPlan, lisp: bool = False, routing: list[Any
     fails = [f"{x}->{t}" for x, r in zip(targets, res) for t, v in r.items() if not v]
     rows.append(CheckRow("border routers reach the mapping host and each other (RLOC)", ok, total, True, fails))
     eids = [a.clients[0][1] for a in plan.client_ases if a.clients]
-    cross = ping_many(tb.node(plan.source_host), eids, wait=2.0 if lisp else 1.0, count=3 if lisp else 1)
+    if lisp:
+        cross = ping_all([(tb.node(plan.source_host), eids)], patience=PATIENCE + PATIENCE_PER_TARGET * len(eids))[0]
+    else:
+        cross = ping_many(tb.node(plan.source_host), eids, wait=1.0, count=1)
     if lisp:
         rows.append(_row("EIDs of other ASes reachable through LISP (ping)", cross, True, plan.source_host))
         sample = spread([a for a in plan.client_ases if a.clients], UDP_SAMPLE)
