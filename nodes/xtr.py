@@ -19,6 +19,13 @@ device (SO_BINDTODEVICE) and a second socket on the same address and port,
 bound to no device, receives what arrives anywhere else (the TUN, the core) so
 the core counts it ('cc-not-lan'); false only for the attack experiment.
 
+System calls (``io_batch``, default 64): the data and service sockets are read
+with ``recvmmsg`` and the raw socket written with ``sendmmsg``, up to
+``io_batch`` datagrams a call (testbed/net/mmsg.py); raw sends are queued in
+order and flushed when a batch is full and before the loop waits again.
+``io_batch`` 0 keeps the plain loop (one system call per datagram), the
+previous implementation, for comparison (bench/bench_corecast.py ``--io``).
+
 Config keys: see :func:`load`. Counters go to ``status_file`` every second and
 at exit; the process is ready (``ready_file``) once its first Map-Register has
 been acknowledged by a Map-Notify.
@@ -41,6 +48,7 @@ from testbed.lisp.dataplane import RESOLVE, SEND_RAW, WRITE_TUN, Encapsulator, E
 from testbed.lisp.mapcache import MapCache
 from testbed.lisp.multicast_etr import SEND_MCAST
 from testbed.lisp.xtrcontrol import XtrControl
+from testbed.net.mmsg import BatchReceiver, BatchSender
 from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
 from testbed.schemas import parse
 from testbed.schemas.xtr import TUN_MTU, XtrConfig
@@ -49,7 +57,8 @@ from testbed.wire.constants import CORECAST_PORT, LISP_CONTROL_PORT, LISP_DATA_P
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
-BATCH = 64  # packets drained from one socket before looking at the others
+BATCH = 64  # packets drained from one socket before looking at the others (plain loop, io_batch 0)
+DRAIN = 4  # recvmmsg calls on one readable socket before looking at the others (batched loop)
 
 
 def load(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +138,10 @@ class XtrNode:
             from nodes.lispmc_io import LispMcIo
             self.lispmc = LispMcIo(cfg, encap, self.log)
             self.etr.multicast = self.lispmc.etr
+        self.batch = int(cfg.get("io_batch", 64))
+        self.tx: BatchSender | None = None
+        self.rx: dict[int, BatchReceiver] = {}
+        self._rloc_str: dict[bytes, str] = {}
         self.io = {"tun-read": 0, "tun-write": 0, "tun-write-error": 0, "raw-sent": 0, "raw-send-error": 0,
                    "lisp-in": 0, "control-in": 0, "control-out": 0, "service-in": 0}
         self.started = time.time()
@@ -165,6 +178,11 @@ class XtrNode:
                 self.service_other = udp_socket(svc["addr"], port, 1 << 20)
             else:
                 self.service = udp_socket(svc["addr"], port, 32 << 20)
+        if self.batch:
+            self.tx = BatchSender(self.raw, self.batch)
+            for sock in (self.data, self.service, self.service_other):
+                if sock is not None:
+                    self.rx[sock.fileno()] = BatchReceiver(sock, self.batch)
 
     def teardown(self) -> None:
         """Remove what :meth:`setup` added outside the process (the TUN goes with its fd)."""
@@ -179,6 +197,9 @@ class XtrNode:
         for act in actions:
             kind = act[0]
             if kind == SEND_RAW:
+                if self.tx is not None:
+                    self.tx.add(act[2], act[1])
+                    continue
                 try:
                     self.raw.sendto(act[2], (act[1], 0))
                     self.io["raw-sent"] += 1
@@ -214,8 +235,19 @@ class XtrNode:
                 self.do(self.cc_etr.on_resolved(eid, entry, now), now)
 
     # -------------------------------------------------------------- loop
+    def flush(self) -> None:
+        """Send the queued raw datagrams (batched loop); their counters follow the sender's."""
+        tx = self.tx
+        if tx is not None:
+            if tx.pending:
+                tx.flush()
+            self.io["raw-sent"], self.io["raw-send-error"] = tx.counters["datagrams"], tx.counters["send-error"]
+
     def status(self) -> dict[str, Any]:
         """All counters, for the status file."""
+        self.flush()
+        if self.rx:
+            self.io["truncated"] = sum(r.counters["truncated"] for r in self.rx.values())
         out = {"name": self.cfg.get("name"), "time": time.time(), "uptime_s": time.time() - self.started,
                "registered": self.ctl.registered, "map_cache_entries": len(self.map_cache),
                "io": self.io, "control": self.ctl.counters, "itr": self.itr.counters, "etr": self.etr.counters,
@@ -242,6 +274,40 @@ class XtrNode:
                 break
             self.io["service-in"] += 1
             self.do(cc_in(view[:n], socket.inet_aton(addr[0]), now, on_lan), now)
+
+    def drain(self, fd: int, now: float) -> bool:
+        """Batched loop: read the data or a service socket ``fd`` with recvmmsg; False if ``fd`` is neither."""
+        rx = self.rx.get(fd)
+        if rx is None:
+            return False
+        batch, io, do = self.batch, self.io, self.do
+        if fd == self.data.fileno():
+            names, etr_in = self._rloc_str, self.etr.on_lisp_packet
+            for _ in range(DRAIN):
+                got = rx.recv()
+                io["lisp-in"] += len(got)
+                for payload, src4, _port in got:
+                    src = names.get(src4)
+                    if src is None:
+                        if len(names) >= 4096:
+                            names.clear()
+                        src = names[src4] = socket.inet_ntoa(src4)
+                    do(etr_in(payload, src, now), now)
+                if len(got) < batch:
+                    break
+            return True
+        if self.cc_itr is None:
+            return True
+        cc_in = self.cc_itr.on_service_message
+        on_lan = self.service is not None and fd == self.service.fileno()
+        for _ in range(DRAIN):
+            got = rx.recv()
+            io["service-in"] += len(got)
+            for payload, src4, _port in got:
+                do(cc_in(payload, src4, now, on_lan), now)
+            if len(got) < batch:
+                break
+        return True
 
     def run(self, stop: StopFlag) -> None:
         """Serve until a stop signal."""
@@ -276,6 +342,7 @@ class XtrNode:
             if mc_fds:
                 deadline = min(deadline, self.lispmc.next_deadline())
             timeout = max(0.0, min(deadline - now, 0.5))
+            self.flush()
             try:
                 events = poller.poll(timeout)
             except InterruptedError:
@@ -290,6 +357,8 @@ class XtrNode:
                             break
                         self.io["tun-read"] += 1
                         self.do(itr_in(pkt, now), now)
+                elif self.rx and self.drain(fd, now):
+                    pass
                 elif fd == data:
                     recv = self.data.recvfrom_into
                     for _ in range(BATCH):
@@ -342,6 +411,7 @@ class XtrNode:
                     write_json_atomic(status_file, self.status())
         if status_file:
             write_json_atomic(status_file, self.status())
+        self.flush()
 
 
 def run(cfg: dict[str, Any]) -> int:

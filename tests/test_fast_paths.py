@@ -131,3 +131,29 @@ def test_map_server_answers_alike_with_and_without_the_fast_path(monkeypatch):
     assert got_fast == got_full
     assert fast.counters == full.counters
     assert fast.counters["request-positive"] >= 2 and fast.counters["request-negative"] >= 1
+
+
+def test_itr_memo_follows_a_new_mapping_and_a_lost_capability():
+    """The CoreCast ITR's memo of the last entry's choice: a new map-cache entry for the site is used at once."""
+    from testbed.lisp.corecast_itr import CoreCastItr
+    from testbed.lisp.dataplane import SEND_RAW
+    from testbed.lisp.mapcache import MapCache, MapEntry
+    cache = MapCache()
+    cache.install(MapEntry(0x0A000000, 16, [("174.16.0.2", 1, 100, True)], expires=1e12))
+    cache.install(MapEntry(0x0A010000, 16, [("174.16.1.2", 1, 100, True)], expires=1e12))
+    itr = CoreCastItr("174.16.0.2", cache, ["10.0.0.10/32"])
+    chunk = bytes(1200)
+    src = socket.inet_aton("10.0.0.10")
+    itr.on_service_message(cc.encode_data(1, 1, chunk), src, 1.0, True)
+
+    def send(i: int) -> list[tuple[str, int]]:
+        ref = cc.encode_ref(1, 1, cc.chunk_hash(chunk), src, bytes((10, 1, 0, i)), 5000, 6000)
+        return [(a[1], len(a[2])) for a in itr.on_service_message(ref, src, 1.0, True) if a[0] == SEND_RAW]
+
+    assert send(1) == [("174.16.1.2", 36 + 12 + 1200), ("174.16.1.2", 68)]  # DATA first, then the REF
+    assert send(2) == [("174.16.1.2", 68)]
+    cache.install(MapEntry(0x0A010000, 16, [("174.16.9.2", 1, 100, True)], expires=1e12))
+    assert send(3) == [("174.16.9.2", 36 + 12 + 1200), ("174.16.9.2", 68)]
+    cache.install(MapEntry(0x0A010000, 16, [("174.16.9.2", 1, 100, False)], expires=1e12))
+    assert send(4) == [("174.16.9.2", 64 + 1200)]  # not capable any more: the client's unicast datagram
+    assert itr.counters["ref-sent"] == 3 and itr.counters["unicast-sent"] == 1

@@ -139,6 +139,7 @@ class CoreCastItr:
         self._streams: dict[tuple[bytes, int], _Stream] = {}
         self._source_ok: dict[bytes, bool] = {}
         self._gen = itertools.count(1)
+        self._memo: tuple = (None, None, -1, None)  # (entry, its rlocs list, flow hash, RLOC): see _send
         self._now = 0.0
 
     def _allowed(self, addr: int) -> bool:
@@ -320,11 +321,18 @@ class CoreCastItr:
             counters["negative"] += 1
             return []
         encap = self.encap
-        if entry.corecast:
+        memo = self._memo  # the last capable entry's choice: one REF per client, clients mostly behind one ETR
+        if memo[0] is entry and memo[1] is entry.rlocs and memo[2] == stream.hash:
+            rloc = memo[3]
+        elif entry.corecast:
             rloc = entry.choose(stream.hash)
             if rloc is None:
                 counters["no-rloc"] += 1
                 return []
+            self._memo = (entry, entry.rlocs, stream.hash, rloc)
+        else:
+            rloc = None
+        if rloc is not None:
             osport = 0xC000 | (stream.hash & 0x3FFF)
             if self.batch_delay is not None and msg[1] & FLAG_BATCH:
                 out = self._batch(stream, cur, rloc, osport, src, dst, sport, dport)

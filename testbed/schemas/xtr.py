@@ -73,6 +73,9 @@ class XtrConfig(NodeBase):
     """How often the ITR re-resolves an (S,G) it is sending (s)."""
     lispmc_register_s: float = Field(10.0, gt=0, le=3600)
     """How often the ETR re-registers the (S,G) it has receivers for (s)."""
+    io_batch: int = Field(64, ge=0, le=1024)
+    """Datagrams per recvmmsg/sendmmsg on the data, service and raw sockets (testbed/net/mmsg.py); 0: the plain
+    loop, one system call per datagram (the previous implementation, kept for comparison and as a fallback)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "XtrConfig":
