@@ -7,6 +7,9 @@
   source (DATA + one REF per client per chunk) towards an ITR's service address;
 * ``recv PORT STATUS READY STOP``: counts datagrams per trial, any local address.
 
+A last argument ``batch`` makes a role use recvmmsg/sendmmsg (testbed/net/mmsg.py),
+so that the load generator takes less of the machine's CPU than the path it measures.
+
 Each sender prints one JSON line (sent, send_errors, seconds, achieved). Every
 datagram (or chunk) starts with the 4-byte trial number, so one receiver serves
 all trials of a run. ``TARGETS`` is an address or ``@FILE`` (one address a line).
@@ -56,7 +59,8 @@ def write_targets(path: str, addrs: list[str]) -> str:
     return "@" + path
 
 
-def role_send(trial: int, targets: str, rate: float, count: int, size: int, ports: tuple[int, int]) -> dict[str, Any]:
+def role_send(trial: int, targets: str, rate: float, count: int, size: int, ports: tuple[int, int],
+              batch: bool = False) -> dict[str, Any]:
     """Send ``count`` UDP datagrams of ``size`` bytes paced at ``rate``/s (0: as fast as possible).
 
     ``targets`` (see :func:`read_targets`) are used in turn, one datagram each.
@@ -69,7 +73,15 @@ def role_send(trial: int, targets: str, rate: float, count: int, size: int, port
     addrs = [(a, ports[1]) for a in read_targets(targets)]
     n_t = len(addrs)
     errors = 0
-    if n_t == 1:
+    tx = None
+    if batch:
+        from testbed.net.mmsg import BatchSender
+        tx = BatchSender(s, 64, 2048, port=ports[1])
+        hosts = [a for a, _p in addrs]
+
+        def send(i: int) -> None:
+            tx.add(payload, hosts[i % n_t])
+    elif n_t == 1:
         s.connect(addrs[0])
         send_one = s.send
 
@@ -94,12 +106,16 @@ def role_send(trial: int, targets: str, rate: float, count: int, size: int, port
             except OSError:
                 errors += 1
             sent += 1
+        if tx is not None:
+            tx.flush()
+    if tx is not None:
+        errors += tx.counters["send-error"]
     elapsed = clock() - t0
     return {"sent": count - errors, "send_errors": errors, "seconds": elapsed, "achieved": (count - errors) / elapsed}
 
 
 def role_cc_send(trial: int, service: str, port: int, rate: float, refs: int, targets: str, src_eid: str,
-                 size: int) -> dict[str, Any]:
+                 size: int, batch: bool = False) -> dict[str, Any]:
     """CoreCast source: per chunk one DATA, then one REF per client; ``rate`` REFs/s, ``refs`` REFs in all.
 
     Clients are ``targets`` (see :func:`read_targets`). Every round carries a new
@@ -111,6 +127,13 @@ def role_cc_send(trial: int, service: str, port: int, rate: float, refs: int, ta
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
     s.connect((service, port))
     send = s.send
+    tx = None
+    if batch:
+        from testbed.net.mmsg import BatchSender
+        tx = BatchSender(s, 64, 2048, port=port)
+
+        def send(data: bytes | bytearray) -> None:
+            tx.add(data, service)
     src4 = socket.inet_aton(src_eid)
     dsts = [socket.inet_aton(a) for a in read_targets(targets)]
     clients = len(dsts)
@@ -143,12 +166,16 @@ def role_cc_send(trial: int, service: str, port: int, rate: float, refs: int, ta
                     errors += 1
                 i += 1
                 sent += 1
+            if tx is not None:
+                tx.flush()
+    if tx is not None:
+        errors += tx.counters["send-error"]
     elapsed = clock() - t0
     return {"sent": sent - errors, "data_sent": datas, "send_errors": errors, "seconds": elapsed,
             "achieved": (sent - errors) / elapsed}
 
 
-def role_recv(port: int, status_file: str, ready_file: str, stop_file: str) -> None:
+def role_recv(port: int, status_file: str, ready_file: str, stop_file: str, batch: bool = False) -> None:
     """Count datagrams per trial on UDP ``port`` (any local address) until ``stop_file`` appears.
 
     The counts go to ``status_file`` (atomically) when the socket has been idle for
@@ -176,6 +203,30 @@ def role_recv(port: int, status_file: str, ready_file: str, stop_file: str) -> N
 
     write_json_atomic(ready_file, {"pid": os.getpid()})
     last_write, dirty, since = flush(), False, 0
+    if batch:
+        from testbed.net.mmsg import BatchReceiver
+        rx = BatchReceiver(s, 64, 2048)
+        while True:
+            got = rx.recv()
+            if not got:
+                if not poller.poll(50):
+                    if dirty:
+                        last_write, dirty = flush(), False
+                    if os.path.exists(stop_file):
+                        break
+                continue
+            for payload, _src, _port in got:
+                if len(payload) >= 4:
+                    key = unpack(payload)[0]
+                    counts[key] = counts.get(key, 0) + 1
+            dirty = True
+            since += len(got)
+            if since >= 512:
+                since = 0
+                if clock() - last_write >= 0.1:
+                    last_write, dirty = flush(), False
+        flush()
+        return
     while True:
         try:
             n = recv(buf)
@@ -204,7 +255,7 @@ def role_recv(port: int, status_file: str, ready_file: str, stop_file: str) -> N
 class Receiver:
     """A ``recv`` role running in a Mininet node, read through its status file."""
 
-    def __init__(self, node: Any, workdir: str, name: str, port: int = CLIENT_PORT) -> None:
+    def __init__(self, node: Any, workdir: str, name: str, port: int = CLIENT_PORT, batch: bool = False) -> None:
         self.node = node
         self.status = os.path.join(workdir, f"{name}.counts.json")
         self.ready = os.path.join(workdir, f"{name}.ready")
@@ -213,7 +264,7 @@ class Receiver:
             if os.path.exists(path):
                 os.unlink(path)
         self.proc = node.popen([sys.executable, SELF, "recv", str(port), self.status,
-                                self.ready, self.stop_file], cwd=ROOT)
+                                self.ready, self.stop_file] + (["batch"] if batch else []), cwd=ROOT)
         try:
             wait_for(lambda: os.path.exists(self.ready) or self.proc.poll() is not None, 20,
                      f"receiver in {node.name}")
@@ -282,12 +333,13 @@ def merge_sends(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def udp_sender(node: Any, targets: str, senders: int = 1, size: int = 1316) -> Callable[..., dict]:
+def udp_sender(node: Any, targets: str, senders: int = 1, size: int = 1316,
+               batch: bool = False) -> Callable[..., dict]:
     """A ``send`` callable for ``common.TrialRunner``: ``senders`` parallel ``send`` roles in ``node``."""
     def send(trial: int, rate: float, count: int) -> dict[str, Any]:
         return merge_sends(run_roles(node, [
             ["send", str(trial), targets, str(rate / senders), str(count // senders), str(size),
-             str(SOURCE_PORT + i), str(CLIENT_PORT)] for i in range(senders)]))
+             str(SOURCE_PORT + i), str(CLIENT_PORT)] + (["batch"] if batch else []) for i in range(senders)]))
     return send
 
 
@@ -297,14 +349,14 @@ def main(argv: list[str]) -> int:
     if role == "send":
         trial, targets, rate, count, size, sport, dport = argv[1:8]
         print(json.dumps(role_send(int(trial), targets, float(rate), int(count), int(size),
-                                   (int(sport), int(dport)))))
+                                   (int(sport), int(dport)), argv[8:9] == ["batch"])))
     elif role == "cc-send":
         trial, service, port, rate, refs, targets, src_eid, size = argv[1:9]
         print(json.dumps(role_cc_send(int(trial), service, int(port), float(rate), int(refs), targets, src_eid,
-                                      int(size))))
+                                      int(size), argv[9:10] == ["batch"])))
     elif role == "recv":
         port, status, ready, stop = argv[1:5]
-        role_recv(int(port), status, ready, stop)
+        role_recv(int(port), status, ready, stop, argv[5:6] == ["batch"])
     else:
         print(f"unknown role {role}", file=sys.stderr)
         return 2
