@@ -132,8 +132,9 @@ def role_cc_send(trial: int, service: str, port: int, rate: float, refs: int, ta
         from testbed.net.mmsg import BatchSender
         tx = BatchSender(s, 64, 2048, port=port)
 
-        def send(data: bytes | bytearray) -> None:
+        def send_batched(data: bytes | bytearray) -> None:
             tx.add(data, service)
+        send = send_batched
     src4 = socket.inet_aton(src_eid)
     dsts = [socket.inet_aton(a) for a in read_targets(targets)]
     clients = len(dsts)
