@@ -188,6 +188,8 @@ def test_daemon_forked_into_a_node_is_ready_then_stops(holder, tmp_path, monkeyp
         assert isinstance(d.proc, ForkedProcess)
         d.wait_ready(60)
         assert os.readlink(f"/proc/{d.proc.pid}/ns/net") == os.readlink(f"/proc/{holder}/ns/net")
+        with open(f"/proc/{d.proc.pid}/cmdline", "rb") as fh:  # ps and pgrep -f see the program, not the zygote
+            assert fh.read().rstrip(b"\0").split(b"\0") == [x.encode() for x in d.command()]
         with open(f"/proc/{d.proc.pid}/environ", "rb") as fh:  # the zygote's environment: the run's mark
             assert fh.read() is not None
         assert d.stop(20) == 0  # SIGTERM: the program's own clean exit

@@ -157,7 +157,8 @@ class Daemon:
             if self.forkable():
                 pid = getattr(self.node, "pid", None) if getattr(self.node, "inNamespace", True) else None
                 self.proc = zygote(env).spawn([f"nodes.{self.program}", *self.command()[3:]], log.fileno(), env, PROJECT_ROOT, pid,
-                                              module=f"nodes.{self.program}", watch_fd=fds[0])
+                                              module=f"nodes.{self.program}", watch_fd=fds[0],
+                                              cmdline=self.command())
                 return
             self.proc = self.node.popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT, env=env, pass_fds=fds)

@@ -88,6 +88,45 @@ def enter_namespaces(ns_pid: int) -> None:
         _setns(f"/proc/{ns_pid}/ns/mnt", CLONE_NEWNS)
 
 
+_cmdline_buf: Any = None
+
+
+ROOM = 1024
+"""Bytes of padding on the zygote's command line, room for a child's own (see :func:`set_cmdline`)."""
+
+
+def set_cmdline(argv: list[str]) -> bool:
+    """Make ``/proc/self/cmdline`` (what ps and ``pgrep -f`` read) show ``argv`` instead of the zygote's
+    command line; True if it does.
+
+    First ``prctl(PR_SET_MM, PR_SET_MM_ARG_START/END)`` on a buffer kept for the process's
+    life (needs CAP_SYS_RESOURCE in the initial user namespace); else the inherited argument
+    area (``/proc/self/stat`` fields arg_start, arg_end; the zygote pads it with
+    :data:`ROOM` bytes) is overwritten in place, NUL-padded (a longer ``argv`` is cut).
+    """
+    global _cmdline_buf
+    data = b"\0".join(a.encode() for a in argv) + b"\0"
+    buf = ctypes.create_string_buffer(data, len(data))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    start = ctypes.addressof(buf)
+    # PR_SET_MM = 35: ARG_START (8) first, the new buffer lies below the stack, so start <= end holds throughout
+    if libc.prctl(35, 8, start, 0, 0) == 0 and libc.prctl(35, 9, start + len(data), 0, 0) == 0:
+        _cmdline_buf = buf
+        return True
+    try:
+        with open("/proc/self/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        arg_start, arg_end = int(fields[45]), int(fields[46])
+    except (OSError, ValueError, IndexError):
+        return False
+    size = arg_end - arg_start
+    if size <= 1:
+        return False
+    ctypes.memmove(arg_start, data[:size - 1].ljust(size, b"\0"), size)
+    return True
+
+
 def _child(req: dict[str, Any], fds: list[int], keep: set[int]) -> None:
     """Run in the forked child: never returns (``os._exit``)."""
     code = 1
@@ -120,6 +159,8 @@ def _child(req: dict[str, Any], fds: list[int], keep: set[int]) -> None:
         if len(fds) > 1:  # the testbed's watch pipe, under the number it has here
             os.environ["CORECAST_PARENT_FD"] = f"{fds[1]}:{os.fstat(fds[1]).st_ino}"
         sys.argv = list(req.get("argv") or ["node"])
+        if req.get("cmdline"):
+            set_cmdline([str(a) for a in req["cmdline"]])
         try:
             if req.get("path"):
                 import runpy
@@ -341,7 +382,8 @@ class Zygote:
         watch = pass_fds[0] if pass_fds else -1
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "testbed.net.launcher", str(theirs.fileno()), str(watch), *preload],
+                [sys.executable, "-m", "testbed.net.launcher", str(theirs.fileno()), str(watch), *preload,
+                 "--room=" + "-" * ROOM],
                 stdin=subprocess.DEVNULL, cwd=cwd, env=env, pass_fds=(theirs.fileno(), *pass_fds))
         except OSError as exc:
             ours.close()
@@ -417,15 +459,17 @@ class Zygote:
         return True
 
     def spawn(self, argv: list[str], log_fd: int, env: dict[str, str], cwd: str, ns_pid: int | None,
-              module: str | None = None, path: str | None = None, watch_fd: int | None = None) -> ForkedProcess:
+              module: str | None = None, path: str | None = None, watch_fd: int | None = None,
+              cmdline: list[str] | None = None) -> ForkedProcess:
         """Fork a child that runs ``module.main()`` (or the script ``path``) with ``sys.argv = argv``,
-        output to ``log_fd``, in the namespaces of ``ns_pid`` (None: the zygote's own)."""
+        output to ``log_fd``, in the namespaces of ``ns_pid`` (None: the zygote's own); ``cmdline``: what its
+        ``/proc/PID/cmdline`` shows (default: the zygote's)."""
         with self.lock:
             if not self.alive():
                 raise LauncherError("the zygote is not running")
             rid, self.next_id = self.next_id, self.next_id + 1
             req = {"op": "spawn", "id": rid, "module": module, "path": path, "argv": argv, "env": env,
-                   "cwd": cwd, "ns_pid": ns_pid}
+                   "cwd": cwd, "ns_pid": ns_pid, "cmdline": cmdline}
             try:
                 _send(self.sock, req, [log_fd] + ([watch_fd] if watch_fd is not None else []))
             except OSError as exc:
@@ -471,7 +515,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m testbed.net.launcher SOCK_FD WATCH_FD [MODULE...]", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the testbed's Ctrl-C is not ours: it closes us
-    return serve(int(argv[0]), int(argv[1]), argv[2:])
+    return serve(int(argv[0]), int(argv[1]), [a for a in argv[2:] if not a.startswith("--room=")])
 
 
 if __name__ == "__main__":
