@@ -61,6 +61,7 @@ class ClientConfig:
     rcvbuf: int
     player_app: str = "ffmpeg"
     ssm: tuple[str, str] | None = None
+    ssm_join_dir: str | None = None
 
 
 def parse_config(cfg: dict) -> ClientConfig:
@@ -68,7 +69,7 @@ def parse_config(cfg: dict) -> ClientConfig:
     c = parse(ClientSchema, cfg)
     return ClientConfig(c.name, c.port, c.bind, list(c.eids), c.record_file, c.status_file, c.player,
                         c.player_mode, c.player_file, c.count_frames, c.rcvbuf, c.player_app,
-                        (c.ssm.source, c.ssm.group) if c.ssm else None)
+                        (c.ssm.source, c.ssm.group) if c.ssm else None, c.ssm_join_dir)
 
 
 def vlc_command(as_root: bool | None = None) -> list[str]:
@@ -129,6 +130,8 @@ class ClientNode:
         self.frames: int | None = None
         self.error = ""
         self.ssm_group = b""
+        self.ssm_joined: float | None = None
+        """Wall-clock time (time.time(), as the kernel's arrival stamps) of the (S,G) join, once joined."""
 
     def open(self) -> dict:
         """Bind the socket, start the player if any; return ready-file info."""
@@ -144,13 +147,10 @@ class ClientNode:
             sock.bind((conf.bind, conf.port))
         except OSError as exc:
             raise ConfigError(f"cannot bind {conf.bind}:{conf.port}: {exc.strerror}") from None
-        if conf.ssm:  # mode lispmc: join (S,G) on the interface the group routes out of (the kernel sends IGMPv3)
-            src, group = conf.ssm
-            iface = "0.0.0.0"  # not an EID: on a host serving a block of EIDs they are local routes, not the LAN
-            sock.setsockopt(socket.IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP,   # struct ip_mreq_source: G, iface, S
-                            socket.inet_aton(group) + socket.inet_aton(iface) + socket.inet_aton(src))
-            self.ssm_group = socket.inet_aton(group)
+        if conf.ssm:  # lispmc, ipmc: join (S,G) now, or once ssm_join_dir names one of our EIDs
+            self.ssm_group = socket.inet_aton(conf.ssm[1])
             info["ssm"] = list(conf.ssm)
+            self.join_due()
         if conf.player and conf.player_mode == "udp":
             # ffmpeg reads the datagrams from this very socket (pipe:FD); close() wakes it with
             # shutdown(SHUT_RD), which ffmpeg sees as the end of the input and finishes the file.
@@ -174,6 +174,34 @@ class ClientNode:
             info["player"] = "pipe"
         return info
 
+    def join_due(self) -> bool:
+        """Join (S,G) if due (no ``ssm_join_dir``, or a file there names one of our EIDs); True once joined.
+
+        The kernel sends the IGMPv3 report on the interface the group routes out of; the
+        join time is kept (``ssm_joined``). While a join is pending the socket's receive
+        timeout is 20 ms, so the join follows its file within about that.
+        """
+        conf = self.conf
+        if self.ssm_joined is not None or not conf.ssm:
+            return self.ssm_joined is not None
+        if conf.ssm_join_dir is not None:
+            try:
+                due = not set(conf.eids).isdisjoint(os.listdir(conf.ssm_join_dir))
+            except OSError:
+                due = False
+            if not due:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", 0, 20_000))
+                return False
+        src, group = conf.ssm
+        iface = "0.0.0.0"  # not an EID: on a host serving a block of EIDs they are local routes, not the LAN
+        self.ssm_joined = time.time()
+        self.sock.setsockopt(socket.IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP,   # struct ip_mreq_source: G, iface, S
+                             socket.inet_aton(group) + socket.inet_aton(iface) + socket.inet_aton(src))
+        if conf.ssm_join_dir is not None:  # back to the receive loop's usual timeout
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", 0, 200_000))
+        self.log.info("joined (%s, %s)", src, group)
+        return True
+
     def _spawn(self, cmd: list[str], stdin, fds: tuple[int, ...], stdout=subprocess.DEVNULL) -> subprocess.Popen:
         try:
             return subprocess.Popen(cmd, stdin=stdin, stdout=stdout, pass_fds=fds)
@@ -188,6 +216,8 @@ class ClientNode:
               "bytes": self.bytes, "socket_drops": self.socket_drops, "rcvbuf": self.rcvbuf,
               "eids": {socket.inet_ntoa(k): row(v) for k, v in self.per_eid.items()},
               "other_eids": {socket.inet_ntoa(k): row(v) for k, v in self.others.items()}, "error": self.error}
+        if self.conf.ssm:
+            st["ssm_joined"] = self.ssm_joined
         if self.conf.player:
             path = self.conf.player_file
             st["player_bytes"] = os.path.getsize(path) if os.path.exists(path) else 0
@@ -219,7 +249,10 @@ class ClientNode:
         pipe = self.player.stdin if self.player else None
         per_eid, others = self.per_eid, self.others
         default_dst = socket.inet_aton(self.conf.bind)
+        pending = not self.join_due()
         while not self.stop.is_set():
+            if pending:
+                pending = not self.join_due()
             try:
                 data, anc, _flags, _addr = recvmsg(65535, _ANC_SIZE)
             except (BlockingIOError, InterruptedError):

@@ -7,7 +7,8 @@ compare reads the ``part == "bytes"`` rows (``core``, ``mode``, ``gamma``, ``chu
 ``state_*``) and the ``part == "join"`` rows (``cache``, ``join_delay_s``): bytes per
 chunk on the source uplink and summed over inter-domain links against gamma
 (measured points on the model's lines, star solid, tree dashed), median join delay
-per mode cold and warm, and router state per mode at the largest gamma.
+per mode cold and warm (every mode: source-joined ones and (S,G)-joined ones alike), and router
+state per mode at the largest gamma.
 
 loss reads ``mode``, ``loss_permille``, ``client_loss_mean``/``min``/``max``,
 ``model_client_loss``, ``corr_within_as``, ``corr_across_as``, ``model_corr_within``.
@@ -85,14 +86,15 @@ def _join_panel(ax, j: pd.DataFrame, modes: list[str], color: dict[str, str]) ->
         vals = [float(med.get(m, float("nan"))) for m in jm]
         ax.bar(xs, vals, 0.36, color=[color.get(m, "#7f8c8d") for m in jm], alpha=0.5 if cache == "warm" else 1.0,
                hatch="" if cache == "warm" else "//", edgecolor="black", linewidth=0.5,
-               label=f"{cache} map-cache (median)")
+               label=f"{cache} (median)")
         for x, v in zip(xs, vals):
             if v == v:
                 ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(jm)))
     ax.set_xticklabels(jm, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("join to first chunk (ms)")
-    ax.set_title("join delay per mode (star core)", fontsize=10)
+    ax.set_title("join to first chunk (star core); cold: map-cache miss (unicast, CoreCast) or\n"
+                 "first receiver of its AS ((S,G) joins: lispmc, ipmc)", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, axis="y", alpha=0.3)
 

@@ -57,6 +57,9 @@ class StreamSpec:
     speed: float = 1.0
     content: str = "ffmpeg"
     extra: dict[str, Any] = field(default_factory=dict)
+    """More: ``source`` (keys of the source config), ``client`` (keys of every client config), ``player``,
+    ``audience`` (``f(source_record, receipts, client_daemons) -> source_record``: adds the joins of clients
+    that join by themselves, e.g. (S,G) joins timed by the compare experiment, before delivery and the model)."""
     mode_cls: type[Mode] = field(init=False, repr=False)
     """The mode's class (``mode`` becomes its name); ConfigError for an unknown name."""
 
@@ -165,7 +168,8 @@ class Network:
         run = self.ctx.run
         plan = self.plan
         clients = self._clients = self.client_daemons(tag, CLIENT_PORT, player=spec.extra.get("player") or False,
-                                                      extra=self.mode(spec.mode_cls).client_config())
+                                                      extra={**self.mode(spec.mode_cls).client_config(),
+                                                             **spec.extra.get("client", {})})
         self.tb.start_daemons(clients, timeout=30 + 0.1 * len(clients))
         cap = self._link_caps = None
         try:
@@ -311,6 +315,8 @@ class Network:
         src_rec = read_source_record(source.config["record_file"])
         receipts = read_client_records([os.path.join(rec_dir, f) for f in sorted(os.listdir(rec_dir))
                                         if f.endswith(".bin")])
+        if spec.extra.get("audience") is not None:  # joins the source never heard of ((S,G) joins by clients)
+            src_rec = spec.extra["audience"](src_rec, receipts, self._clients)
         report = verify(src_rec, receipts, [eid for _a, _h, eid in plan.clients()], port=CLIENT_PORT)
         self.last_report, self.last_source_record = report, src_rec
         counts = params.clients_per_as

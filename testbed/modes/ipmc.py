@@ -36,6 +36,9 @@ class IpmcMode(Mode):
         super().__init__(network)
         self.sockdirs: dict[str, str] = {}
         """Each router's FRR socket directory (``vtysh --vty_socket DIR``), once started."""
+        self.members: set[int] | None = None
+        """Client AS numbers whose receivers join before the stream (None: every AS with clients); the others
+        join during it (the compare experiment's timed joins), so the tree is not waited for there."""
 
     def _rundir(self) -> str:
         net = self.network
@@ -52,7 +55,7 @@ class IpmcMode(Mode):
     def source_config(self) -> dict[str, Any]:
         """Send to the group; called once the clients have joined, it first waits for FRR's (S, G) tree."""
         if self.network is not None and self.sockdirs:
-            wait_joined(self.network.plan, self.sockdirs)
+            wait_joined(self.network.plan, self.sockdirs, members=self.members)
         return {"mode": self.source_mode, "service": {"addr": GROUP, "port": PORT}}
 
     def client_config(self) -> dict[str, Any]:

@@ -199,22 +199,25 @@ def joined(text: str, source: str, group: str = GROUP) -> bool:
     return str(entry.get("joinState", "")).lower() == "joined"
 
 
-def tree_routers(plan: Any) -> list[str]:
+def tree_routers(plan: Any, members: Any = None) -> list[str]:
     """The routers of the (S, G) distribution tree: the source's border router, the core routers on a path
-    to a client AS with clients, and those ASes' border routers."""
-    members = [a for a in plan.client_ases if a.clients or a.many_host]
+    to a client AS with clients (or, given ``members``, to those AS numbers only), and those ASes' border routers."""
+    members = [a for a in plan.client_ases
+               if (a.clients or a.many_host) and (members is None or a.number in members)]
     out = [plan.source_as.xtr, plan.core]
     out += sorted({a.upstream for a in members} - {plan.core})
     return out + [a.xtr for a in members]
 
 
-def wait_joined(plan: Any, sockdirs: dict[str, str], timeout: float = 20.0, group: str = GROUP) -> float:
-    """Wait until every router of the distribution tree has (S, G) Joined upstream (FRR's view); return seconds.
+def wait_joined(plan: Any, sockdirs: dict[str, str], timeout: float = 20.0, group: str = GROUP,
+                members: Any = None) -> float:
+    """Wait until every router of the distribution tree (to ``members``' ASes, default every AS with clients)
+    has (S, G) Joined upstream (FRR's view); return seconds.
 
     FrrError naming the first router that lags at the deadline.
     """
     t0 = time.monotonic()
-    pending = list(tree_routers(plan))
+    pending = list(tree_routers(plan, members))
     while True:
         pending = [r for r in pending
                    if not joined(vtysh(sockdirs[r], "show ip pim upstream json"), plan.source_eid, group)]

@@ -9,8 +9,9 @@ VLC, ``player_app: vlc``, pipe mode only) records the stream to ``player_file``
 from __future__ import annotations
 
 import ipaddress
+import os
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -50,6 +51,9 @@ class ClientSchema(NodeBase):
     ssm: Ssm | None = None
     """(S, G): join this source-specific multicast channel (IP_ADD_SOURCE_MEMBERSHIP, mode lispmc); each of its
     datagrams counts for every EID of ``eids`` (one copy per host, as multicast delivers)."""
+    ssm_join_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    """With ``ssm``: join only once a file named after one of ``eids`` exists in this directory (the compare
+    experiment's timed joins); the join time is the status file's ``ssm_joined``. Without it: join at start."""
 
     @model_validator(mode="after")
     def _player(self) -> "ClientSchema":
@@ -57,6 +61,10 @@ class ClientSchema(NodeBase):
             raise ValueError("player mode needs 'player_file' (the recorded .ts)")
         if self.player and len(self.eids) > 1:
             raise ValueError("player mode serves one EID ('eids' lists more)")
+        if self.ssm_join_dir is not None and (self.ssm is None or (self.player and self.player_mode == "udp")):
+            raise ValueError("ssm_join_dir needs 'ssm' (the channel to join) and no udp-mode player")
+        if self.ssm_join_dir is not None and not os.path.isdir(self.ssm_join_dir):
+            raise ValueError(f"ssm_join_dir must be an existing directory, got '{self.ssm_join_dir}'")
         if self.player and self.player_app == "vlc" and self.player_mode != "pipe":
             raise ValueError("the VLC player reads the stream through this process: player_mode must be 'pipe'")
         return self
