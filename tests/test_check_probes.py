@@ -35,3 +35,19 @@ def test_patient_probe_takes_a_thousand_targets_as_arguments():
 def test_deadlines_grow_with_the_targets():
     assert _probe_deadline(1, 1.0, 1000) - _probe_deadline(1, 1.0, 1) > 40
     assert PATIENCE + PATIENCE_PER_TARGET * 1000 >= 30  # 1,000 first packets wait for Map-Replies on 2 cores
+
+
+def test_parallel_one_runs_the_probes_one_after_the_other(tmp_path):
+    """parallel=1 (the cross-AS waves): a probe starts only once the previous one ended."""
+    log = tmp_path / "order"
+
+    class Node(LocalNode):
+        def popen(self, argv, **kw):
+            target = argv[-1]
+            argv = ["sh", "-c", f'echo start {target} >> {log}; sleep 0.2; echo end {target} >> {log}; '
+                                f'echo "OK {target}"']
+            return super().popen(argv, **kw)
+
+    res = ping_all([(Node(), ["a"]), (Node(), ["b"]), (Node(), ["c"])], patience=5, parallel=1)
+    assert res == [{"a": True}, {"b": True}, {"c": True}]
+    assert log.read_text().split("\n")[:-1] == ["start a", "end a", "start b", "end b", "start c", "end c"]
