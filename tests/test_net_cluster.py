@@ -69,6 +69,22 @@ def test_placement_keeps_whole_ases_and_the_source_side_on_the_first_server():
     assert set(where) >= {n for n in [plan.core, plan.ms, plan.source_host]}
 
 
+def test_an_unreachable_server_is_one_line(tmp_path, monkeypatch):
+    from testbed.net.cluster_ssh import Ssh
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text("Host *\n  Port 1\n  ConnectTimeout 5\n  StrictHostKeyChecking yes\n"
+                   f"  UserKnownHostsFile {tmp_path}/none\n")
+    monkeypatch.setenv("CORECAST_SSH_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match="cannot reach server '127.0.0.1' by SSH as root") as err:
+        Ssh("127.0.0.1", str(tmp_path)).start_master()
+    assert "\n" not in str(err.value)
+
+
+def test_reaper_usage_is_one_line_exit_2():
+    from testbed.net.cluster_ssh import main
+    assert main(["reap", "abc"]) == 2 and main(["reap", "abc", "x"]) == 2
+
+
 @pytest.mark.net
 def test_smoke_across_two_loopback_servers_matches_the_local_run(tmp_path):
     from sshd_loopback import LoopbackSshd
@@ -109,3 +125,66 @@ def test_smoke_across_two_loopback_servers_matches_the_local_run(tmp_path):
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
     assert [ln for ln in links.splitlines() if ": tap7" in ln] == []  # no tunnel end in the root namespace
     assert leftovers() == ([], [])  # no link named like ours, no process carrying a run's mark
+
+
+def _run_processes(rid: str) -> list[int]:
+    """Processes carrying ``CORECAST_RUN_ID=rid`` (node shells, daemons, tunnel clients of that run)."""
+    mark, out = f"CORECAST_RUN_ID={rid}".encode(), []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/environ", "rb") as fh:
+                    if mark in fh.read().split(b"\0"):
+                        out.append(int(name))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.net
+def test_clean_removes_what_a_killed_cluster_run_left(tmp_path):
+    """SIGKILL a cluster run (AS 1 on 127.0.0.2 behind a tunnel) once its xTRs are registered:
+    ``corecast clean`` leaves no process of the run, no tunnel, no bridge and no SSH session."""
+    import signal
+    import sys
+
+    from conftest import ROOT
+    from nethelpers import wait_for
+    from sshd_loopback import LoopbackSshd
+    from testbed.net import registry
+    from testbed.net.clean import clean
+    os.makedirs(tmp_path / "ssh")
+    sshd = LoopbackSshd(str(tmp_path / "ssh")).start()
+    out = str(tmp_path / "run")
+    env = {**os.environ, "CORECAST_SERVERS": "127.0.0.1,127.0.0.2", "CORECAST_SSH_CONFIG": sshd.ssh_config}
+    proc = None
+    try:
+        registry.acquire_lock(wait=1800)  # held by this test throughout: the dead run cannot clash with anyone
+        try:
+            proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "run_driver.py"), out, "hold",
+                                     "--lisp", "--lock-fd", str(registry._lock_fd)], cwd=ROOT, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    pass_fds=(registry._lock_fd,))
+            line = proc.stdout.readline()  # printed once the map-server and both xTRs are registered
+            assert line.startswith("{"), line + proc.stderr.read()[-3000:]
+            rid = json.loads(line)["run_id"]
+            cl = json.loads(open(os.path.join(out, "cluster.json")).read())
+            assert cl["placement"]["x1"] == "127.0.0.2" and len(cl["tunnels"]) == 1
+            assert _run_processes(rid)  # remote node shells, daemons and the tunnel client are running
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+            summary = clean(verbose=False)  # what 'corecast clean' runs (the lock is this test's already)
+            assert summary["runs_marked_incomplete"] == 1
+            assert wait_for(lambda: not _run_processes(rid), 60), _run_processes(rid)
+        finally:
+            registry.release_lock()
+        assert wait_for(lambda: sshd.session_pids() == [], 60), sshd.session_pids()
+        links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+        assert [ln for ln in links.splitlines() if ": tap7" in ln or f"corecast:{rid}" in ln] == []
+        assert json.loads(open(os.path.join(out, "run.json")).read())["status"] == "incomplete"
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        sshd.stop()
+    assert leftovers() == ([], [])

@@ -30,6 +30,7 @@ import ipaddress
 import itertools
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -218,8 +219,12 @@ class ClusterLink(RemoteLink):
         cmd = shlex.join(["env", *_marks(), *hop])
         tunnel = subprocess.Popen(node1.ssh.argv(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, start_new_session=True, env=_unmarked_env())
-        first = tunnel.stdout.read(1)
+        ready, _, _ = select.select([tunnel.stdout], [], [], SSH_TIMEOUT)  # '@' once the tunnel is up
+        first = tunnel.stdout.read(1) if ready else b""
         if first != b"@":
+            if tunnel.poll() is None:
+                os.killpg(tunnel.pid, signal.SIGKILL)
+                tunnel.wait(5)
             err = (tunnel.stderr.read() or b"").decode(errors="replace").strip()
             raise RuntimeError(f"SSH tunnel {node1.server} -> {node2.server} did not come up: {err[-200:]}")
         TUNNELS.append({"ends": [f"{node1.name}:{intfname1}", f"{node2.name}:{intfname2}"],
