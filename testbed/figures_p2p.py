@@ -2,7 +2,8 @@
 
 * ``p2p.png``: bytes per chunk against gamma, on the source AS's uplink and summed over
   inter-domain links: unicast, CoreCast and P2P (random, local) measured, the P2P model
-  (:mod:`testbed.p2p.model`, chunk copies only) as lines.
+  (:mod:`testbed.p2p.model`) as lines: chunk copies only (dashed), and with the control traffic
+  for each run's timing (the rows' ``model_p2p_interdomain_bytes``, crosses).
 * ``p2p-upload.png``: continuity index and median startup delay against upload capacity.
 * ``channel-change.png``: CDF of join-to-playback (P2P) and join-to-first-chunk (unicast,
   CoreCast) delays, log x axis.
@@ -62,7 +63,13 @@ def plot_p2p(df: pd.DataFrame, run: dict, outdir: str) -> list[str]:
                 if pts and (col == "interdomain_bytes" or pol == "random"):
                     xs, ys = zip(*sorted(pts))
                     ax.plot(xs, ys, "--", color=P2P_COLORS[pol] if col != "core_bytes" else "gray",
-                            label=f"model p2p {pol if col != 'core_bytes' else '(pushes)'}")
+                            label=f"model p2p {pol + ': chunk copies' if col != 'core_bytes' else '(pushes)'}")
+                full = p2p[p2p["policy"] == pol] if "policy" in p2p else p2p.iloc[0:0]
+                if col == "interdomain_bytes" and len(full) and "model_p2p_chunk_bytes" in full:
+                    g = full.groupby("gamma")  # the row's model: chunk copies + control for the run's timing
+                    per = (g["model_p2p_interdomain_bytes"].sum() / g["chunks"].sum()).sort_index()
+                    ax.plot(per.index, per.values, "x-", lw=0.8, color=P2P_COLORS[pol],
+                            label=f"model p2p {pol}: + control")
         ax.set_xlabel("gamma = k / j (peers per AS)")
         ax.set_ylabel("bytes per chunk")
         ax.set_title(title)

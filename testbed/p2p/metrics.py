@@ -27,6 +27,9 @@ class PeerCounters:
     control_bytes: int = 0
     xas_packets: int = 0
     xas_bytes: int = 0
+    xas_chunks: int = 0
+    """CHUNK messages among ``xas_packets`` (the rest is control: buffer maps, requests, JOIN/LEAVE)."""
+    xas_chunk_bytes: int = 0
     packets_received: int = 0
     bytes_received: int = 0
     chunks_received: int = 0
@@ -55,6 +58,9 @@ class PeerCounters:
         if cross_as:
             self.xas_packets += 1
             self.xas_bytes += nbytes
+            if chunk:
+                self.xas_chunks += 1
+                self.xas_chunk_bytes += nbytes
             row = self.xas_by_as.setdefault(-1 if dst_asn is None else dst_asn, [0, 0])
             row[0] += nbytes
             row[1] += 1
@@ -86,8 +92,8 @@ class PeerCounters:
 def swarm_summary(stats: list[dict[str, Any]]) -> dict[str, Any]:
     """Sums and means over peers' :meth:`PeerCounters.as_dict` outputs (continuity over all due chunks)."""
     keys = ("packets_sent", "bytes_sent", "chunks_sent", "chunk_bytes_sent", "control_bytes", "xas_packets",
-            "xas_bytes", "duplicates", "late", "played", "missed", "requests", "timeouts")
-    out: dict[str, Any] = {k: sum(s[k] for s in stats) for k in keys}
+            "xas_bytes", "xas_chunks", "xas_chunk_bytes", "duplicates", "late", "played", "missed", "requests", "timeouts")
+    out: dict[str, Any] = {k: sum(s.get(k, 0) for s in stats) for k in keys}
     due = out["played"] + out["missed"]
     out["peers"] = len(stats)
     out["continuity"] = out["played"] / due if due else 0.0

@@ -11,7 +11,12 @@ makes the link counters exact:
 2. link counters read; the source starts (its tracker binds before it is ready) with
    ``start_at`` a little later; the peer hosts start and join at once;
 3. the stream ends; the peers play until ``stop_at`` (last chunk + B + slack), then send
-   nothing; the link counters are read; SIGTERM; each host writes its peers' results.
+   nothing (each host says ``quiet`` in its status file); the link counters are read once two
+   reads agree (nothing left in the xTRs' queues); SIGTERM; each host writes its peers' results.
+
+The stream starts :func:`start_lead` seconds after the configs are written, longer on a loaded
+machine; if a peer host is still not up by then the stream fails in one line (a late peer
+would miss the first chunks) instead of reporting a continuity that measures the load.
 
 The row has the usual columns plus the P2P metrics (docs/p2p.md) and ``xas_wire_bytes``:
 what the peers and the source say they sent across ASes, IP-encapsulated
@@ -22,7 +27,9 @@ do not (0 expected). links.csv gets a row per (link, direction) whose ``model_by
 expectation; ``model_core_bytes`` / ``model_interdomain_bytes`` are its value on the source
 uplink / its sum (what the generic checks of :func:`experiments.common.check_rows` compare), the
 analytical model (:mod:`testbed.p2p.model`) is in ``model_p2p_core_bytes`` and
-``model_p2p_interdomain_bytes``. On a star core every datagram crosses two links, so
+``model_p2p_interdomain_bytes`` (chunk copies and control; ``model_p2p_chunk_bytes``: chunk copies
+only), beside the measured split ``xas_chunk_copies`` / ``xas_chunk_wire_bytes`` (the rest of
+``xas_wire_bytes`` is control). On a star core every datagram crosses two links, so
 ``interdomain_bytes == 2 * xas_wire_bytes``.
 """
 
@@ -76,6 +83,49 @@ def warm_pairs(net: Any) -> None:
             raise RuntimeError(f"p2p warm-up: {node.name} cannot reach {missing[0]} through LISP")
 
 
+def wait_quiet(peers: list[PeerDaemon], stop_at: float, limit_s: float = 30.0) -> None:
+    """Wait until ``stop_at`` has passed and every peer host says it is quiet (sends nothing any more).
+
+    A one-line DaemonError if a host died, RuntimeError if one is not quiet ``limit_s`` after ``stop_at``.
+    """
+    while True:
+        dead = [p for p in peers if not p.alive()]
+        if dead:
+            raise dead[0].died_line("mid-stream")
+        now = time.time()
+        if now >= stop_at and all(read_status(p.config["status_file"]).get("state") == "quiet" for p in peers):
+            return
+        if now > stop_at + limit_s:
+            raise RuntimeError(f"p2p: peer hosts still sending {limit_s:.0f} s after the playout end")
+        time.sleep(0.1)
+
+
+def settled_links(net: Any, before: dict, gap_s: float = 0.3, limit_s: float = 15.0) -> dict:
+    """What crossed each inter-domain link since ``before``, once two reads ``gap_s`` apart agree on the
+    LISP data (datagrams still queued in an xTR have arrived); the last read after ``limit_s``."""
+    last = net.link_counters.read()
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        time.sleep(gap_s)
+        now = net.link_counters.read()
+        settled = all((now[k].bytes, now[k].packets) == (c.bytes, c.packets) for k, c in last.items())
+        last = now
+        if settled:  # LISP data still; control (Map-Registers) may go on and is counted apart
+            break
+    return link_delta(before, last)
+
+
+def start_lead(peers: int, hosts: int) -> float:
+    """Seconds from now to the stream's start: time for the source and every peer host to start and join.
+
+    About 1 s plus 10 ms per peer and 50 ms per host on an idle machine, times the load (the 1-minute load
+    average per CPU, at least 1): process start-up slows down as the load grows, and a peer that joins after
+    the first chunks were pushed would miss them (:func:`stream_p2p` raises rather than measure that).
+    """
+    load = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    return (1.0 + 0.01 * peers + 0.05 * hosts) * min(load, 4.0)
+
+
 def stream_p2p(net: Any, spec: Any, params: P2PParams,
                churn: dict[str, tuple[float | None, float | None]] | None = None,
                slack_s: float = 1.0) -> dict[str, Any]:
@@ -96,7 +146,7 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
         net.link_counters = LinkCounters(tb, interdomain_links(plan))
         net.link_counters.install()
     knobs = {k: getattr(params, k) for k in P2PParams.__dataclass_fields__}
-    lead = 1.0 + 0.01 * sum(len(eids) for _a, _h, eids in hosts) + 0.05 * len(hosts)
+    lead = start_lead(sum(len(eids) for _a, _h, eids in hosts), len(hosts))
     links0 = net.link_counters.read()
     t_start = time.time() + lead + 0.5
     stream_s = spec.chunks / rate
@@ -126,27 +176,33 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
     try:
         tb.start_daemons([source], timeout=60)
         tb.start_daemons(peers, timeout=30 + 0.02 * len(peers))
+        margin = t_start - time.time()
+        if margin < 0:  # a peer joining after the first chunks would miss them: say so rather than measure that
+            raise RuntimeError(f"p2p: the peers were up {-margin:.1f} s after the stream's start (lead {lead:.1f} s; "
+                               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
         deadline = time.time() + lead + stream_s * 3 + 30
         while source.wait_exit(0.25) is None:
             if time.time() > deadline:
                 raise RuntimeError(f"p2p source did not finish {spec.chunks} chunks in time")
         if source.proc.returncode != 0:
             raise source.died_line("mid-stream")
-        while time.time() < stop_at + 0.5:  # playback drains, then the peers fall quiet
-            dead = [p for p in peers if not p.alive()]
-            if dead:
-                raise dead[0].died_line("mid-stream")
-            time.sleep(0.1)
-        links = link_delta(links0, net.link_counters.read())
+        wait_quiet(peers, stop_at)
+        links = settled_links(net, links0)
     finally:
         tb.stop_daemons(peers)
     net.last_links = links
-    return p2p_row(net, spec, params, source, peers, links, rec_dir)
+    row = p2p_row(net, spec, params, source, peers, links, rec_dir, peer_seconds=stop_at - (t_start - margin))
+    row["start_margin_s"] = round(margin, 3)  # how long before the first chunk every peer host was up
+    return row
 
 
 def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers: list[PeerDaemon],
-            links: dict, rec_dir: str) -> dict[str, Any]:
-    """The measured row of a P2P stream: delivery by digest, P2P metrics, links against the peers' counters."""
+            links: dict, rec_dir: str, peer_seconds: float = 0.0) -> dict[str, Any]:
+    """The measured row of a P2P stream: delivery by digest, P2P metrics, links against the peers' counters.
+
+    ``peer_seconds``: how long the peers exchanged buffer maps (from the hosts' start to the playout end),
+    for the model's control term (testbed.p2p.model.control_bytes_per_chunk).
+    """
     from testbed.stream.records import read_source_record
     plan = net.plan
     src = read_source_record(source.config["record_file"])
@@ -177,6 +233,8 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
                     corrupt += 1
     summary = swarm_summary(stats)
     shape = core_shape(plan)
+    rate = spec.bitrate * spec.speed / (8 * spec.chunk_bytes)
+    pushes, push_bytes = kinds.get("chunk", {}).get("datagrams", 0), kinds.get("chunk", {}).get("bytes", 0)
     xas_wire = src_bytes + WIRE * src_packets + sum(b + WIRE * n for b, n in per_as.values())
     interdomain = sum(c.bytes for c in links.values())
     expected, unplaced = expected_links(plan, flows, links)
@@ -204,7 +262,14 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
         "model_p2p_core_bytes": round(len(src) * source_uplink_bytes_per_chunk(params_row.clients_per_as,
                                                                              spec.chunk_bytes, params.fanout)),
         "model_p2p_interdomain_bytes": round(len(src) * interdomain_bytes_per_chunk(
-            params_row.clients_per_as, params.policy, spec.chunk_bytes, params.fanout)),
+            params_row.clients_per_as, params.policy, spec.chunk_bytes, params.fanout, links_per_copy=2,
+            params=params, rate=rate, chunks=len(src), peer_seconds=peer_seconds)),
+        "model_p2p_chunk_bytes": round(len(src) * interdomain_bytes_per_chunk(
+            params_row.clients_per_as, params.policy, spec.chunk_bytes, params.fanout, params=params)),
+        "chunk_rate": round(rate, 4), "peer_seconds": round(peer_seconds, 3),
+        # what crossed ASes by the senders' counters, on the wire (x 2 links on a star): chunk copies and control
+        "xas_chunk_copies": pushes + summary["xas_chunks"],
+        "xas_chunk_wire_bytes": push_bytes + WIRE * pushes + summary["xas_chunk_bytes"] + WIRE * summary["xas_chunks"],
         "core_bytes": links[shape.source_uplink].bytes, "core_packets": links[shape.source_uplink].packets,
         "control_bytes": sum(c.control_bytes for c in links.values()),
         "interdomain_bytes": interdomain, "max_link_bytes": max((c.bytes for c in links.values()), default=0),
