@@ -79,6 +79,9 @@ def test_compare_reference_reaches_k_1000_on_both_cores():
     assert (b["interdomain_bytes"] == b["model_interdomain_bytes"]).all()
     j = df[df["part"] == "join"]
     assert {"cold", "warm"} <= set(j["cache"]) and j["join_delay_s"].notna().all()
+    assert set(j["mode"]) == set(b["mode"])  # every mode's join delay, (S,G) joins (lispmc, ipmc) included
+    sg = j[j["mode"].isin(["lispmc", "ipmc"])]
+    assert len(sg) == 12 and (sg["eid_delivered"] == sg["eid_expected"]).all() and (sg["graft_extra_bytes"] >= 0).all()
 
 
 def test_loss_reference_shows_corecast_losses_shared_within_an_as():
