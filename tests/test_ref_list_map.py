@@ -212,6 +212,34 @@ def test_bounds_count_and_length():
     assert default.counters["cc-list-too-long"] == 1
 
 
+def test_cold_map_cache_queues_every_bit_then_delivers_and_wrong_hash_gives_nothing():
+    from testbed.lisp.dataplane import RESOLVE
+    etr = make()  # the source's mapping is not cached yet
+    etr.on_message(cc.encode_data(1, 0, CHUNK), ITR, 0.0)
+    assert etr.on_message(rmap("101"), ITR, 1.0) == [(RESOLVE, int.from_bytes(SRC, "big"))]
+    got = tun(etr.on_resolved(int.from_bytes(SRC, "big"), source_site(), 1.1))
+    assert got == [build_ipv4_udp(SRC, A(d), 5000, 6000, CHUNK) for d in ("10.1.0.1", "10.1.0.3")]
+    stale = primed()
+    assert stale.on_message(rmap("111", chunk=b"another chunk"), ITR, 1.0) == []
+    assert stale.counters["hash-mismatch"] == 3
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=30), st.integers(1, 4))
+def test_map_never_more_packets_than_the_refs_it_replaces(offsets, repeats):
+    """Fewer bytes in, never more packets out: the map (sent ``repeats`` times) against its REFs (sent once)."""
+    dsts = sorted({ip(BASE) + o for o in offsets})
+    etr = primed()
+    refs = [cc.encode_ref(1, 0, DIGEST, SRC, eid(d), 5000, 6000) for d in dsts]
+    ref_pkts = sum(len(tun(etr.on_message(r, ITR, 1.0))) for r in refs)
+    bits = "".join("1" if ip(BASE) + i in dsts else "0" for i in range(dsts[-1] - ip(BASE) + 1))
+    msg = rmap(bits)
+    etr = primed()
+    map_pkts = sum(len(tun(etr.on_message(msg, ITR, 1.0))) for _ in range(repeats))
+    assert map_pkts == ref_pkts == len(dsts)
+    assert len(msg) < sum(map(len, refs)) or len(dsts) == 1  # one destination: a REF (32) is shorter
+
+
 def test_unvouched_itr_gets_nothing_from_a_map():
     from test_corecast_defence import OUTSIDER
     etr = make(source_site())
