@@ -156,8 +156,18 @@ def _windowed(sock: socket.socket, server: str, port: int, msgs: list[bytes], wi
         if ready:
             for _ in range(max(1, window // 64)):
                 got = rx.recv()
-                for data, _src, _port in got:
-                    answered, stray = _answer(data, want_type, outstanding, answered, stray, rtts)
+                pop, unpack = outstanding.pop, _NONCE.unpack_from
+                for data, _src, _port in got:  # inline: the load generator must cost less than the server
+                    if len(data) < 12 or data[0] >> 4 != want_type:
+                        stray += 1
+                        continue
+                    sent = pop(unpack(data, 4)[0], None)
+                    if sent is None:
+                        stray += 1
+                        continue
+                    answered += 1
+                    if answered % 97 == 0:
+                        rtts.append(time.perf_counter() - sent)
                 if len(got) < 64:
                     break
         now = time.perf_counter()
@@ -170,20 +180,6 @@ def _windowed(sock: socket.socket, server: str, port: int, msgs: list[bytes], wi
             "per_s": round(answered / elapsed), "window": window, "send_errors": tx.counters["send-error"],
             "rtt_ms_median": round(rtts[len(rtts) // 2] * 1000, 3) if rtts else None,
             "rtt_ms_p99": round(rtts[int(len(rtts) * 0.99)] * 1000, 3) if rtts else None}
-
-
-def _answer(data: memoryview, want_type: int, outstanding: dict[int, float], answered: int, stray: int,
-            rtts: list[float]) -> tuple[int, int]:
-    """Match one answer by nonce; return the updated (answered, stray)."""
-    if len(data) < 12 or data[0] >> 4 != want_type:
-        return answered, stray + 1
-    sent = outstanding.pop(_NONCE.unpack_from(data, 4)[0], None)
-    if sent is None:
-        return answered, stray + 1
-    answered += 1
-    if answered % 97 == 0:
-        rtts.append(time.perf_counter() - sent)
-    return answered, stray
 
 
 # ---------------------------------------------------------------- namespaces
