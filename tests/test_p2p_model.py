@@ -32,6 +32,9 @@ def test_external_copies_and_bytes_per_chunk():
     assert M.external_share([10, 10, 10], "local") * 30 == pytest.approx(4 + 26 / 8)
     assert M.interdomain_bytes_per_chunk([10, 10, 10], "local", P) == pytest.approx((4 + 26 / 8) * (24 + P + 64) * 2)
     assert M.source_uplink_bytes_per_chunk([10, 10, 10], P) == 4 * (24 + P + 64)
+    # 20 ASes, 4 pushes: 4 ASes get a chunk first-hand (1/8 of their pulls external), 16 from outside (1/2)
+    assert M.pull_share([25] * 20, "local") == pytest.approx(0.2 / 8 + 0.8 / 2)
+    assert M.external_share([25] * 20, "local") * 500 == pytest.approx(4 + 496 * 0.425)
 
 
 def test_control_term_counts_buffer_maps_and_requests():

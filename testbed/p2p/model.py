@@ -26,6 +26,9 @@ Shares (``n_a`` peers in AS a, N in all, ``P`` = ``partners``, ``e`` = ``externa
   advertised the chunk before every local one, taken as half the external partners' share
   (``max(e, P - (n_a - 1)) / (2 P)``: 1/8 for the defaults when the AS holds more than P peers).
   In the simulator (testbed/p2p/sim.py) the share is 0.16 at 5 and 10 peers per AS and 0.18 at 2.
+  With more ASes than ``fanout`` only ``fanout`` of them get a chunk first-hand; in the others
+  the external partners hold it a hop before any local one, so the share there is taken as
+  twice the external partners' share (1/2 with the defaults; 0.62 measured at 20 ASes).
 
 Without ``rate`` the model counts chunk copies only (the lower line of the figure). Duplicates
 (0 in every run so far) and the tracker's JOIN/PEERS (once per peer) are left out. What the
@@ -83,7 +86,8 @@ def partner_share(clients_per_as: Sequence[int], policy: str, params: P2PParams 
     return cross / chosen if chosen else 0.0
 
 
-def pull_share(clients_per_as: Sequence[int], policy: str, params: P2PParams | None = None) -> float:
+def pull_share(clients_per_as: Sequence[int], policy: str, params: P2PParams | None = None,
+               fanout: int = 4) -> float:
     """Share of the pulled copies that come from outside the puller's AS (0..1)."""
     p = params or P2PParams()
     if policy != "local":
@@ -92,10 +96,12 @@ def pull_share(clients_per_as: Sequence[int], policy: str, params: P2PParams | N
     total = sum(counts)
     if total <= 1:
         return 0.0
+    pushed = min(1.0, fanout / len(counts))  # ASes that get each chunk first-hand (one push per AS in turn)
     out = 0.0
     for n in counts:
         ext = min(1.0, max(p.external, p.partners - (n - 1)) / p.partners)
-        out += n * ext / 2  # same-AS holders are asked first (see the module docstring)
+        # same-AS holders are asked first; in an AS without a push the external partners hold it a hop earlier
+        out += n * (pushed * ext / 2 + (1.0 - pushed) * min(1.0, 2 * ext))
     return out / total
 
 
@@ -107,7 +113,7 @@ def external_share(clients_per_as: Sequence[int], policy: str, fanout: int = 4,
     if total == 0:
         return 0.0
     push = min(fanout, total)
-    return (push + (total - push) * pull_share(counts, policy, params)) / total
+    return (push + (total - push) * pull_share(counts, policy, params, fanout)) / total
 
 
 def partner_degree(total: int, params: P2PParams | None = None) -> float:
@@ -134,7 +140,7 @@ def control_bytes_per_chunk(clients_per_as: Sequence[int], policy: str, rate: fl
     maps = total * cross_partners * peer_seconds / p.bm_period_s / chunks
     bits = min(chunks, max(1, int(p.window_s * rate))) / 2  # a map covers the chunks held so far (mean)
     map_bytes = BUFFERMAP_HEADER + math.ceil(bits / 8) + WIRE
-    requests = (total - min(fanout, total)) * pull_share(counts, policy, p)
+    requests = (total - min(fanout, total)) * pull_share(counts, policy, p, fanout)
     return maps * map_bytes + requests * (REQUEST_BYTES + WIRE)
 
 
