@@ -128,7 +128,7 @@ def start_lead(peers: int, hosts: int) -> float:
 
 def stream_p2p(net: Any, spec: Any, params: P2PParams,
                churn: dict[str, tuple[float | None, float | None]] | None = None,
-               slack_s: float = 1.0) -> dict[str, Any]:
+               slack_s: float | None = None) -> dict[str, Any]:
     """Run one P2P stream of ``spec`` on ``net`` and return its row (see the module docstring).
 
     ``churn`` maps a peer EID to (join offset, leave offset) in seconds from the stream's start (None:
@@ -150,6 +150,8 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
     links0 = net.link_counters.read()
     t_start = time.time() + lead + 0.5
     stream_s = spec.chunks / rate
+    if slack_s is None:  # playback starts once B s are held: a few buffer-map rounds after B in a big swarm
+        slack_s = 1.0 + 4 * params.bm_period_s
     stop_at = t_start + stream_s + params.buffer_s + slack_s + params.request_timeout_s
     src_cfg = {"mode": "p2p", "eid": plan.source_eid, "src_port": P2P_PORT, "stream_id": 1,
                "chunk_bytes": spec.chunk_bytes, "bitrate": spec.bitrate, "speed": spec.speed, "chunks": spec.chunks,
@@ -280,6 +282,8 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
         "startup_delay_s": summary["startup_delay_s"], "median_startup_s": delays[len(delays) // 2] if delays else None,
         "lag_s": summary["lag_s"], "duplicates": summary["duplicates"], "peer_control_bytes": summary["control_bytes"],
         "peers_started": summary["started"], "played": summary["played"], "missed": summary["missed"],
+        # neither played nor missed: not yet due when the peers stopped, before a late join or after a leave
+        "unplayed_chunks": len(src) * configured - summary["played"] - summary["missed"],
     }
     with open(os.path.join(rec_dir, "startup.json"), "w") as fh:
         json.dump(by_eid, fh)
