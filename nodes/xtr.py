@@ -26,8 +26,8 @@ order and flushed when a batch is full and before the loop waits again.
 ``io_batch`` 0 keeps the plain loop (one system call per datagram), the
 previous implementation, for comparison (bench/bench_corecast.py ``--io``).
 
-Config keys: see :func:`load`. Counters go to ``status_file`` every second and
-at exit; the process is ready (``ready_file``) once its first Map-Register has
+Config keys: see :func:`load`. Counters go to ``status_file`` every
+``status_interval_s`` seconds (default 1) and at exit; the process is ready (``ready_file``) once its first Map-Register has
 been acknowledged by a Map-Notify.
 """
 
@@ -327,7 +327,8 @@ class XtrNode:
         now = time.monotonic()
         self.send_control(self.ctl.start(now))
         ready = False
-        next_status = now
+        next_status = next_write = now
+        status_every = float(self.cfg.get("status_interval_s", 1.0))
         buf = bytearray(65536)
         view = memoryview(buf)
         itr_in, etr_in = self.itr.on_tun_packet, self.etr.on_lisp_packet
@@ -407,7 +408,8 @@ class XtrNode:
                 if self.cc_etr is not None:
                     self.cc_etr.expire(now)
                 self.map_cache.remove_expired(now)
-                if status_file:
+                if status_file and now >= next_write:
+                    next_write = now + status_every
                     write_json_atomic(status_file, self.status())
         if status_file:
             write_json_atomic(status_file, self.status())

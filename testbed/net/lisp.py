@@ -48,6 +48,17 @@ def xtr_config(plan: AddressPlan, a: AsPlan, keys: dict[int, str], register_inte
     return cfg
 
 
+STATUS_ASES = 100
+"""Up to this many ASes every xTR writes its status file every second; above, x_i (i > 0) every
+ases / STATUS_ASES seconds (10 s at 1,000 ASes), x0 still every second (live progress reads it)."""
+
+
+def status_interval(plan: AddressPlan, a: AsPlan) -> float:
+    """Seconds between status-file writes of AS ``a``'s xTR (see :data:`STATUS_ASES`)."""
+    n = len(plan.all_ases)
+    return 1.0 if a.number == 0 or n <= STATUS_ASES else n / STATUS_ASES
+
+
 def lisp_daemons(tb: Any, plan: AddressPlan, rundir: str, register_interval: float = 60.0,
                  expiry_s: float | None = None, xtr_extra: dict[str, Any] | None = None) -> list:
     """The map-server and xTR daemons for ``plan`` (not started)."""
@@ -56,5 +67,6 @@ def lisp_daemons(tb: Any, plan: AddressPlan, rundir: str, register_interval: flo
     daemons: list = [MapServerDaemon(tb.node(plan.ms), plan.ms, rundir, mapserver_config(plan, rundir, keys, expiry))]
     for a in plan.all_ases:
         cfg = xtr_config(plan, a, keys, register_interval, **(xtr_extra or {}))
+        cfg.setdefault("status_interval_s", status_interval(plan, a))
         daemons.append(XtrDaemon(tb.node(a.xtr), a.xtr, rundir, cfg))
     return daemons

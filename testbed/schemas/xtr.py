@@ -61,6 +61,10 @@ class XtrConfig(NodeBase):
     """Chunks the CoreCast ETR keeps from ITRs not yet vouched for by the mapping system."""
     corecast_service: CoreCastService | None = None
     register_interval_s: float = Field(60.0, gt=0, le=86400)
+    status_interval_s: float = Field(1.0, gt=0, le=3600)
+    """Seconds between two writes of ``status_file`` (also written at exit); the testbed lengthens it at
+    scale (testbed.net.lisp.status_interval: 1,000 xTRs writing into one directory every second kept
+    most of them blocked on its lock)."""
     request_timeout_s: float = Field(1.0, gt=0, le=60)
     request_tries: int = Field(3, ge=1, le=100)
     queue_limit: int = Field(64, ge=1, le=100_000)

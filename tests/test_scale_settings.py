@@ -1,0 +1,40 @@
+"""Settings that keep a 1,000-AS network light: xTR status files written less often at scale."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodes.xtr import load
+from testbed.addressing import make_plan
+from testbed.net.lisp import STATUS_ASES, lisp_daemons, status_interval
+from testbed.nodeutil import ConfigError
+from testbed.params import topo_params
+
+
+class FakeTb:
+    def node(self, name):
+        return name
+
+
+def plan_of(ases: int):
+    return make_plan(topo_params({"ases": ases, "clients": 1, "client_hosts": "per-as"}))
+
+
+def test_status_interval_grows_above_a_hundred_ases_but_not_for_x0():
+    small, big = plan_of(4), plan_of(1000)
+    assert {status_interval(small, a) for a in small.all_ases} == {1.0}
+    assert status_interval(big, big.all_ases[0]) == 1.0
+    assert status_interval(big, big.all_ases[1]) == pytest.approx(1001 / STATUS_ASES)
+
+
+def test_lisp_daemons_render_the_interval_and_the_xtr_accepts_it(tmp_path):
+    plan = plan_of(150)
+    daemons = lisp_daemons(FakeTb(), plan, str(tmp_path))
+    xtrs = [d for d in daemons if d.program == "xtr"]
+    assert xtrs[0].config["status_interval_s"] == 1.0
+    assert xtrs[1].config["status_interval_s"] == pytest.approx(151 / STATUS_ASES)
+    cfg = dict(xtrs[1].config)
+    xtrs[1].render()  # the run directory's config/, logs/ and state/
+    assert load(cfg)["status_interval_s"] == pytest.approx(1.51)
+    with pytest.raises(ConfigError):
+        load(dict(cfg, status_interval_s=0))
