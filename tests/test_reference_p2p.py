@@ -11,12 +11,12 @@ import pandas as pd
 from conftest import ROOT, corecast
 
 REFERENCE = os.path.join(ROOT, "results", "reference")
-NAMES = ["p2p", "p2p-upload", "channel-change"]
+NAMES = ["p2p", "p2p-upload", "channel-change", "p2p-scale"]
 
 
-def _df(name: str) -> pd.DataFrame:
+def _df(name: str, experiment: str | None = None) -> pd.DataFrame:
     run = json.load(open(os.path.join(REFERENCE, name, "run.json")))
-    assert run["experiment"] == name and run["status"] == "complete"
+    assert run["experiment"] == (experiment or name) and run["status"] == "complete"
     return pd.read_csv(os.path.join(REFERENCE, name, "measurements.csv"))
 
 
@@ -31,6 +31,31 @@ def test_p2p_reference_is_exact_and_locality_saves():
     assert (base["core_bytes"] == base["model_core_bytes"]).all()
     by = p2p.pivot_table(index="gamma", columns="policy", values="interdomain_bytes")
     assert (by.loc[by.index >= 5, "local"] < by.loc[by.index >= 5, "random"]).all()
+
+
+def test_p2p_reference_model_within_a_quarter_of_the_measured_points():
+    """The model (chunk copies + control, docs/model.md "P2P") against every measured P2P point; the rows carry
+    the senders' split of what crossed ASes (chunk copies and control), which must add up to the links' bytes."""
+    p2p = _df("p2p").query("mode == 'p2p'")
+    err = p2p["model_p2p_interdomain_bytes"] / p2p["interdomain_bytes"] - 1
+    assert (err.abs() < 0.25).all(), err.tolist()
+    assert (p2p["xas_chunk_wire_bytes"] < p2p["xas_wire_bytes"]).all()
+    assert (p2p["model_p2p_chunk_bytes"] < p2p["model_p2p_interdomain_bytes"]).all()
+
+
+def test_p2p_scale_reference_500_peers_in_20_ases():
+    """Issue 14 acceptance item 4: 500 peers in 20 ASes (25 per peer host) in one run, every chunk played."""
+    df = _df("p2p-scale", "p2p")
+    assert list(df["policy"]) == ["random", "local"]
+    assert (df["clients"] == 500).all() and (df["active_ases"] == 20).all() and (df["peers_started"] == 500).all()
+    # every chunk due before the peers stopped was played with the source's digest, none missed
+    assert (df["continuity"] == 1.0).all() and (df["missed"] == 0).all()
+    assert (df["delivered_chunks"] == df["played"]).all()
+    assert (df["delivered_chunks"] >= 0.9 * df["expected_chunks"]).all()
+    assert (df["links_self_mismatches"] == 0).all() and (df["corrupt_chunks"] == 0).all()
+    assert (df["interdomain_bytes"] == 2 * df["xas_wire_bytes"]).all()
+    random, local = df.iloc[0], df.iloc[1]
+    assert local["interdomain_bytes"] < random["interdomain_bytes"]
 
 
 def test_p2p_upload_reference_continuity_below_one_only_under_1x():
