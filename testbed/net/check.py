@@ -1,6 +1,8 @@
 """Reachability checks of a running testbed, printed as a table; every check is linear in the ASes.
 
 * every host reaches its AS's border router (EID LAN): one ping per host;
+  (these rows too ping once a second until the first answer, up to :data:`PATIENCE` s:
+  on a loaded machine 1 of 1,000 simultaneous first echoes can miss its one second);
 * RLOC space: every border router reaches the mapping host, the source AS's border
   router and its next :data:`RING` neighbours (AS numbers modulo the AS count), and
   the source AS's border router reaches every other one: about (RING + 3) pings per AS
@@ -246,11 +248,11 @@ def run_checks(tb: Any, plan: AddressPlan, lisp: bool = False, routing: list[Any
     for a in plan.all_ases:
         hosts = sorted({h for h, _ in a.clients} | ({plan.source_host} if a.number == 0 else set()))
         host_jobs += [(h, a) for h in hosts]
-    res = ping_all([(tb.node(h), [a.xtr_lan_ip]) for h, a in host_jobs])
+    res = ping_all([(tb.node(h), [a.xtr_lan_ip]) for h, a in host_jobs], patience=PATIENCE)
     fails = [f"{h}->{a.xtr}" for (h, a), r in zip(host_jobs, res) if not r[a.xtr_lan_ip]]
     rows.append(CheckRow("hosts reach their border router", len(host_jobs) - len(fails), len(host_jobs), True, fails))
     targets = rloc_targets(plan)
-    res = ping_all([(tb.node(x), t) for x, t in targets.items()])
+    res = ping_all([(tb.node(x), t) for x, t in targets.items()], patience=PATIENCE)
     ok = sum(sum(r.values()) for r in res)
     total = sum(len(r) for r in res)
     fails = [f"{x}->{t}" for x, r in zip(targets, res) for t, v in r.items() if not v]
