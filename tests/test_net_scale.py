@@ -14,7 +14,7 @@ from testbed.experiment import parse_experiment_params
 from testbed.nodeutil import ConfigError
 
 COLUMNS = ("bringup_s", "teardown_s", "point_s", "mem_base_mib", "mem_peak_mib", "mem_delta_mib", "itr_cpu_s",
-           "itr_cpu_pct", "stream_s", "speed", "j", "target_gamma")
+           "itr_cpu_pct", "warmup_delivered", "stream_s", "speed", "j", "target_gamma")
 
 
 def test_default_points_reach_1000_ases_and_100000_clients():
@@ -35,6 +35,7 @@ def test_default_points_reach_1000_ases_and_100000_clients():
     (["ases=5"], "set by this experiment's sweep"),
     (["mem_interval_s=0"], "mem_interval_s"),
     (["gammas=0.5"], "outside 1"),
+    (["warmup_chunks=101"], "warmup_chunks"),
 ])
 def test_bad_parameters_are_one_line_errors(sets, words):
     with pytest.raises(ConfigError) as err:
@@ -83,6 +84,7 @@ def test_tiny_scale_run_every_chunk_delivered_and_core_bytes_on_the_model(tmp_pa
     assert list(df["clients"]) == [6, 24] and list(df["active_ases"]) == [3, 12]
     assert (df["delivered_chunks"] == df["expected_chunks"]).all() and list(df["expected_chunks"]) == [18, 72]
     assert (df["corrupt_chunks"] == 0).all()
+    assert list(df["warmup_delivered"]) == list(df["warmup_expected"]) == [12, 48]  # 2 chunks, not recorded
     assert list(df["core_bytes"]) == list(df["model_core_bytes"]) == [3 * (3 * 1364 + 6 * 68), 3 * (12 * 1364 + 24 * 68)]
     for col in COLUMNS:
         assert df[col].notna().all(), col
