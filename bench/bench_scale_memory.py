@@ -12,7 +12,8 @@ the many-clients host m_i, plus one Linux bridge per AS LAN). In that one networ
    map-server and every xTR started and registered (``testbed.session.start_lisp``),
    then one client program (``nodes.client``, 1 EID) on ``--client-procs`` hosts:
    per process class its USS, PSS and RSS (mean and sum), the zygote's, the time to
-   register, and the machine's used-memory rise; then every daemon stopped.
+   register, the CPU seconds per second all idle xTRs use together (over 5 s), and the
+   machine's used-memory rise; then every daemon stopped.
 
 With ``--check ASES,CLIENTS`` it instead runs ``corecast check --set ases=ASES --set
 clients=CLIENTS`` (what the CLI verb calls, in this process once the testbed lock is ours;
@@ -21,6 +22,9 @@ sampling ``/proc/meminfo`` every 0.5 s: the machine's used memory before, at its
 and after, the check's own time lines, and what the teardown left: processes carrying
 the run's ``CORECAST_RUN`` mark and root-namespace links with the run's
 ``corecast:<run id>`` alias. Saved as ``scale_check-ASES.json``.
+
+First, in-process: the Python heap of a Map-Server core (tracemalloc) with the sites of
+1,000 ASes configured, then all registered.
 
 USS (private pages) is what one more daemon costs; PSS splits shared pages among
 their sharers, so summed PSS is the class's real share of RAM. Run as root::
@@ -121,12 +125,17 @@ def one_mode(tb: Any, plan: Any, rundir: str, mode: str, client_procs: int) -> d
     time.sleep(2.0)  # let every daemon reach its steady loop (first status file written)
     m1 = meminfo()
     xtrs = [d.proc.pid for d in lisp if d.program == "xtr"]
+    from testbed.measure import cpu_seconds
+    c0, w0 = sum(cpu_seconds(p) or 0.0 for p in xtrs), time.monotonic()
+    time.sleep(5.0)
+    idle_cpu = (sum(cpu_seconds(p) or 0.0 for p in xtrs) - c0) / (time.monotonic() - w0)
     out: dict[str, Any] = {
         "mode": mode, "lisp_up_s": round(t_lisp, 2), "clients_up_s": round(t_clients, 2),
         "xtr": summarize(xtrs), "mapserver": summarize([lisp[0].proc.pid]),
         "client": summarize([d.proc.pid for d in clients]),
         "used_rise_mib": round((used_kib(m1) - used_kib(m0)) / KIB, 1),
         "kernel_rise_mib": round((kernel_kib(m1) - kernel_kib(m0)) / KIB, 1),
+        "idle_xtr_cpu_per_s": round(idle_cpu, 3),
     }
     z = dmod._zygote
     if mode == "fork" and z is not None:
@@ -138,6 +147,35 @@ def one_mode(tb: Any, plan: Any, rundir: str, mode: str, client_procs: int) -> d
     out["stop_s"] = round(time.monotonic() - t2, 2)
     time.sleep(1.0)
     return out
+
+
+def mapserver_table(ases: int) -> dict[str, Any]:
+    """Python heap (tracemalloc) of a Map-Server core with ``ases + 1`` sites, configured and then registered
+    (the plan's own config, rows restored as from its table file); KiB per site."""
+    import tracemalloc
+    from nodes.mapserver import load
+    from testbed.addressing import make_plan
+    from testbed.lisp.mapserver import MapServer
+    from testbed.net.lisp import mapserver_config, site_keys
+    from testbed.params import topo_params
+    plan = make_plan(topo_params({"ases": ases, "clients": 1, "client_hosts": "per-as"}))
+    cfg = mapserver_config(plan, "/nonexistent", site_keys(plan))
+    cfg.pop("table_file")
+    now = time.time()
+    rows = [{"site": f"as{a.number}", "prefix": a.eid_prefix, "ttl_min": 1440, "expires_at": now + 180,
+             "rlocs": [{"rloc": a.rloc, "priority": 1, "weight": 100, "corecast": True, "reachable": True}]}
+            for a in plan.all_ases]
+    tracemalloc.start()
+    t0 = tracemalloc.get_traced_memory()[0]
+    sites, opts = load(cfg)
+    ms = MapServer(sites, **opts)
+    t1 = tracemalloc.get_traced_memory()[0]
+    loaded = ms.restore(rows, now)
+    t2 = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    n = len(plan.all_ases)
+    return {"sites": n, "registered": loaded, "configured_kib_per_site": round((t1 - t0) / KIB / n, 2),
+            "registered_kib_per_site": round((t2 - t1) / KIB / n, 2)}
 
 
 def run(ases: int, modes: list[str], client_procs: int) -> dict[str, Any]:
@@ -288,7 +326,8 @@ def main() -> int:
         if not args.no_save:
             print("saved", common.save_result(f"scale_check-{ases}-{args.launch}", result))
         return 0 if result["exit"] == 0 else 1
-    result = {"machine": common.machine_info(), **run(args.ases, args.modes.split(","), args.client_procs)}
+    result = {"machine": common.machine_info(), "mapserver_table": mapserver_table(1000),
+              **run(args.ases, args.modes.split(","), args.client_procs)}
     result["machine"]["loadavg_end"] = common.loadavg()
     import json
     print(json.dumps(result, indent=1))
