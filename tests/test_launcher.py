@@ -223,3 +223,17 @@ def test_exec_mode_and_own_commands_are_not_forked(holder, tmp_path, monkeypatch
             return ["true"]
     assert not Own(NsNode(holder), "ms", str(tmp_path), {}).forkable()
     assert parent_watch_fd() == watch_env({})[0]
+
+
+def test_a_zygote_that_cannot_start_is_a_one_line_daemon_error(holder, tmp_path, monkeypatch):
+    from testbed.net.launcher import LauncherError
+
+    def broken(env):
+        raise LauncherError("the zygote did not become ready within 60 s")
+    monkeypatch.setenv("CORECAST_LAUNCH", "fork")
+    monkeypatch.setattr(daemon_mod, "zygote", broken)
+    d = MapServerDaemon(NsNode(holder), "ms", str(tmp_path), ms_config(tmp_path))
+    with pytest.raises(DaemonError) as err:
+        d.start()
+    assert str(err.value) == "ms (mapserver) could not be started: the zygote did not become ready within 60 s"
+    assert d.proc is None

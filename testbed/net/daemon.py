@@ -155,10 +155,14 @@ class Daemon:
         log = open(self.log_path, "ab")
         try:
             if self.forkable():
+                from testbed.net.launcher import LauncherError
                 pid = getattr(self.node, "pid", None) if getattr(self.node, "inNamespace", True) else None
-                self.proc = zygote(env).spawn([f"nodes.{self.program}", *self.command()[3:]], log.fileno(), env, PROJECT_ROOT, pid,
-                                              module=f"nodes.{self.program}", watch_fd=fds[0],
-                                              cmdline=self.command())
+                try:
+                    self.proc = zygote(env).spawn([f"nodes.{self.program}", *self.command()[3:]], log.fileno(), env,
+                                                  PROJECT_ROOT, pid, module=f"nodes.{self.program}",
+                                                  watch_fd=fds[0], cmdline=self.command())
+                except LauncherError as exc:
+                    raise DaemonError(f"{self.name} ({self.program}) could not be started: {exc}") from None
                 return
             self.proc = self.node.popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT, env=env, pass_fds=fds)
