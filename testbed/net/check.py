@@ -1,17 +1,19 @@
 """Reachability checks of a running testbed, printed as a table; every check is linear in the ASes.
 
 * every host reaches its AS's border router (EID LAN): one ping per host;
-  (these rows too ping once a second until the first answer, up to :data:`PATIENCE` s:
-  on a loaded machine 1 of 1,000 simultaneous first echoes can miss its one second);
 * RLOC space: every border router reaches the mapping host, the source AS's border
   router and its next :data:`RING` neighbours (AS numbers modulo the AS count), and
   the source AS's border router reaches every other one: about (RING + 3) pings per AS
   instead of all pairs;
 * without LISP, EIDs of different ASes must NOT reach each other (the source pings one
   client EID per AS); with the xTRs running (``lisp=True``) they must, by ping (every
-  client AS, in waves of :data:`WAVE` ASes, each EID pinged once a second until it
-  answers, up to :data:`PATIENCE` s plus :data:`PATIENCE_PER_TARGET` per AS) and by UDP (a sample of at most :data:`UDP_SAMPLE`
-  ASes, spread evenly).
+  client AS, in waves of :data:`WAVE` ASes) and by UDP (a sample of at most
+  :data:`UDP_SAMPLE` ASes, spread evenly).
+
+The rows that expect an answer ping once a second until the first one, up to
+:data:`PATIENCE` s (through LISP, plus :data:`PATIENCE_PER_TARGET` per AS): on a loaded
+machine one of 1,000 simultaneous first echoes can miss a single second, and a first
+packet through LISP waits for its Map-Reply. The row that expects silence sends one echo.
 
 Every probe runs through the node's ``popen`` (targets are arguments, never a long
 shell line) with a deadline; a probe that overruns it raises
