@@ -30,6 +30,12 @@ def _wait(pred, timeout: float) -> bool:
     return False
 
 
+def _lead() -> float:
+    """Seconds from the source's start to its first chunk: 3 s, longer on a loaded machine (the source's own
+    start-up must end, and every peer must have joined the tracker, before the first push)."""
+    return 3.0 * min(4.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+
+
 def _start(module: str, cfg: dict, path) -> subprocess.Popen:
     path.write_text(json.dumps(cfg))
     return subprocess.Popen([sys.executable, "-m", module, "--config", str(path)], cwd=ROOT,
@@ -53,7 +59,7 @@ def run_swarm(tmp_path, upload: float, policy: str = "random", base_port: int = 
         assert _wait(lambda: all((tmp_path / f"p{a}.ready").exists() for a in hosts), 30)
         src_cfg = {"name": "src", "mode": "p2p", "eid": "127.0.0.10", "src_port": base_port,
                    "bitrate": int(RATE * P * 8), "chunks": CHUNKS, "content": f"file:{content}",
-                   "start_at": time.time() + 3.0, "p2p": {"asn": 0, "tracker_port": base_port + 1,
+                   "start_at": time.time() + _lead(), "p2p": {"asn": 0, "tracker_port": base_port + 1,
                                                           "params": params},
                    "ready_file": str(tmp_path / "src.ready"), "record_file": str(tmp_path / "src.rec"),
                    "status_file": str(tmp_path / "src.status")}
