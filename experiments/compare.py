@@ -129,6 +129,7 @@ def source_joined(mode: str) -> bool:
 def join_points(params: dict[str, Any]) -> list[Point]:
     """One join network per mode on the star (join's topology, ``join_reps`` cold and warm joins); a mode whose
     clients join (S,G) themselves gets one host per client (each host's join is its own)."""
+    from testbed.modes import get_mode
     if not params["join_reps"]:
         return []
     jp = dict(params, reps=params["join_reps"], speed=params["join_speed"])
@@ -137,7 +138,7 @@ def join_points(params: dict[str, Any]) -> list[Point]:
                   chunks=join_exp.stream_chunks(jp if source_joined(m) else sg),
                   topo={**join_exp.topology(jp), **({} if source_joined(m) else {"client_hosts": "per-client"})},
                   row={"core": "star", "part": "join"})
-            for m in modes_of(params)]
+            for m in modes_of(params) if getattr(get_mode(m), "layer", "network") == "network"]  # p2p: channel-change
 
 
 def sg_audience(src: Any, receipts: dict[str, Any], clients: list[Any]) -> Any:
