@@ -53,3 +53,29 @@ def test_tiny_loss_zero_delivers_all_five_percent_loses_some(tmp_path):
     assert per[per["loss_permille"] == 50]["lost"].sum() > 0
     assert (out / "figures" / "loss.png").is_file()
     assert leftovers() == ([], [])
+
+
+def test_compare_times_sg_joins_of_lispmc_and_ipmc(tmp_path):
+    """lispmc and ipmc: the clients' own (S,G) joins timed cold and warm (they used to be skipped).
+
+    One warm join (a second host of AS 1, whose LAN already carries the channel) and one cold
+    join (the first receiver of AS 2) per mode: each got its first chunk, every chunk from then
+    on arrived intact, and the stream's bytes equal the model fed with that audience.
+    """
+    out = tmp_path / "compare"
+    res = corecast("run", "compare", "--set", "ases=2", "--set", "gammas=1", "--set", "cores=star",
+                   "--set", "chunks=5", "--set", "join_reps=1", "--set", "modes=lispmc,ipmc",
+                   "--out", str(out), timeout=2400)  # up to CORECAST_LOCK_WAIT (1800 s) for the lock, then ~40 s
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "SKIPPED" not in res.stdout
+    df = pd.read_csv(out / "measurements.csv")
+    j = df[df["part"] == "join"]
+    assert sorted(zip(j["mode"], j["cache"])) == [("ipmc", "cold"), ("ipmc", "warm"), ("lispmc", "cold"),
+                                                   ("lispmc", "warm")]
+    assert j["join_delay_s"].notna().all() and (j["join_delay_s"] > 0).all()
+    assert (j["transit_s"] >= 0).all()  # (wait_s may be < 0: a chunk already in flight at the join)
+    assert (j["eid_delivered"] == j["eid_expected"]).all() and (j["eid_expected"] > 0).all()
+    assert (j["delivered_chunks"] == j["expected_chunks"]).all() and (j["corrupt_chunks"] == 0).all()
+    assert (j["core_bytes"] == j["model_core_bytes"]).all()
+    assert (j["graft_extra_bytes"] >= 0).all() and (j["graft_extra_bytes"] <= 64 + 1316).all()  # one cold join
+    assert leftovers() == ([], [])
