@@ -95,3 +95,26 @@ def test_tiny_scale_run_every_chunk_delivered_and_core_bytes_on_the_model(tmp_pa
     assert leftovers() == ([], [])
     again = corecast("figures", str(out), timeout=300)
     assert again.returncode == 0 and "scale.png" in again.stdout
+
+
+def test_reference_runs_complete_exact_and_rebuild(tmp_path):
+    import os
+    import shutil
+    from conftest import ROOT
+    ref = os.path.join(ROOT, "results", "reference", "scale")
+    runs = sorted(d for d in os.listdir(ref) if os.path.isfile(os.path.join(ref, d, "run.json")))
+    assert "small" in runs
+    for name in runs:
+        run = json.loads(open(os.path.join(ref, name, "run.json")).read())
+        assert run["experiment"] == "scale" and run["status"] == "complete", name
+        df = pd.read_csv(os.path.join(ref, name, "measurements.csv"))
+        assert (df["delivered_chunks"] == df["expected_chunks"]).all() and (df["corrupt_chunks"] == 0).all(), name
+        assert (df["core_bytes"] == df["model_core_bytes"]).all(), name
+        assert (df["bringup_s"] > 0).all() and (df["mem_peak_mib"] > df["mem_base_mib"]).all(), name
+    copy = tmp_path / "scale"
+    shutil.copytree(ref, copy)
+    for fig in copy.glob("*/figures/*"):
+        fig.unlink()
+    res = corecast("figures", str(copy), timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert all((copy / name / "figures" / "scale.png").stat().st_size > 10_000 for name in runs)
