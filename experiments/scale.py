@@ -44,15 +44,18 @@ from testbed.params import MAX_CLIENTS
 DESCRIPTION = "scale: j = 10..1,000 ASes at gamma 10 and 100 (k up to 100,000): bring-up, memory, ITR CPU, delivery"
 DEFAULTS: dict[str, Any] = {
     "js": "10,100,500,1000", "gammas": "10,100", "chunks": 5, "chunk_bytes": 1316, "bitrate": 1_000_000,
-    "speed": 10.0, "max_pps": 15000, "content": "file", "client_hosts": "per-as", "modes": "corecast",
+    "speed": 10.0, "max_pps": 15000, "content": "file", "client_hosts": "per-as",
     "mem_interval_s": 0.5, "warmup_chunks": 2,
 }
+MODES = "corecast"
+"""The modes streamed when ``modes`` is not set."""
 MEMINFO = "/proc/meminfo"
 
 
 def validate(params: dict[str, Any]) -> None:
     """js within 1..4,000, gammas >= 1, k = j gamma within 1..100,000 at every point; one-line ConfigError."""
     check_common(params)
+    params.setdefault("modes", MODES)
     reject_swept(params, DEFAULTS, ("ases", "clients", "total", "distribution"),
                  "choose the points with js=10,100 and gammas=10,100")
     params["js"] = parse_list(params["js"], "js", int, 1, MAX_PLAN_ASES)

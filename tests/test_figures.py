@@ -87,6 +87,10 @@ def synthetic(name: str) -> pd.DataFrame:
     elif name == "batch":  # issue 15: REF-LISTs against gamma (testbed.figures_batch)
         rows = [_row(name, m, [g] * 2, active_ases=2) for g in (1, 10, 100)
                 for m in ("unicast", "corecast", "corecast-batch", "corecast-src")]
+    elif name == "scale":  # issue 16: bring-up, memory, ITR CPU against j and k (testbed.figures_scale)
+        rows = [_row(name, "corecast", [g] * j, point=f"j{j}-g{g}", j=j, target_gamma=g, bringup_s=0.1 * j,
+                     teardown_s=0.02 * j, mem_delta_mib=15.0 * j, itr_cpu_s=1e-5 * g * j * 100, stream_s=2.0,
+                     speed=0.5) for j in (2, 10) for g in (10, 100)]
     else:
         raise KeyError(name)
     return pd.DataFrame(rows)
