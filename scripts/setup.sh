@@ -42,7 +42,17 @@ if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   command -v apt-get >/dev/null || { echo "setup: no apt-get; install these by hand: ${missing[*]}" >&2; exit 1; }
   apt-get update -q >/dev/null
+  # The testbed starts its own FRR daemons and a loopback-only sshd per test: keep the packages
+  # (frr, openssh-server) from starting system services (policy-rc.d 101, honoured by systemd's
+  # deb-systemd-invoke too), unless the machine already has a policy of its own.
+  policy=/usr/sbin/policy-rc.d made_policy=0
+  if [[ ! -e $policy && -d /usr/sbin ]]; then
+    trap 'rm -f "$policy"' EXIT
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy" && made_policy=1
+  fi
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  if ((made_policy)); then rm -f "$policy"; fi
+  trap - EXIT
   if [[ -z $PY ]]; then PY=$(command -v python3); fi
 else
   echo "setup: Debian packages already present"
