@@ -62,6 +62,7 @@ class ClientConfig:
     player_app: str = "ffmpeg"
     ssm: tuple[str, str] | None = None
     ssm_join_dir: str | None = None
+    status_interval_s: float = 1.0
 
 
 def parse_config(cfg: dict) -> ClientConfig:
@@ -69,7 +70,7 @@ def parse_config(cfg: dict) -> ClientConfig:
     c = parse(ClientSchema, cfg)
     return ClientConfig(c.name, c.port, c.bind, list(c.eids), c.record_file, c.status_file, c.player,
                         c.player_mode, c.player_file, c.count_frames, c.rcvbuf, c.player_app,
-                        (c.ssm.source, c.ssm.group) if c.ssm else None, c.ssm_join_dir)
+                        (c.ssm.source, c.ssm.group) if c.ssm else None, c.ssm_join_dir, c.status_interval_s)
 
 
 def vlc_command(as_root: bool | None = None) -> list[str]:
@@ -233,7 +234,7 @@ class ClientNode:
         """Receive until SIGTERM; return the exit code."""
         self.state = "receiving"
         self.write_status()
-        next_status = time.time() + 1.0
+        next_status = time.time() + self.conf.status_interval_s
         if self.conf.player and self.conf.player_mode == "udp":  # ffmpeg receives
             while not self.stop.is_set():
                 if self.player.poll() is not None:
@@ -241,7 +242,7 @@ class ClientNode:
                 time.sleep(0.1)
                 if time.time() >= next_status:
                     self.write_status()
-                    next_status = time.time() + 1.0
+                    next_status = time.time() + self.conf.status_interval_s
             return 0
         recvmsg = self.sock.recvmsg
         blake2b = hashlib.blake2b
@@ -296,7 +297,7 @@ class ClientNode:
             now = time.time()
             if now >= next_status:
                 self.write_status()
-                next_status = now + 1.0
+                next_status = now + self.conf.status_interval_s
         return 0
 
     def _multicast(self, t: float, data: bytes, add) -> None:

@@ -24,6 +24,7 @@ from testbed.net.capture import Capture, capture_comment, read_counters
 from testbed.net.daemon import ClientDaemon, Daemon, SourceDaemon, first_dead
 from testbed.net.links import LinkCaptures, LinkCounters, core_shape, interdomain_links
 from testbed.net.links import delta as link_delta
+from testbed.net.lisp import STATUS_ASES
 from testbed.net.network import Testbed
 from testbed.nodeutil import read_status
 from testbed.params import topo_params
@@ -141,8 +142,10 @@ class Network:
         rec_dir = os.path.join(self.ctx.run.path, "records", tag)
         os.makedirs(rec_dir, exist_ok=True)
         daemons = []
+        ases = len(self.plan.all_ases)  # above STATUS_ASES ASes, status files are written less often
+        every = 1.0 if ases <= STATUS_ASES else ases / STATUS_ASES
         for host, eids in by_host.items():
-            cfg: dict[str, Any] = {"port": port, "bind": "0.0.0.0", "eids": eids,
+            cfg: dict[str, Any] = {"port": port, "bind": "0.0.0.0", "eids": eids, "status_interval_s": every,
                                    "record_file": os.path.join(rec_dir, f"{host}.bin"), **(extra or {})}
             if player and len(eids) == 1:
                 cfg.update(player=True, player_mode="pipe", player_file=os.path.join(rec_dir, f"{host}-player.ts"),

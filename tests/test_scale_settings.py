@@ -38,3 +38,26 @@ def test_lisp_daemons_render_the_interval_and_the_xtr_accepts_it(tmp_path):
     assert load(cfg)["status_interval_s"] == pytest.approx(1.51)
     with pytest.raises(ConfigError):
         load(dict(cfg, status_interval_s=0))
+
+
+def test_clients_write_their_status_less_often_above_a_hundred_ases_too(tmp_path):
+    """At 1,000 ASes the clients' status files, one per host each second, kept 703 clients in D state
+    on the state directory's lock and lost most chunks (scale, j = 1,000): they follow the xTRs' rule."""
+    from nodes.client import parse_config
+    from testbed.measure import Network
+
+    class Ctx:
+        class run:
+            path = str(tmp_path)
+
+    for ases, every in ((4, 1.0), (150, 151 / STATUS_ASES)):
+        net = Network.__new__(Network)
+        net.plan, net.tb, net.ctx = plan_of(ases), FakeTb(), Ctx
+        clients = net.client_daemons("t", 5000)
+        assert clients and all(c.config["status_interval_s"] == pytest.approx(every) for c in clients)
+    cfg = {"name": "c", "port": 5000, "bind": "0.0.0.0", "eids": ["10.1.0.10"]}
+    assert parse_config(cfg).status_interval_s == 1.0
+    assert parse_config(dict(cfg, status_interval_s=2.5)).status_interval_s == 2.5
+    for bad in (0, -1, "x"):
+        with pytest.raises(ConfigError):
+            parse_config(dict(cfg, status_interval_s=bad))

@@ -50,7 +50,8 @@ def xtr_config(plan: AddressPlan, a: AsPlan, keys: dict[int, str], register_inte
 
 STATUS_ASES = 100
 """Up to this many ASes every xTR writes its status file every second; above, x_i (i > 0) every
-ases / STATUS_ASES seconds (10 s at 1,000 ASes), x0 still every second (live progress reads it)."""
+ases / STATUS_ASES seconds (10 s at 1,000 ASes), x0 still every second (live progress reads it).
+The stream's clients follow the same rule (testbed.measure.Network.client_daemons)."""
 
 
 def status_interval(plan: AddressPlan, a: AsPlan) -> float:

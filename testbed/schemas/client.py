@@ -48,6 +48,8 @@ class ClientSchema(NodeBase):
     player_file: OutPath | None = None
     count_frames: bool = True
     rcvbuf: int = Field(8 << 20, ge=4096, le=1 << 30)
+    status_interval_s: float = Field(1.0, gt=0, le=3600)
+    """Seconds between status-file writes (the run sets it from the number of ASes: testbed.net.lisp.status_interval)."""
     ssm: Ssm | None = None
     """(S, G): join this source-specific multicast channel (IP_ADD_SOURCE_MEMBERSHIP, mode lispmc); each of its
     datagrams counts for every EID of ``eids`` (one copy per host, as multicast delivers)."""
