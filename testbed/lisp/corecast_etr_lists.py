@@ -33,8 +33,8 @@ _ENTRY = struct.Struct("!IH")
 
 class RefListExpansion:
     """REF-LIST / REF-MAP parsing and vouching; the host class gives ``counters``, ``prefixes``, ``max_list``,
-    ``max_map_bits``, ``map_cache``, ``pending``, ``_streams``, ``_quarantine``, ``_expand``, ``_check``,
-    ``_reject`` and ``_ask`` (see :class:`testbed.lisp.corecast_etr.CoreCastEtr`)."""
+    ``max_map_bits``, ``max_list_fanout``, ``map_cache``, ``pending``, ``_streams``, ``_quarantine``, ``_expand``,
+    ``_check``, ``_reject`` and ``_ask`` (see :class:`testbed.lisp.corecast_etr.CoreCastEtr`)."""
 
     def _ref_list(self, msg: bytes | memoryview, count: int, itr_rloc: str, now: float) -> list[tuple]:
         """A REF-LIST of ``count`` entries: the REF checks once, then one unicast datagram per new entry of ours."""
@@ -87,7 +87,8 @@ class RefListExpansion:
                     ours: list[tuple[int, int]], now: float) -> list[tuple] | None:
         """:meth:`_check` for a REF-LIST's entries ``ours``: None if ``itr_rloc`` is vouched for ``src``.
 
-        On a map-cache miss every entry waits in the bounded queue of ``src`` (with the chunk).
+        On a map-cache miss every entry not yet expanded or queued for this chunk waits in the bounded queue of
+        ``src`` (with the chunk); a repeated one counts 'cc-list-repeat', as after the reply.
         """
         entry = self.map_cache.lookup(src, now)
         if entry is not None:
@@ -102,7 +103,14 @@ class RefListExpansion:
             if snap is None or snap.digest != digest:
                 self.counters["no-chunk"] += len(ours)
                 return self._ask(src, now)
+        listed = snap.listed  # queued entries count as expanded: a repeat before the reply gives nothing more
+        if listed is None:
+            listed = snap.listed = set()
         first = False
         for dst, dport in ours:
+            if (dst, dport) in listed or len(listed) >= self.max_list_fanout:
+                self.counters["cc-list-repeat"] += 1
+                continue
+            listed.add((dst, dport))
             first |= self.pending.add(src, (itr_rloc, snap, dst, sport, dport), now)
         return [(RESOLVE, src)] if first else []
