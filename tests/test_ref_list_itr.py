@@ -181,3 +181,20 @@ def test_itr_sends_the_lists_on_the_chunks_last_ref_and_not_before():
     last = itr.on_service_message(bref(refs[-1], flags=cc.FLAG_BATCH | cc.FLAG_LAST_REF), S, 0.0)
     assert kinds(last) == [(RLOC["b"], 4), (RLOC["c"], 4)] and itr.next_deadline() == float("inf")
     assert [len(cc.decode(a[2][36:]).entries) for a in last] == [5, 3]
+
+
+def test_src_list_sends_the_data_once_per_etr_and_chunk():
+    """Review finding: a source list with the D flag sent 10 times made the ITR send the DATA 10 times to the
+    named RLOC (14,410 bytes out from 410 in). Now the DATA goes once per ETR per chunk (as on the REF path),
+    the list itself is forwarded each time (its size in, about its size out), and a new chunk starts afresh."""
+    itr = make()
+    itr.on_service_message(DATA, S, 0.0)
+    outs = [itr.on_service_message(src_list(RLOC["b"], ["10.2.0.1"]), S, 0.0) for _ in range(10)]
+    assert [len(o) for o in outs] == [2] + [1] * 9
+    assert itr.counters["data-sent"] == 1 and itr.counters["data-repeat"] == 9 and itr.counters["list-fwd"] == 10
+    sent_in = 10 * len(src_list(RLOC["b"], ["10.2.0.1"]))
+    sent_out = sum(len(a[2]) for o in outs for a in o)
+    assert sent_out - len(DATA) - 36 <= sent_in + 10 * 36  # beyond one DATA: each list out with its LISP header
+    itr.on_service_message(cc.encode_data(1, 1, CHUNK2), S, 0.0)
+    assert len(itr.on_service_message(src_list(RLOC["b"], ["10.2.0.1"], chunk=CHUNK2), S, 0.0)) == 2
+    assert itr.counters["data-sent"] == 2

@@ -133,7 +133,7 @@ class CoreCastItr:
             "cc-not-lan", "data-in", "ref-in", "source-not-allowed", "ref-src-not-allowed", "chunk-too-big", "no-chunk",
             "stale-ref", "cache-hit", "cache-miss", "flushed", "negative", "no-rloc", "data-sent", "ref-sent",
             "unicast-sent", "stream-evicted", "decode-truncated", "decode-bad-version", "decode-bad-length",
-            "decode-unknown-type", "list-sent", "list-entries", "list-in", "list-fwd", "list-no-etr",
+            "decode-unknown-type", "list-sent", "list-entries", "list-in", "list-fwd", "list-no-etr", "data-repeat",
             "list-too-long", "list-hold-us", "list-hold-max-us"), 0)
         self.pending = PendingQueues(self.counters, queue_limit, max_pending, pending_timeout)
         self._streams: dict[tuple[bytes, int], _Stream] = {}
@@ -235,9 +235,16 @@ class CoreCastItr:
         encap = self.encap
         osport = 0xC000 | (stream.hash & 0x3FFF)
         out = []
-        if msg[1] & FLAG_DATA_FIRST:
-            counters["data-sent"] += 1
-            out.append((SEND_RAW, rloc, encap.header(rloc, len(cur.msg), osport, 0, 64, _CC_FLAGS) + cur.msg))
+        if msg[1] & FLAG_DATA_FIRST:  # at most once per ETR and chunk, as on the REF path (held)
+            held = stream.held
+            if held.get(rloc) == cur.gen:
+                counters["data-repeat"] += 1
+            else:
+                if len(held) >= 4096:
+                    held.clear()
+                held[rloc] = cur.gen
+                counters["data-sent"] += 1
+                out.append((SEND_RAW, rloc, encap.header(rloc, len(cur.msg), osport, 0, 64, _CC_FLAGS) + cur.msg))
         body = bytes(msg)
         if body[1]:
             body = body[:1] + b"\0" + body[2:]  # the D flag is for the ITR only
