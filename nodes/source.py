@@ -248,6 +248,10 @@ class SourceNode:
                     "content-ended", f"content ended after {self.pacer.index} chunks" + self._exit_info())
             self._send_chunk(self.pacer.index, pending)
             pending = None
+        linger = (conf.p2p or {}).get("linger_until")
+        if self.state == "done" and linger:  # p2p: the sockets stay open (and unread) until the peers stop
+            while time.time() < linger and not self.stop.is_set():
+                self.control.poll(min(0.2, max(0.0, linger - time.time())))
         log.info("%s: %d chunks, %d datagrams, %d bytes, %d late (max %.3f s), send errors %s",
                  self.state, self.sender.counters.chunks, self.sender.counters.datagrams,
                  self.sender.counters.bytes, self.pacer.late, self.pacer.max_late, self.send_errors or "none")

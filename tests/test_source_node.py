@@ -243,3 +243,27 @@ def test_control_client_cli_reports_errors(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nodes.source", "--control", str(tmp_path / "nothing.sock"),
                            "list"], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and proc.stderr.startswith("source control:")
+
+
+def test_p2p_source_keeps_its_port_open_until_linger_until(tmp_path, ts_file):
+    """Review finding: the p2p source exited after its last chunk while peers still sent it buffer maps; each
+    got an ICMP port unreachable that crossed the inter-domain links and no sender counted (links != peers'
+    counters at one client per AS). With ``linger_until`` its port stays open, unread, until the peers stop."""
+    port = free_port()
+    linger = time.time() + 2.0
+    cfg = source_cfg(tmp_path, mode="p2p", src_port=port, content=f"file:{ts_file}", chunks=3,
+                     p2p={"asn": 0, "tracker_port": free_port(), "linger_until": linger})
+    src = start("source", cfg, tmp_path)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.connect(("127.0.0.1", port))
+        deadline = time.monotonic() + 30
+        while status(tmp_path, "src").get("chunks", 0) < 3 and src.poll() is None:
+            assert time.monotonic() < deadline, "the source never sent its 3 chunks"
+            time.sleep(0.05)
+        for _ in range(3):  # the peers' last buffer maps
+            peer.send(b"buffer map")
+            time.sleep(0.05)
+        peer.send(b"buffer map")
+        assert src.poll() is None or time.time() >= linger
+    assert src.wait(30) == 0
+    assert time.time() >= linger

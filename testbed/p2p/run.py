@@ -157,7 +157,8 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
                "chunk_bytes": spec.chunk_bytes, "bitrate": spec.bitrate, "speed": spec.speed, "chunks": spec.chunks,
                "content": spec.content, "start_at": t_start,
                "record_file": os.path.join(rec_dir, "source.csv"),
-               "p2p": {"asn": 0, "tracker_port": TRACKER_PORT, "params": knobs, "seed": 1}}
+               "p2p": {"asn": 0, "tracker_port": TRACKER_PORT, "params": knobs, "seed": 1,
+                       "linger_until": stop_at + 1.0}}  # no ICMP unreachable for the peers' last buffer maps
     source = SourceDaemon(tb.node(plan.source_host), f"{tag}-src", run.path, src_cfg)
     peers = []
     for a, host, eids in hosts:
@@ -182,7 +183,7 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
         if margin < 0:  # a peer joining after the first chunks would miss them: say so rather than measure that
             raise RuntimeError(f"p2p: the peers were up {-margin:.1f} s after the stream's start (lead {lead:.1f} s; "
                                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-        deadline = time.time() + lead + stream_s * 3 + 30
+        deadline = max(time.time() + lead + stream_s * 3 + 30, stop_at + 30)
         while source.wait_exit(0.25) is None:
             if time.time() > deadline:
                 raise RuntimeError(f"p2p source did not finish {spec.chunks} chunks in time")

@@ -98,3 +98,7 @@ class SourceP2P(Strict):
     tracker_port: Port = TRACKER_PORT
     params: OverlayParams = OverlayParams()
     seed: int = Field(1, ge=0, le=2**63 - 1)
+    linger_until: float | None = Field(None, ge=0)
+    """Unix time until which the source keeps its sockets open after its last chunk (the peers still send it
+    buffer maps until they stop; a closed port would answer each with an ICMP port unreachable that crosses
+    the inter-domain links but no sender counts). None: exit after the last chunk."""
