@@ -12,7 +12,8 @@ from experiments.common import Point, check_common, parse_list, reject_swept, re
 from testbed.nodeutil import ConfigError
 from testbed.params import MAX_CLIENTS_PER_AS
 
-DESCRIPTION = "core traffic against k = 5..1,000 clients in j = 5 ASes, both modes (linear vs nearly flat)"
+DESCRIPTION = ("core traffic against k = 5..1,000 clients in j = 5 ASes, "
+               "unicast and CoreCast (or --set modes=) (linear vs nearly flat)")
 DEFAULTS: dict[str, Any] = {
     "ases": 5, "ks": "5,10,25,50,100,250,500,1000", "chunks": 100, "chunk_bytes": 1316,
     "bitrate": 1_000_000, "speed": 10.0, "max_pps": 15000, "content": "file", "client_hosts": "per-as",

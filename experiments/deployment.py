@@ -12,7 +12,8 @@ from typing import Any
 from experiments.common import Point, check_common, parse_list, reject_swept, report, run_sweep, stream_speed
 from testbed.nodeutil import ConfigError
 
-DESCRIPTION = "core bytes against the share of CoreCast-capable ASes 0..100 % (10 ASes x 10 clients), both modes"
+DESCRIPTION = ("core bytes against the share of CoreCast-capable ASes 0..100 % (10 ASes x 10 clients), "
+               "unicast and CoreCast (or --set modes=)")
 DEFAULTS: dict[str, Any] = {
     "ases": 10, "clients": 10, "fractions": "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", "chunks": 200,
     "chunk_bytes": 1316, "bitrate": 1_000_000, "speed": 10.0, "max_pps": 15000, "content": "file",

@@ -15,7 +15,8 @@ from experiments.common import Point, check_common, parse_list, reject_swept, re
 from testbed.nodeutil import ConfigError
 from testbed.params import topo_params
 
-DESCRIPTION = "uniform vs Zipf spread of k = 200 clients over j = 10 ASes, full and 50 % deployment, both modes"
+DESCRIPTION = ("uniform vs Zipf spread of k = 200 clients over j = 10 ASes, full and 50 % deployment, "
+               "unicast and CoreCast (or --set modes=)")
 DEFAULTS: dict[str, Any] = {
     "ases": 10, "total": 200, "distributions": "uniform,zipf", "zipf_s": 1.0, "seed": 1,
     "capable_fractions": "1,0.5", "chunks": 200, "chunk_bytes": 1316, "bitrate": 1_000_000, "speed": 10.0,

@@ -15,7 +15,8 @@ from experiments.common import (Point, check_common, parse_list, reject_swept, r
 from testbed.nodeutil import ConfigError
 from testbed.params import MAX_CLIENTS_PER_AS
 
-DESCRIPTION = "savings against gamma = k/j from 1 to 100 (k up to 1,000 in 10 ASes), both modes, on the model curve"
+DESCRIPTION = ("savings against gamma = k/j from 1 to 100 (k up to 1,000 in 10 ASes), "
+               "unicast and CoreCast (or --set modes=), on the model curve")
 DEFAULTS: dict[str, Any] = {
     "ases": 10, "gammas": "1,1.5,2,3,5,10,20,50,100", "chunks": 100, "chunk_bytes": 1316,
     "bitrate": 1_000_000, "speed": 10.0, "max_pps": 15000, "content": "file", "client_hosts": "per-as",

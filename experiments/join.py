@@ -24,7 +24,8 @@ from testbed import model
 from testbed.modes import selected_modes
 from testbed.nodeutil import ConfigError
 
-DESCRIPTION = "channel-change delay (join to first chunk), cold vs warm map-cache, both modes, 20 joins of each kind"
+DESCRIPTION = ("channel-change delay (join to first chunk), cold vs warm map-cache, "
+               "unicast and CoreCast (or --set modes=), 20 joins of each kind")
 DEFAULTS: dict[str, Any] = {
     "reps": 20, "gap_s": 0.3, "lead_s": 1.0, "tail_s": 1.0, "chunk_bytes": 1316, "bitrate": 1_000_000,
     "speed": 1.0, "content": "file", "client_hosts": "per-as",

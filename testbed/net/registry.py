@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import secrets
+import sys
 import time
 from typing import Iterator
 
@@ -50,12 +51,19 @@ def acquire_lock(wait: float | None = None) -> None:
     os.makedirs(REGISTRY_DIR, exist_ok=True)
     fd = os.open(os.path.join(REGISTRY_DIR, "testbed.lock"), os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + wait
+    told = False
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             _lock_fd = fd
             return
         except BlockingIOError:
+            if not told and wait > 0 and sys.stderr.isatty():  # a user at a terminal learns why nothing happens
+                others = [e for e in entries() if owner_state(e) == "alive"]
+                who = f" (pid {others[0]['pid']}, {others[0]['rundir']})" if others else ""
+                print(f"corecast: another testbed run is active{who}; waiting up to {wait:g} s for it "
+                      "(CORECAST_LOCK_WAIT)", file=sys.stderr, flush=True)
+            told = True
             if time.monotonic() >= deadline:
                 os.close(fd)
                 others = [e for e in entries() if owner_state(e) == "alive"]
