@@ -8,6 +8,7 @@ experiment (gamma) with ``modes=unicast,p2p`` on a tree core, one host per clien
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -57,24 +58,29 @@ def test_p2p_swarm_plays_every_chunk_and_links_equal_the_peers_counters(tmp_path
 def test_any_experiment_streams_p2p_beside_unicast_on_a_tree_core(tmp_path):
     """``--set modes=unicast,p2p`` in a generic experiment (gamma), tree core, one host per client (a peer daemon
     each): every peer plays every chunk with the source's digests, and every inter-domain link, transit links
-    to the root included, carries exactly what the senders' own counters say (issue 14, self-consistency)."""
+    to the root included, carries exactly what the senders' own counters say (issue 14, self-consistency).
+    gamma 1 too (review: the source's closed port answered the peers' last buffer maps with ICMP that no
+    sender counted), and --keep-pcap: every link's capture equals its counters in p2p as in every mode."""
     out = tmp_path / "gamma"
     res = corecast("run", "gamma", "--out", str(out), "--set", "modes=unicast,p2p", "--set", "ases=3",
-                   "--set", "gammas=2", "--set", "chunks=30", "--set", "core=tree", "--set", "transit=2",
-                   "--set", "client_hosts=per-client", timeout=LOCKED)
+                   "--set", "gammas=1,2", "--set", "chunks=30", "--set", "core=tree", "--set", "transit=2",
+                   "--set", "client_hosts=per-client", "--keep-pcap", timeout=LOCKED)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     m = pd.read_csv(out / "measurements.csv")
-    assert list(m["mode"]) == ["unicast", "p2p"]
-    p2p = m.iloc[1]
-    assert p2p.clients == 6 and p2p.chunks == 30 and p2p.peers_started == 6
-    assert p2p.delivered_chunks == p2p.expected_chunks == 6 * 30 and p2p.corrupt_chunks == 0
-    assert p2p.links_self_mismatches == 0
-    # the generic checks' columns: the links' expectation from the counters, equal to what they measured
-    assert p2p.core_bytes == p2p.model_core_bytes > 0 and p2p.interdomain_bytes == p2p.model_interdomain_bytes
+    assert list(m["mode"]) == ["unicast", "p2p"] * 2
+    for (_i, p2p), k in zip(m[m["mode"] == "p2p"].iterrows(), (3, 6)):
+        assert p2p.clients == k and p2p.chunks == 30 and p2p.peers_started == k
+        assert p2p.delivered_chunks == p2p.expected_chunks == k * 30 and p2p.corrupt_chunks == 0
+        assert p2p.links_self_mismatches == 0
+        assert p2p.links_capture_mismatches == 0 and p2p.links_capture_dropped == 0
+        # the generic checks' columns: the links' expectation from the counters, equal to what they measured
+        assert p2p.core_bytes == p2p.model_core_bytes > 0 and p2p.interdomain_bytes == p2p.model_interdomain_bytes
     links = pd.read_csv(out / "links.csv")
-    mine = links[links["mode"] == "p2p"]
+    mine = links[(links["mode"] == "p2p") & (links["point"] == m.iloc[3]["point"])]
     assert set(mine["link"]) == {"x0-core", "x1-t1", "x2-t2", "x3-t1", "t1-core", "t2-core"}
     assert (mine["bytes"] == mine["model_bytes"]).all()
+    assert (mine["capture_bytes"] == mine["bytes"]).all() and (mine["capture_packets"] == mine["packets"]).all()
+    assert any("p2p" in f for f in os.listdir(out / "pcap"))
     # AS 1 and AS 3 hang off t1: their exchanges never reach the root, so t1-core carries less than x1+x3 sent up
     up = mine[mine["direction"] == "up"].set_index("link")["bytes"]
     assert 0 < up["t1-core"] < up["x1-t1"] + up["x3-t1"]

@@ -41,7 +41,7 @@ import time
 from typing import Any
 
 from testbed.net.daemon import Daemon, SourceDaemon
-from testbed.net.links import LinkCounters, core_shape, interdomain_links
+from testbed.net.links import core_shape
 from testbed.net.links import delta as link_delta
 from testbed.nodeutil import read_status
 from testbed.p2p.metrics import swarm_summary
@@ -142,12 +142,10 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
     os.makedirs(rec_dir, exist_ok=True)
     rate = spec.bitrate * spec.speed / (8 * spec.chunk_bytes)
     warm_pairs(net)
-    if net.link_counters is None:
-        net.link_counters = LinkCounters(tb, interdomain_links(plan))
-        net.link_counters.install()
     knobs = {k: getattr(params, k) for k in P2PParams.__dataclass_fields__}
     lead = start_lead(sum(len(eids) for _a, _h, eids in hosts), len(hosts))
-    links0 = net.link_counters.read()
+    net._link_caps = None  # not an earlier stream's captures
+    links0 = net._start_links(tag, "p2p")  # the link counters (installed on first use); captures with --keep-pcap
     t_start = time.time() + lead + 0.5
     stream_s = spec.chunks / rate
     if slack_s is None:  # playback starts once B s are held: a few buffer-map rounds after B in a big swarm
@@ -193,6 +191,8 @@ def stream_p2p(net: Any, spec: Any, params: P2PParams,
         links = settled_links(net, links0)
     finally:
         tb.stop_daemons(peers)
+        if getattr(net, "_link_caps", None) is not None:
+            net._link_caps.stop()
     net.last_links = links
     row = p2p_row(net, spec, params, source, peers, links, rec_dir, peer_seconds=stop_at - (t_start - margin))
     row["start_margin_s"] = round(margin, 3)  # how long before the first chunk every peer host was up
@@ -244,11 +244,15 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
     mismatches = sum(1 for key, c in links.items() if c.bytes != expected[key]) + int(unplaced > 0)
     # every byte the senders counted is on some path: flows add up to their own totals
     mismatches += int(sum(b + WIRE * n for b, n in flows.values()) != xas_wire)
-    from testbed.interdomain import write_link_rows
+    from testbed.interdomain import link_columns, write_link_rows
     from testbed.results import LINKS_CSV
-    write_link_rows(os.path.join(net.ctx.run.path, LINKS_CSV), net.link_counters.links, links, expected,
-                    {"experiment": net.ctx.experiment, "point": net.label, "mode": "p2p",
-                     "stream": f"{net.streams}:{net.label}-p2p-{params.policy}-{params.upload:g}"})
+    caps = getattr(net, "_link_caps", None)
+    link_rows = write_link_rows(os.path.join(net.ctx.run.path, LINKS_CSV), net.link_counters.links, links, expected,
+                                {"experiment": net.ctx.experiment, "point": net.label, "mode": "p2p",
+                                 "stream": f"{net.streams}:{net.label}-p2p-{params.policy}-{params.upload:g}"},
+                                caps.counts() if caps is not None else None)
+    captured = {"links_capture_mismatches": link_columns(link_rows)["links_capture_mismatches"],
+                "links_capture_dropped": caps.dropped if caps is not None else 0}
     params_row = plan.params
     k, j = params_row.total_clients, params_row.active_ases
     delays = sorted(s["startup_delay_s"] for s in stats if s["startup_delay_s"] is not None)
@@ -285,6 +289,7 @@ def p2p_row(net: Any, spec: Any, params: P2PParams, source: SourceDaemon, peers:
         "peers_started": summary["started"], "played": summary["played"], "missed": summary["missed"],
         # neither played nor missed: not yet due when the peers stopped, before a late join or after a leave
         "unplayed_chunks": len(src) * configured - summary["played"] - summary["missed"],
+        **captured,  # --keep-pcap: every link's capture against its counters, as in every mode
     }
     with open(os.path.join(rec_dir, "startup.json"), "w") as fh:
         json.dump(by_eid, fh)
