@@ -83,6 +83,9 @@ def sh(*args: str) -> None:
         raise ConfigError(f"'{' '.join(args)}' failed: {res.stderr.strip()}")
 
 
+SO_RCVBUFFORCE = 33
+
+
 def udp_socket(addr: str, port: int, rcvbuf: int = 8 << 20, device: str | None = None) -> socket.socket:
     """A non-blocking UDP socket bound to (addr, port) with a large receive buffer.
 
@@ -95,7 +98,10 @@ def udp_socket(addr: str, port: int, rcvbuf: int = 8 << 20, device: str | None =
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if device is not None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    try:  # root: beyond net.core.rmem_max, which a node's network namespace cannot raise
+        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
     s.bind((addr, port))
     s.setblocking(False)

@@ -10,6 +10,7 @@ for real.
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -89,3 +90,20 @@ def test_itr_service_burst_leaves_in_order_through_the_batched_sender(mode):
     assert node.io["service-in"] == 11 and node.io["raw-sent"] == 11 and node.io["raw-send-error"] == 0
     assert node.cc_itr.counters["ref-sent"] == 10 and node.cc_itr.counters["data-sent"] == 1
     assert node.status()["io"]["truncated"] == 0
+
+
+def test_xtr_sockets_get_the_receive_buffer_they_ask_for_beyond_rmem_max():
+    """scale j = 500, gamma 100: the ITR's service socket asked for 32 MiB but a node's namespace cannot raise
+    net.core.rmem_max (16 MiB here), so a chunk's 50,001 REFs overflowed it. As root the xTR forces it."""
+    import socket as _socket
+
+    from nodes.xtr import udp_socket
+    s = udp_socket("127.0.0.1", 0, 32 << 20)
+    try:
+        got = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF)
+    finally:
+        s.close()
+    if os.geteuid() == 0:
+        assert got == 2 * (32 << 20)  # the kernel doubles what it grants (bookkeeping)
+    else:
+        assert got > 0
