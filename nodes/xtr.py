@@ -84,6 +84,9 @@ def sh(*args: str) -> None:
 
 
 SO_RCVBUFFORCE = 33
+SERVICE_RCVBUF = 64 << 20
+"""Bytes of receive buffer asked for the ITR's CoreCast service socket (the kernel grants twice that): a
+chunk for k clients arrives as k + 1 datagrams at once (scale: k = 100,000); pages are used only when queued."""
 
 
 def udp_socket(addr: str, port: int, rcvbuf: int = 8 << 20, device: str | None = None) -> socket.socket:
@@ -180,10 +183,10 @@ class XtrNode:
             self.service_addr, port = svc["addr"], int(svc.get("port", CORECAST_PORT))
             sh("ip", "addr", "replace", f"{svc['addr']}/32", "dev", cfg["lan_if"])
             if self.defence:  # the LAN's socket, and one for whatever arrives elsewhere (counted drops)
-                self.service = udp_socket(svc["addr"], port, 32 << 20, device=cfg["lan_if"])
+                self.service = udp_socket(svc["addr"], port, SERVICE_RCVBUF, device=cfg["lan_if"])
                 self.service_other = udp_socket(svc["addr"], port, 1 << 20)
             else:
-                self.service = udp_socket(svc["addr"], port, 32 << 20)
+                self.service = udp_socket(svc["addr"], port, SERVICE_RCVBUF)
         if self.batch:
             self.tx = BatchSender(self.raw, self.batch)
             for sock in (self.data, self.service, self.service_other):
