@@ -45,17 +45,9 @@ class RefListExpansion:
             counters["cc-list-too-long"] += 1
             return []
         _f, _fl, _r, stream, _seq, digest, _etr, src, sport, _n = _LIST.unpack_from(msg, 0)
-        ours = []
-        prefixes = self.prefixes
-        for off in range(REF_LIST_HEADER, REF_LIST_HEADER + REF_LIST_ENTRY * count, REF_LIST_ENTRY):
-            dst, dport = _ENTRY.unpack_from(msg, off)
-            for net, m in prefixes:
-                if dst & m == net:
-                    ours.append((dst, dport))
-                    break
-            else:
-                counters["foreign-eid"] += 1
-        return self._expand(stream, digest, src, sport, ours, itr_rloc, now)
+        entries = (_ENTRY.unpack_from(msg, off)
+                   for off in range(REF_LIST_HEADER, REF_LIST_HEADER + REF_LIST_ENTRY * count, REF_LIST_ENTRY))
+        return self._expand(stream, digest, src, sport, self._ours(entries), itr_rloc, now)
 
     def _ref_map(self, msg: bytes | memoryview, itr_rloc: str, now: float) -> list[tuple]:
         """A checked REF-MAP: the REF-LIST of its set bits, with the REF-LIST's bounds (Count <= ``max_list``,
@@ -73,15 +65,21 @@ class RefListExpansion:
                 ours = [(dst, dport) for dst in ref_map_eids(msg[REF_MAP_HEADER:], base)]
                 break
         else:
-            ours = []
-            for dst in ref_map_eids(msg[REF_MAP_HEADER:], base):
-                for net, m in self.prefixes:
-                    if dst & m == net:
-                        ours.append((dst, dport))
-                        break
-                else:
-                    counters["foreign-eid"] += 1
+            ours = self._ours((dst, dport) for dst in ref_map_eids(msg[REF_MAP_HEADER:], base))
         return self._expand(stream, digest, src, sport, ours, itr_rloc, now)
+
+    def _ours(self, entries) -> list[tuple[int, int]]:
+        """The (Destination EID, port) ``entries`` inside our prefixes; each other one counts 'foreign-eid'."""
+        ours = []
+        prefixes = self.prefixes
+        for dst, dport in entries:
+            for net, m in prefixes:
+                if dst & m == net:
+                    ours.append((dst, dport))
+                    break
+            else:
+                self.counters["foreign-eid"] += 1
+        return ours
 
     def _check_list(self, itr_rloc: str, stream: int, digest: bytes, src: int, sport: int,
                     ours: list[tuple[int, int]], now: float) -> list[tuple] | None:
