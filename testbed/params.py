@@ -128,8 +128,8 @@ def core_params(values: dict[str, Any], ases: int) -> tuple[str, int, str]:
     transit = values.get("transit", min(2, ases))
     limit = min(ases, MAX_TRANSIT)
     if isinstance(transit, bool) or not isinstance(transit, int) or not 1 <= transit <= limit:
-        raise ConfigError(f"transit must be a whole number within 1..{limit} (at most one per client AS), "
-                          f"got '{transit}'")
+        why = "one per client AS at most" if limit == ases else f"at most {MAX_TRANSIT}"
+        raise ConfigError(f"transit must be a whole number within 1..{limit} ({why}), got '{_shown(transit)}'")
     return core, transit, attach
 
 
@@ -171,7 +171,7 @@ def topo_params(values: dict[str, Any]) -> TopoParams:
     """Validate topology keys of ``values`` (others are ignored) into :class:`TopoParams`."""
     ases = values.get("ases", 4)
     if isinstance(ases, bool) or not isinstance(ases, int):
-        raise ConfigError(f"ases must be a whole number, got '{ases}'")
+        raise ConfigError(f"ases must be a whole number, got '{_shown(ases)}'")
     if not 1 <= ases <= MAX_ASES:
         raise ConfigError(f"ases must be within 1..{MAX_ASES}, got {ases}")
     dist = str(values.get("distribution", "fixed"))
@@ -235,12 +235,17 @@ CONTENTS = ("file", "ffmpeg")
 """``content=file``: one TS file generated per run; ``content=ffmpeg``: a live test pattern."""
 
 
+def _shown(value: Any) -> str:
+    """A --set value as the user typed it, near enough: 1e9 (parsed as a float) shows as 1e+09, not 1000000000.0."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _whole(params: dict[str, Any], key: str, low: int, high: int, why: str = "") -> None:
     if key not in params:
         return
     value = params[key]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key} must be a whole number, got '{value}'")
+        raise ConfigError(f"{key} must be a whole number, got '{_shown(value)}'")
     if not low <= value <= high:
         raise ConfigError(f"{key} must be within {low}..{high}{why}, got {value}")
 

@@ -77,3 +77,14 @@ def test_cli_bad_input_one_line_exit_2(args):
     assert res.returncode == 2, res
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("corecast: ") and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["ases=1e9"], "ases must be a whole number, got '1e+09'"),  # review: it said '1000000000.0'
+    (["ases=4000", "core=tree", "transit=4000"], "transit must be a whole number within 1..50 (at most 50), got '4000'"),
+    (["ases=3", "core=tree", "transit=4"], "transit must be a whole number within 1..3 (one per client AS at most), got '4'"),
+])
+def test_whole_number_errors_show_the_value_and_the_right_limit(sets, message):
+    with pytest.raises(ConfigError) as err:
+        topo_params(parse_sets(sets))
+    assert str(err.value) == message
