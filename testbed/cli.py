@@ -129,10 +129,20 @@ def _topology(name: str) -> None:
         raise UsageError(f"unknown topology '{name}' (choose: {', '.join(TOPOLOGIES)})")
 
 
+def _servers_from_env() -> None:
+    """A bad ``CORECAST_SERVERS`` (the way ``check`` and ``cli`` take servers) is a one-line error before
+    anything waits for the testbed lock or builds a node; an unset or empty one means this machine only."""
+    text = os.environ.get("CORECAST_SERVERS", "").strip()
+    if text:
+        from testbed.net.cluster import parse_servers
+        parse_servers(text)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Bring the topology up, print the reachability table, tear down."""
     from testbed.session import check_topology
     _topology(args.topology)
+    _servers_from_env()
     return check_topology(args.sets, lisp=not args.no_lisp, out=args.out)
 
 
@@ -140,6 +150,7 @@ def cmd_cli(args: argparse.Namespace) -> int:
     """Mininet's CLI on a running topology."""
     from testbed.session import interactive
     _topology(args.topology)
+    _servers_from_env()
     return interactive(args.sets, lisp=not args.no_lisp)
 
 

@@ -54,3 +54,18 @@ def test_decode_into_a_closed_pipe_is_quiet_and_exits_0(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and b"lisp-unicast" in first
     assert "Broken pipe" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("verb", ["check", "cli"])
+def test_bad_servers_in_the_environment_fail_before_waiting_for_the_lock(verb):
+    """Review: CORECAST_SERVERS=",," corecast check waited for the testbed lock before saying the list was bad."""
+    import os
+
+    from testbed.net import registry
+    registry.acquire_lock(wait=1800)  # another run is active
+    try:
+        env = dict(os.environ, CORECAST_SERVERS=",,", CORECAST_LOCK_WAIT="1800")
+        res = corecast(verb, env=env, timeout=120)
+    finally:
+        registry.release_lock()
+    assert res.returncode == 2 and res.stderr.strip() == "corecast: --servers: empty server name in ',,'"
