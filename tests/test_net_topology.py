@@ -190,6 +190,10 @@ for name, alias in (("cc7", "corecast:deadbeef"), ("cc8", "corecast:0ther"), ("c
 env = dict(os.environ, CORECAST_RUN="/nonexistent")
 dead = subprocess.Popen(["sleep", "60"], env={**env, "CORECAST_RUN_ID": "deadbeef"})
 other = subprocess.Popen(["sleep", "60"], env={**env, "CORECAST_RUN_ID": "0ther"})
+import time
+deadline = time.monotonic() + 10  # Popen returns once exec began; /proc/PID/environ is set a moment later
+while not all(C._marks(p.pid)[0] for p in (dead, other)) and time.monotonic() < deadline:
+    time.sleep(0.01)
 summary = C.clean(verbose=False)
 links = sorted({n for n, _a in C.links_with_alias()} & {"cc7", "cc8", "cc9"})
 print(json.dumps({"summary": summary, "links": links, "dead": dead.poll() is not None,
