@@ -5,7 +5,9 @@ per AS serving many EIDs, addresses from :mod:`testbed.addressing`) brings its n
 up, streams a short stream (``chunks``, default 5) in each mode of ``modes`` (default
 ``corecast``) and tears it down. The source's rate is capped at ``max_pps`` datagrams/s
 (:func:`experiments.common.stream_speed`), so large points stream below real time:
-the row's ``speed`` says by how much, and the figure says so too.
+the row's ``speed`` says by how much, and the figure says so too. The source also spreads
+each chunk's k + 1 datagrams at ``max_pps`` (its ``max_pps`` config): at k = 100,000 one
+chunk sent as one burst overflowed the ITR's service socket.
 
 Before the measured stream of each mode, a warm-up stream of ``warmup_chunks`` (default 2, 0 for
 none) runs on the same network and is not recorded (its delivery goes into the row's
@@ -132,6 +134,7 @@ class MemoryPeak:
 def run_point(ctx: Any, point: Point) -> list[dict[str, Any]]:
     """Bring the point's network up (timed, memory sampled), stream every mode, tear it down; rows recorded."""
     rows: list[dict[str, Any]] = []
+    paced = {"source": {"max_pps": float(ctx.params["max_pps"])}}  # a chunk's k + 1 datagrams spread, not one burst
     t_start = time.monotonic()
     with MemoryPeak(float(ctx.params["mem_interval_s"])) as mem:
         net = ctx.network(point.label, **point.topo)
@@ -143,9 +146,9 @@ def run_point(ctx: Any, point: Point) -> list[dict[str, Any]]:
             for mode in point.modes or selected_modes(ctx.params):
                 warm: dict[str, Any] = {"warmup_delivered": 0, "warmup_expected": 0}
                 if ctx.params["warmup_chunks"]:  # not recorded: every ETR vouches for the ITR before the stream
-                    w = net.stream(ctx.spec(mode, speed=point.speed, chunks=ctx.params["warmup_chunks"]))
+                    w = net.stream(ctx.spec(mode, speed=point.speed, chunks=ctx.params["warmup_chunks"], extra=paced))
                     warm = {"warmup_delivered": w["delivered_chunks"], "warmup_expected": w["expected_chunks"]}
-                row = net.stream(ctx.spec(mode, speed=point.speed))
+                row = net.stream(ctx.spec(mode, speed=point.speed, extra=paced))
                 row.update({**point.row, **warm}, bringup_s=round(bringup, 3), speed=point.speed)
                 rows.append(row)
             t1 = time.monotonic()

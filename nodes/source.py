@@ -61,6 +61,7 @@ class SourceConfig:
     stall_timeout: float
     p2p: dict | None = None
     map_resolver: str | None = None
+    max_pps: float | None = None
 
 
 def parse_config(cfg: dict) -> SourceConfig:
@@ -74,7 +75,7 @@ def parse_config(cfg: dict) -> SourceConfig:
     return SourceConfig(c.name, c.mode, c.eid, c.src_port, c.stream_id, c.chunk_bytes, c.bitrate, c.speed, chunks,
                         c.content, service, list(c.clients), control, c.control_socket, c.start_at, c.record_file,
                         c.sent_file, c.status_file, c.stall_timeout_s,
-                        c.p2p.model_dump() if c.p2p is not None else None, c.map_resolver)
+                        c.p2p.model_dump() if c.p2p is not None else None, c.map_resolver, c.max_pps)
 
 
 MULTICAST_TTL = 64
@@ -163,11 +164,25 @@ class SourceNode:
             write_json_atomic(self.conf.status_file, self.status())
 
     def _send_chunk(self, seq: int, chunk: bytes) -> None:
+        """Send one chunk's datagrams (DATA, REFs, copies...), spread at ``max_pps`` if set.
+
+        With ``max_pps`` the datagrams leave in slices of about 1 ms, each no earlier than
+        ``i / max_pps`` s after the first: a chunk of 100,001 datagrams is not one burst that
+        overflows the ITR's service socket. A stop signal sends the rest of the chunk unpaced
+        (whole chunks only).
+        """
         digest = chunk_hash(chunk)
         grams = self.sender.datagrams(seq, chunk, self.destinations.items(), digest)
         sendto = self.sock.sendto
         now = time.time()
-        for payload, addr, port in grams:
+        cap = self.conf.max_pps
+        step = max(1, int(cap // 1000)) if cap else 0
+        t0 = time.monotonic()
+        for i, (payload, addr, port) in enumerate(grams):
+            if step and i and i % step == 0 and not self.stop.is_set():
+                ahead = t0 + i / cap - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
             try:
                 sendto(payload, (addr, port))
             except OSError as exc:

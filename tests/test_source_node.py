@@ -121,6 +121,42 @@ def test_corecast_data_then_refs_to_the_service(tmp_path, ts_file):
     assert st["ip_bytes"] == 25 * (40 + 1316) + 75 * 60
 
 
+def test_max_pps_spreads_a_chunk_instead_of_one_burst(tmp_path, ts_file):
+    """Issue 16 (k = 100,000): a chunk's DATA and k REFs sent as one burst overflowed the ITR's service socket.
+    With ``max_pps`` the k + 1 datagrams of a chunk take at least k / max_pps s (a lower bound: load only slows it),
+    and none is lost or reordered."""
+    n_clients, cap = 600, 2000.0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as svc:
+        svc.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        svc.bind(("127.0.0.1", 0))
+        svc.settimeout(30)
+        clients = [[f"127.0.{1 + i // 250}.{1 + i % 250}", 6000] for i in range(n_clients)]
+        cfg = source_cfg(tmp_path, mode="corecast", content=f"file:{ts_file}", chunks=1, speed=1000, max_pps=cap,
+                         service={"addr": "127.0.0.1", "port": svc.getsockname()[1]}, clients=clients)
+        src = start("source", cfg, tmp_path)
+        first = svc.recvfrom(65535)[0]
+        t_first = time.monotonic()
+        grams = [svc.recvfrom(65535)[0] for _ in range(n_clients)]
+        spread = time.monotonic() - t_first
+        assert src.wait(30) == 0
+    assert isinstance(corecast.decode(first), corecast.CoreCastData)
+    assert [socket.inet_ntoa(corecast.decode(g).dst_eid) for g in grams] == [eid for eid, _p in clients]
+    assert spread >= 0.8 * n_clients / cap  # 0.3 s paced, less slack for the slices; one burst takes ~10 ms
+    assert parse_config_kw(tmp_path, max_pps=0) == "max_pps"
+
+
+def parse_config_kw(tmp_path, **kw) -> str:
+    """The field a source config with ``kw`` is refused for (one-line ConfigError), '' if accepted."""
+    from nodes.source import parse_config
+    from testbed.nodeutil import ConfigError
+    try:
+        parse_config(source_cfg(tmp_path, **kw))
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+        return next((k for k in kw if k in str(exc)), str(exc))
+    return ""
+
+
 def wait_seq(target: str, at_least: int) -> int:
     """Poll the source's status command until its next seq reaches ``at_least``."""
     deadline = time.monotonic() + 20

@@ -84,6 +84,8 @@ class SourceSchema(NodeBase):
     control_socket: SocketPath | None = None
     start_at: float | None = Field(None, ge=0)
     stall_timeout_s: float = Field(5.0, gt=0, le=600)
+    max_pps: float | None = Field(None, gt=0, le=10_000_000)
+    """Datagrams/s cap inside a chunk: a chunk's k datagrams are spread over k / max_pps s (None: one burst)."""
     record_file: OutPath | None = None
     sent_file: OutPath | None = None
     p2p: SourceP2P | None = None
