@@ -26,6 +26,15 @@ order and flushed when a batch is full and before the loop waits again.
 ``io_batch`` 0 keeps the plain loop (one system call per datagram), the
 previous implementation, for comparison (bench/bench_corecast.py ``--io``).
 
+LAN fast path (``lan_send``, default true, with ``io_batch`` > 0 and ``lan_if``):
+what the ETR delivers is forwarded by the xTR itself (TTL minus one, checksum
+updated) and sent in batches on a packet socket on ``lan_if``, instead of one
+TUN write each that the kernel forwards; the bytes on the LAN are the same.
+Packets the kernel might treat differently (local or broadcast destinations,
+such as the CoreCast service address; unknown neighbours; spoofed sources;
+options, fragments, TTL 1) stay on the TUN path (testbed/net/lanpath.py).
+Without a packet socket (no CAP_NET_RAW) everything takes the TUN path.
+
 Config keys: see :func:`load`. Counters go to ``status_file`` every
 ``status_interval_s`` seconds (default 1) and at exit; the process is ready (``ready_file``) once its first Map-Register has
 been acknowledged by a Map-Notify.
@@ -33,15 +42,15 @@ been acknowledged by a Map-Notify.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import select
 import socket
-import struct
 import subprocess
 import time
 from typing import Any
 
+from nodes.xtr_io import (BATCH, SERVICE_RCVBUF, BatchLoop, LanSender, open_tun, sh,  # noqa: F401 (re-exported)
+                          udp_socket)
 from testbed.lisp.corecast_etr import CoreCastEtr, itr_max_chunk
 from testbed.lisp.corecast_itr import CoreCastItr
 from testbed.lisp.dataplane import RESOLVE, SEND_RAW, WRITE_TUN, Encapsulator, Etr, Itr
@@ -49,16 +58,11 @@ from testbed.lisp.mapcache import MapCache
 from testbed.lisp.multicast_etr import SEND_MCAST
 from testbed.lisp.xtrcontrol import XtrControl
 from testbed.net.mmsg import BatchReceiver, BatchSender
-from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.nodeutil import StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
 from testbed.schemas import parse
 from testbed.schemas.xtr import TUN_MTU, XtrConfig
 from testbed.wire.constants import CORECAST_PORT, LISP_CONTROL_PORT, LISP_DATA_PORT
 
-TUNSETIFF = 0x400454CA
-IFF_TUN = 0x0001
-IFF_NO_PI = 0x1000
-BATCH = 64  # packets drained from one socket before looking at the others (plain loop, io_batch 0)
-DRAIN = 4  # recvmmsg calls on one readable socket before looking at the others (batched loop)
 
 
 def load(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -69,49 +73,7 @@ def load(cfg: dict[str, Any]) -> dict[str, Any]:
     return parse(XtrConfig, cfg).as_cfg()
 
 
-def open_tun(name: str) -> int:
-    """Create TUN device ``name`` (no packet info header); return its non-blocking fd."""
-    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
-    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
-    return fd
-
-
-def sh(*args: str) -> None:
-    """Run an ``ip`` command; raise ConfigError with its message on failure."""
-    res = subprocess.run(list(args), capture_output=True, text=True)
-    if res.returncode:
-        raise ConfigError(f"'{' '.join(args)}' failed: {res.stderr.strip()}")
-
-
-SO_RCVBUFFORCE = 33
-SERVICE_RCVBUF = 64 << 20
-"""Bytes of receive buffer asked for the ITR's CoreCast service socket (the kernel grants twice that): a
-chunk for k clients arrives as k + 1 datagrams at once (scale: k = 100,000); pages are used only when queued."""
-
-
-def udp_socket(addr: str, port: int, rcvbuf: int = 8 << 20, device: str | None = None) -> socket.socket:
-    """A non-blocking UDP socket bound to (addr, port) with a large receive buffer.
-
-    ``device``: receive only what arrives on that interface (SO_BINDTODEVICE). Of two
-    sockets on one address and port, the kernel gives a datagram to the one bound to
-    its arrival device, else to the unbound one (locally sent ones count as the
-    address's own device).
-    """
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if device is not None:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
-    try:  # root: beyond net.core.rmem_max, which a node's network namespace cannot raise
-        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
-    except OSError:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
-    s.bind((addr, port))
-    s.setblocking(False)
-    return s
-
-
-class XtrNode:
+class XtrNode(BatchLoop):
     """The running xTR: sockets, TUN and the cores, driven by :meth:`run`."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
@@ -151,8 +113,10 @@ class XtrNode:
         self.tx: BatchSender | None = None
         self.rx: dict[int, BatchReceiver] = {}
         self._rloc_str: dict[bytes, str] = {}
+        self.lan: LanSender | None = None
         self.io = {"tun-read": 0, "tun-write": 0, "tun-write-error": 0, "raw-sent": 0, "raw-send-error": 0,
-                   "lisp-in": 0, "control-in": 0, "control-out": 0, "service-in": 0}
+                   "lan-sent": 0, "lan-send-error": 0, "lisp-in": 0, "control-in": 0, "control-out": 0,
+                   "service-in": 0}
         self.started = time.time()
 
     # -------------------------------------------------------------- set-up
@@ -192,6 +156,11 @@ class XtrNode:
             for sock in (self.data, self.service, self.service_other):
                 if sock is not None:
                     self.rx[sock.fileno()] = BatchReceiver(sock, self.batch)
+            if cfg.get("lan_send", True) and cfg.get("lan_if"):
+                try:
+                    self.lan = LanSender(cfg["lan_if"], tun, self.batch)
+                except OSError as exc:  # the TUN path still delivers everything
+                    self.log.warning("LAN fast path disabled, delivering through %s: %s", tun, exc)
 
     def teardown(self) -> None:
         """Remove what :meth:`setup` added outside the process (the TUN goes with its fd)."""
@@ -215,6 +184,8 @@ class XtrNode:
                 except OSError:
                     self.io["raw-send-error"] += 1
             elif kind == WRITE_TUN:
+                if self.lan is not None and self.lan.send(act[1]):
+                    continue
                 try:
                     os.write(self.tun, act[1])
                     self.io["tun-write"] += 1
@@ -244,14 +215,6 @@ class XtrNode:
                 self.do(self.cc_etr.on_resolved(eid, entry, now), now)
 
     # -------------------------------------------------------------- loop
-    def flush(self) -> None:
-        """Send the queued raw datagrams (batched loop); their counters follow the sender's."""
-        tx = self.tx
-        if tx is not None:
-            if tx.pending:
-                tx.flush()
-            self.io["raw-sent"], self.io["raw-send-error"] = tx.counters["datagrams"], tx.counters["send-error"]
-
     def status(self) -> dict[str, Any]:
         """All counters, for the status file."""
         self.flush()
@@ -271,52 +234,6 @@ class XtrNode:
         out["corecast_chunks"] = ((len(self.cc_itr) if self.cc_itr is not None else 0)
                                   + (len(self.cc_etr) + self.cc_etr.quarantined if self.cc_etr is not None else 0))
         return out
-
-    def serve(self, sock: socket.socket, cc_in: Any, buf: bytearray, view: memoryview, now: float,
-              on_lan: bool) -> None:
-        """Drain a CoreCast service socket: the LAN's (``on_lan``) or the one for everything else."""
-        recv = sock.recvfrom_into
-        for _ in range(BATCH):
-            try:
-                n, addr = recv(buf)
-            except BlockingIOError:
-                break
-            self.io["service-in"] += 1
-            self.do(cc_in(view[:n], socket.inet_aton(addr[0]), now, on_lan), now)
-
-    def drain(self, fd: int, now: float) -> bool:
-        """Batched loop: read the data or a service socket ``fd`` with recvmmsg; False if ``fd`` is neither."""
-        rx = self.rx.get(fd)
-        if rx is None:
-            return False
-        batch, io, do = self.batch, self.io, self.do
-        if fd == self.data.fileno():
-            names, etr_in = self._rloc_str, self.etr.on_lisp_packet
-            for _ in range(DRAIN):
-                got = rx.recv()
-                io["lisp-in"] += len(got)
-                for payload, src4, _port in got:
-                    src = names.get(src4)
-                    if src is None:
-                        if len(names) >= 4096:
-                            names.clear()
-                        src = names[src4] = socket.inet_ntoa(src4)
-                    do(etr_in(payload, src, now), now)
-                if len(got) < batch:
-                    break
-            return True
-        if self.cc_itr is None:
-            return True
-        cc_in = self.cc_itr.on_service_message
-        on_lan = self.service is not None and fd == self.service.fileno()
-        for _ in range(DRAIN):
-            got = rx.recv()
-            io["service-in"] += len(got)
-            for payload, src4, _port in got:
-                do(cc_in(payload, src4, now, on_lan), now)
-            if len(got) < batch:
-                break
-        return True
 
     def run(self, stop: StopFlag) -> None:
         """Serve until a stop signal."""
@@ -417,6 +334,8 @@ class XtrNode:
                 if self.cc_etr is not None:
                     self.cc_etr.expire(now)
                 self.map_cache.remove_expired(now)
+                if self.lan is not None:
+                    self.lan.refresh()
                 if status_file and now >= next_write:
                     next_write = now + status_every
                     write_json_atomic(status_file, self.status())

@@ -111,19 +111,22 @@ def _choose(mode: str) -> bool:
 
 
 class _Arrays:
-    """``batch`` mmsghdrs, each with one iovec onto a ``slot``-byte buffer and one sockaddr_in."""
+    """``batch`` mmsghdrs, each with one iovec onto a ``slot``-byte buffer and one ``namelen``-byte address.
 
-    def __init__(self, batch: int, slot: int) -> None:
+    ``namelen``: 16 (``sockaddr_in``) or 20 (``sockaddr_ll``, a packet socket's address).
+    """
+
+    def __init__(self, batch: int, slot: int, namelen: int = _SOCKADDR) -> None:
         if not 1 <= batch <= 1024:
             raise ValueError(f"batch {batch} out of 1..1024")
         if not 1 <= slot <= SLOT:
             raise ValueError(f"slot {slot} out of 1..{SLOT}")
-        self.batch, self.slot = batch, slot
+        self.batch, self.slot, self.namelen = batch, slot, namelen
         self.buf = mmap.mmap(-1, batch * slot)  # anonymous: only touched pages become resident
         self.view = memoryview(self.buf)
         self.hdrs = (_Mmsghdr * batch)()
         self.iovs = (_Iovec * batch)()
-        self.names = (ctypes.c_char * (batch * _SOCKADDR))()
+        self.names = (ctypes.c_char * (batch * namelen))()
         self.hdr_view = memoryview(self.hdrs).cast("B")
         self.iov_view = memoryview(self.iovs).cast("B")
         self.name_view = memoryview(self.names).cast("B")
@@ -134,7 +137,7 @@ class _Arrays:
         for i in range(batch):
             self.iovs[i].iov_base, self.iovs[i].iov_len = base + i * slot, slot
             hdr = self.hdrs[i].msg_hdr
-            hdr.msg_name, hdr.msg_namelen = names + i * _SOCKADDR, _SOCKADDR
+            hdr.msg_name, hdr.msg_namelen = names + i * namelen, namelen
             hdr.msg_iov, hdr.msg_iovlen = ctypes.addressof(self.iovs[i]), 1
         self.addr = ctypes.addressof(self.hdrs)
         self.slots = [self.view[i * slot:(i + 1) * slot] for i in range(batch)]
@@ -229,11 +232,11 @@ class BatchSender:
     """
 
     def __init__(self, sock: socket.socket, batch: int = 64, slot: int = SLOT, mode: str = "auto",
-                 port: int = 0) -> None:
+                 port: int = 0, namelen: int = _SOCKADDR) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.mmsg = _choose(mode)
-        self.arrays = _Arrays(batch, slot)
+        self.arrays = _Arrays(batch, slot, namelen)
         self.port = port
         self.pending = 0
         self._dests: dict[tuple[str, int], bytes] = {}
@@ -271,6 +274,46 @@ class BatchSender:
         else:
             self._sockaddr(key)  # the same errors now as the system call path gives
             self._plain.append((bytes(data), key))
+        self.pending = i + 1
+        if i + 1 >= a.batch:
+            self.flush()
+
+    def add_forward(self, pkt: bytes | bytearray | memoryview, name: bytes, addr: tuple) -> None:
+        """Queue IPv4 packet ``pkt`` as a router forwards it: TTL minus one, header checksum updated.
+
+        The update is the kernel's ``ip_decrease_ttl`` (checksum + 0x0100, end-around
+        carry), so the bytes sent equal what the kernel's forwarding would send.
+        ``name``: the prebuilt destination address of ``namelen`` bytes (for a packet
+        socket, a ``sockaddr_ll``); ``addr``: the same address as ``sendto`` takes
+        it (the plain fallback). The caller has checked that ``pkt`` is a well formed
+        IPv4 packet with a TTL above 1; one longer than the slot is counted ('too-big').
+        """
+        a = self.arrays
+        n = len(pkt)
+        if n > a.slot:
+            self.counters["too-big"] += 1
+            return
+        i = self.pending
+        if self.mmsg:
+            off = i * a.slot
+            v = a.view
+            v[off:off + n] = pkt
+            v[off + 8] -= 1
+            ck = (v[off + 10] << 8 | v[off + 11]) + 0x100
+            if ck >= 0xFFFF:
+                ck += 1
+            v[off + 10], v[off + 11] = ck >> 8 & 0xFF, ck & 0xFF
+            _IOV_LEN.pack_into(a.iov_view, i * _IOV + _IOV_LEN_AT, n)
+            nl = a.namelen
+            a.name_view[i * nl:(i + 1) * nl] = name
+        else:
+            out = bytearray(pkt)
+            out[8] -= 1
+            ck = (out[10] << 8 | out[11]) + 0x100
+            if ck >= 0xFFFF:
+                ck += 1
+            out[10], out[11] = ck >> 8 & 0xFF, ck & 0xFF
+            self._plain.append((bytes(out), addr))
         self.pending = i + 1
         if i + 1 >= a.batch:
             self.flush()
