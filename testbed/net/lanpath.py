@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import Any
 
 __all__ = ["LanPath", "parse_routes", "parse_neighbours", "parse_special", "read_tables", "ETH_P_IP"]
 
@@ -52,6 +53,7 @@ RTF_REJECT = 0x0200
 ATF_COM = 0x02
 _HDR = struct.Struct("!BxH2xHB3xII")  # version/IHL, total length, fragment word, TTL, source, destination
 _MAX_CACHE = 4096
+_MISS = object()
 
 
 def parse_routes(text: str) -> list[tuple[int, int, int, str, int, int]]:
@@ -136,7 +138,7 @@ class LanPath:
         self.routes: list[tuple[int, int, int, str, int, int]] = []
         self.neighbours: dict[int, bytes] = {}
         self.special: set[int] = set()
-        self._dst: dict[int, tuple[bytes, tuple] | None] = {}
+        self._dst: dict[int, Any] = {}
         self._src: dict[int, bool] = {}
         self._head = struct.pack("=H", socket.AF_PACKET) + ETH_P_IP.to_bytes(2, "big") + struct.pack(
             "=iHBB", ifindex, ARPHRD_ETHER, 0, 6)
@@ -200,7 +202,9 @@ class LanPath:
         vihl, total, frag, ttl, src, dst = _HDR.unpack_from(pkt)
         if vihl != 0x45 or total != n or ttl <= 1 or frag & 0x3FFF:
             return None
-        got = self._dst[dst] if dst in self._dst else self._dst_lookup(dst)
+        got = self._dst.get(dst, _MISS)
+        if got is _MISS:
+            got = self._dst_lookup(dst)
         if got is None:
             return None
         ok = self._src.get(src)

@@ -68,6 +68,7 @@ _RESULT = struct.Struct(f"={_Msghdr.msg_flags.offset}xi"
                         f"{_MMSG - _Mmsghdr.msg_len.offset - 4}x")
 _IOV_LEN = struct.Struct("@N")  # size_t, native
 _SIN = struct.Struct("=H2s4s8x")  # family (host order), port, address
+_TTL_CK = struct.Struct("!BBH")  # an IPv4 header's TTL, protocol and checksum (offset 8)
 
 _libc = None
 _recvmmsg = None
@@ -294,25 +295,21 @@ class BatchSender:
             self.counters["too-big"] += 1
             return
         i = self.pending
+        ttl, proto, ck = _TTL_CK.unpack_from(pkt, 8)
+        ck += 0x100
+        if ck >= 0xFFFF:
+            ck = (ck + 1) & 0xFFFF
         if self.mmsg:
             off = i * a.slot
             v = a.view
             v[off:off + n] = pkt
-            v[off + 8] -= 1
-            ck = (v[off + 10] << 8 | v[off + 11]) + 0x100
-            if ck >= 0xFFFF:
-                ck += 1
-            v[off + 10], v[off + 11] = ck >> 8 & 0xFF, ck & 0xFF
+            _TTL_CK.pack_into(v, off + 8, ttl - 1, proto, ck)
             _IOV_LEN.pack_into(a.iov_view, i * _IOV + _IOV_LEN_AT, n)
             nl = a.namelen
             a.name_view[i * nl:(i + 1) * nl] = name
         else:
             out = bytearray(pkt)
-            out[8] -= 1
-            ck = (out[10] << 8 | out[11]) + 0x100
-            if ck >= 0xFFFF:
-                ck += 1
-            out[10], out[11] = ck >> 8 & 0xFF, ck & 0xFF
+            _TTL_CK.pack_into(out, 8, ttl - 1, proto, ck)
             self._plain.append((bytes(out), addr))
         self.pending = i + 1
         if i + 1 >= a.batch:
