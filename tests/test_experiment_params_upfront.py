@@ -3,7 +3,7 @@
 Each bad parameter goes through the real ``corecast run`` entry point in-process:
 one line on stderr, exit 2, no run directory, and no network (``Network`` and
 ``RunDir.create`` are replaced by tripwires, so no root is needed). One sample
-also runs the real CLI as a subprocess. Times are loose (< 5 s) on purpose.
+also runs the real CLI as a subprocess. Times are loose (< 30 s, milliseconds in fact) on purpose.
 """
 
 from __future__ import annotations
@@ -98,14 +98,14 @@ def test_bad_parameter_is_one_line_exit_2_and_nothing_built(tmp_path, capsys, tr
         return
     assert code == 2, err
     assert len(err) == 1 and err[0].startswith("corecast: ") and needle in err[0]
-    assert took < 5.0
+    assert took < 30.0  # no wait, no build: milliseconds; generous for a loaded machine
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("out", ["/proc/corecast-out", "/proc", "/dev/null/run"])
 def test_unwritable_out_directory_is_refused_before_anything_is_built(capsys, tripwires, out):
     code, err, took = run_cli(capsys, "run", "smoke", "--out", out)
-    assert code == 2 and len(err) == 1 and "--out" in err[0] and took < 5.0
+    assert code == 2 and len(err) == 1 and "--out" in err[0] and took < 30.0
 
 
 def test_read_only_out_directory(tmp_path, capsys, tripwires):
@@ -135,16 +135,27 @@ def test_demo_seconds_gives_the_chunk_count():
     assert params["chunks"] == round(2 * 1_000_000 / (8 * 1316))
 
 
-def test_the_real_cli_refuses_without_building(tmp_path):
-    """The console entry point itself, in a subprocess (as root it would build the network if the check failed)."""
-    start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "testbed", "run", "smoke", "--set", "chunk_bytes=1500",
-                           "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    took = time.monotonic() - start
+def test_the_real_cli_refuses_without_building(tmp_path, monkeypatch):
+    """The console entry point itself, in a subprocess (as root it would build the network if the check failed).
+
+    The testbed lock (a private registry's, CORECAST_REGISTRY) is held by this test: a CLI that took it
+    before checking the parameters would wait up to CORECAST_LOCK_WAIT and miss the 60 s timeout (this
+    replaces a wall-clock bound, which a loaded machine could miss)."""
+    from testbed.net import registry
+    reg = tmp_path / "registry"
+    monkeypatch.setattr(registry, "REGISTRY_DIR", str(reg))
+    registry.acquire_lock(wait=0)
+    try:
+        env = dict(os.environ, CORECAST_REGISTRY=str(reg), CORECAST_LOCK_WAIT="1800")
+        proc = subprocess.run([sys.executable, "-m", "testbed", "run", "smoke", "--set", "chunk_bytes=1500",
+                               "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60, env=env)
+    finally:
+        registry.release_lock()
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1
     if os.geteuid() == 0:
-        assert "chunk_bytes" in lines[0] and not (tmp_path / "run").exists() and took < 5.0
+        assert "chunk_bytes" in lines[0] and not (tmp_path / "run").exists()
     else:
         assert "needs root" in lines[0]
 
