@@ -131,8 +131,11 @@ class DeadlineShell:
             except subprocess.TimeoutExpired:
                 log.warning("%s: its shell (pid %d) does not exit", self.name, shell.pid)
 
-    def resync(self, timeout: float = 3.0) -> None:
-        """Kill whatever the shell runs, then read up to a fresh marker; else mark the shell broken."""
+    def resync(self, timeout: float = 10.0) -> None:
+        """Kill whatever the shell runs, then read up to a fresh marker; else mark the shell broken.
+
+        ``timeout`` (s) only bounds a shell that does not answer: a live one answers in milliseconds,
+        but a loaded 2-core CI machine once missed the former 3 s (with a late-forked command)."""
         if not self.shell or self.shell.poll() is not None:
             self.waiting = False
             self._broken = f"{self.name}: its shell is gone"
