@@ -21,12 +21,22 @@ trial records the xTRs' counters (x0: REFs in and sent, DATA sent; x1: REFs
 in, delivered), their CPU share, and where losses happened (x0's service
 socket, x1's UDP 4341 socket, x0's TUN queue).
 
-Batched system calls and the plain loop, side by side (issue 16): ``--io both``
-(the default) measures both paths with the xTRs' ``io_batch`` at 64
-(recvmmsg/sendmmsg, testbed/net/mmsg.py) and then restarts x0 and x1 with
-``io_batch`` 0 (the previous implementation: one system call per datagram) and
-measures them again, in one network; ``--rounds N`` repeats the pair and the
-result keeps the median of the N rates of each (io, path) and their ratio.
+The xTRs' I/O, side by side (issue 16): ``--io both`` (the default) measures
+the paths with the current xTR (``lan``: recvmmsg/sendmmsg, testbed/net/mmsg.py,
+and the ETR's LAN fast path, testbed/net/lanpath.py) and then restarts x0 and x1
+as the previous implementation (``batch``: the same batched calls, every delivery
+written to the TUN, ``lan_send`` false) and measures them again, in one network;
+``--io all`` adds ``plain`` (``io_batch`` 0, one system call per datagram).
+``--rounds N`` repeats the set; the result keeps the median of the N rates of
+each (io, path) and their ratios.
+
+REF-list modes (``--mode corecast,corecast-batch,corecast-src`` or ``all``):
+``corecast-batch`` sends the same REFs with flag B (the ITR groups them into one
+REF-LIST or REF-MAP per ETR and chunk), ``corecast-src`` sends per chunk the DATA
+and the clients as REF-LIST/REF-MAP messages naming x1 (the ITR forwards them).
+Their rate is in **client deliveries per second** (datagrams reaching m1), the
+same unit as plain CoreCast's REF/s (one REF, one delivery) but not REFs through
+the ITR: the ITR handles one list per chunk there.
 
 Checks on and off, side by side (issue 10): ``--defence both`` runs the
 CoreCast path with the xTRs' ``corecast_defence`` on, then restarts x0 and x1
@@ -41,7 +51,8 @@ Run as root from the repository root (about 1.5 to 2 minutes; 2.5 more with
 ``--defence both --skip-unicast``)::
 
     .venv/bin/python bench/bench_corecast.py [--seconds 3] [--max-trials 8] [--clients 1000] [--profile]
-        [--defence both|on|off] [--rounds 1] [--skip-unicast]
+        [--defence both|on|off] [--io both|all|lan|batch|plain] [--mode corecast|all|M1,M2]
+        [--rounds 1] [--skip-unicast]
 
 ``--profile``: see bench_xtr.py (py-spy on both xTRs during one more trial).
 
@@ -65,25 +76,40 @@ from common import CHUNK_BYTES  # noqa: E402
 
 TARGET_REFS = 200_000
 TARGET_UNICAST = 150_000
-IO_BATCH = {"batch": 64, "plain": 0}
+IO = {"lan": {"io_batch": 64, "lan_send": True}, "batch": {"io_batch": 64, "lan_send": False},
+      "plain": {"io_batch": 0, "lan_send": False}}
+"""The xTRs' I/O settings: ``lan`` (batched calls and the ETR's LAN fast path: the current implementation),
+``batch`` (batched calls, every delivery through the TUN: the previous one), ``plain`` (one call per datagram)."""
+IO_CHOICES = {"both": ["lan", "batch"], "all": ["lan", "batch", "plain"], "lan": ["lan"], "batch": ["batch"],
+              "plain": ["plain"]}
+MODES = ("corecast", "corecast-batch", "corecast-src")
+UNPACED = {"corecast": 400_000, "corecast-batch": 400_000, "corecast-src": 600_000}
 CC_KEYS = {"x0": [("io", "service-in"), ("corecast_itr", "ref-in"), ("corecast_itr", "ref-sent"),
                   ("corecast_itr", "data-in"), ("corecast_itr", "data-sent"), ("corecast_itr", "stale-ref"),
-                  ("corecast_itr", "no-chunk"), ("io", "raw-send-error")],
+                  ("corecast_itr", "no-chunk"), ("corecast_itr", "list-sent"), ("corecast_itr", "list-fwd"),
+                  ("io", "raw-send-error")],
            "x1": [("io", "lisp-in"), ("corecast_etr", "data-in"), ("corecast_etr", "ref-in"),
                   ("corecast_etr", "delivered"), ("corecast_etr", "hash-mismatch"), ("corecast_etr", "no-chunk"),
-                  ("io", "tun-write-error")]}
+                  ("io", "tun-write"), ("io", "lan-sent"), ("io", "tun-write-error"), ("io", "lan-send-error")]}
 DROP_KEYS = frozenset({"corecast_itr.stale-ref", "corecast_itr.no-chunk", "corecast_etr.hash-mismatch",
-                       "corecast_etr.no-chunk", "io.raw-send-error", "io.tun-write-error"})
+                       "corecast_etr.no-chunk", "io.raw-send-error", "io.tun-write-error", "io.lan-send-error"})
 UNICAST_KEYS = {"x0": [("io", "tun-read"), ("itr", "encapsulated"), ("io", "raw-send-error")],
-                "x1": [("io", "lisp-in"), ("etr", "decapsulated"), ("io", "tun-write-error")]}
+                "x1": [("io", "lisp-in"), ("etr", "decapsulated"), ("io", "tun-write"), ("io", "lan-sent"),
+                       ("io", "tun-write-error"), ("io", "lan-send-error")]}
 
 
-def cc_sender(node: Any, service: str, targets: str, src_eid: str) -> Any:
-    """A ``send`` callable for :class:`common.TrialRunner`: the CoreCast source role in ``node`` (sendmmsg)."""
+def cc_sender(node: Any, service: str, targets: str, src_eid: str, mode: str = "corecast",
+              etr_rloc: str = "") -> Any:
+    """A ``send`` callable for :class:`common.TrialRunner`: the CoreCast source role in ``node`` (sendmmsg).
+
+    ``mode``: one of :data:`MODES`; ``corecast-src`` names the ETR ``etr_rloc`` in its lists.
+    """
+    role_mode = f"corecast-src:{etr_rloc}" if mode == "corecast-src" else mode
+
     def send(trial: int, rate: float, count: int) -> dict[str, Any]:
         return traffic.merge_sends(traffic.run_roles(node, [
             ["cc-send", str(trial), service, "4340", str(rate), str(count), targets, src_eid, str(CHUNK_BYTES),
-             "batch"]]))
+             "batch", f"mode={role_mode}"]]))
     return send
 
 
@@ -139,35 +165,45 @@ def core_rates(clients: int, seconds: float, rounds: int) -> dict[str, dict[str,
     return {side: {mode: round(best[(side, mode)]) for mode in ("on", "off")} for side in ("itr", "etr")}
 
 
-def restart_xtrs(tb: Any, xtrs: dict[str, Any], defence: bool, io_batch: int = IO_BATCH["batch"]) -> None:
-    """Restart x0 and x1 with ``corecast_defence`` and ``io_batch`` set; wait until both registered."""
+def restart_xtrs(tb: Any, xtrs: dict[str, Any], defence: bool, io: str = "lan") -> None:
+    """Restart x0 and x1 with ``corecast_defence`` and the :data:`IO` settings ``io``; wait until both registered."""
     daemons = list(xtrs.values())
     tb.stop_daemons(daemons)
     for d in daemons:
         d.config["corecast_defence"] = defence
-        d.config["io_batch"] = io_batch
+        d.config.update(IO[io])
     tb.start_daemons(daemons, timeout=30.0)
 
 
 def io_medians(runs: list[dict], unicast_runs: list[dict], defence: bool) -> dict[str, dict[str, Any]]:
-    """Per io mode: the median zero-loss rates of its CoreCast runs (checks as deployed) and unicast runs.
+    """Per io setting: the median zero-loss rates of its CoreCast runs (checks as deployed), per mode, and of
+    its unicast runs; ``corecast`` is plain CoreCast's (REF/s), ``modes`` every mode's (client deliveries/s).
 
-    The batched mode also gets ``batch_over_plain``: its medians over the plain mode's (the previous
-    implementation, measured in the same network and run).
+    ``lan`` gets ``over_previous`` (its medians over ``batch``'s, the previous implementation, same run) and
+    ``batch`` gets ``batch_over_plain``, when both were measured.
     """
     out: dict[str, dict[str, Any]] = {}
-    for io in IO_BATCH:
-        cc_rates = [r["rate"] for r in runs if r["io"] == io and r["defence"] is defence]
+    for io in IO:
+        mine = [r for r in runs if r["io"] == io and r["defence"] is defence]
         uni = [r["rate"] for r in unicast_runs if r["io"] == io]
-        if cc_rates:
-            out[io] = {"runs": len(cc_rates), "corecast": round(common.median(cc_rates)),
-                       "unicast": round(common.median(uni)) if uni else 0,
-                       "corecast_all": cc_rates, "unicast_all": uni}
+        if not mine:
+            continue
+        by_mode = {m: [r["rate"] for r in mine if r.get("mode", "corecast") == m] for m in MODES}
+        by_mode = {m: v for m, v in by_mode.items() if v}
+        out[io] = {"runs": max(len(v) for v in by_mode.values()),
+                   "corecast": round(common.median(by_mode["corecast"])) if "corecast" in by_mode else 0,
+                   "modes": {m: round(common.median(v)) for m, v in by_mode.items()},
+                   "unicast": round(common.median(uni)) if uni else 0,
+                   "modes_all": by_mode, "unicast_all": uni}
+
+    def ratio(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        r = {m: round(v / max(1, b["modes"][m]), 3) for m, v in a["modes"].items() if b["modes"].get(m)}
+        r["unicast"] = round(a["unicast"] / b["unicast"], 3) if a["unicast"] and b["unicast"] else None
+        return r
+    if "lan" in out and "batch" in out:
+        out["lan"]["over_previous"] = ratio(out["lan"], out["batch"])
     if "batch" in out and "plain" in out:
-        b, p = out["batch"], out["plain"]
-        out["batch"]["batch_over_plain"] = {
-            "corecast": round(b["corecast"] / max(1, p["corecast"]), 3),
-            "unicast": round(b["unicast"] / max(1, p["unicast"]), 3) if p["unicast"] else None}
+        out["batch"]["batch_over_plain"] = ratio(out["batch"], out["plain"])
     return out
 
 
@@ -180,12 +216,20 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="sample the xTRs with py-spy at the found REF rate")
     ap.add_argument("--defence", choices=("both", "on", "off"), default="on",
                     help="the xTRs' corecast_defence for the CoreCast path: both = on, then off, same network")
-    ap.add_argument("--io", choices=("both", "batch", "plain"), default="both",
-                    help="the xTRs' system calls: both = batched (io_batch 64) then plain (0), same network")
-    ap.add_argument("--rounds", type=int, default=1, help="repeat the on/off (or batch/plain) pair this many times")
+    ap.add_argument("--io", choices=tuple(IO_CHOICES), default="both",
+                    help="the xTRs' I/O: both = lan (batched calls + LAN fast path) then batch (batched calls, "
+                         "TUN writes: the previous implementation); all adds plain (io_batch 0); same network")
+    ap.add_argument("--mode", default="corecast",
+                    help="CoreCast modes measured, comma-separated, or all: " + ", ".join(MODES))
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the on/off (or io) pair this many times")
     ap.add_argument("--core-rounds", type=int, default=30, help="in-process 0.1 s rounds per core and mode (0: skip)")
     ap.add_argument("--skip-unicast", action="store_true", help="do not measure the unicast path")
     args = ap.parse_args()
+    cc_modes = list(MODES) if args.mode == "all" else [m.strip() for m in args.mode.split(",") if m.strip()]
+    if not cc_modes or any(m not in MODES for m in cc_modes):
+        print(f"bench_corecast: --mode {args.mode!r}: expected all or a list of {', '.join(MODES)}",
+              file=sys.stderr)
+        return 2
     if not common.need_root():
         return 2
     from testbed.addressing import make_plan
@@ -207,7 +251,7 @@ def main() -> int:
             f"{side} {r['on']:,} / {r['off']:,} ({100 * (r['on'] / r['off'] - 1):+.1f} %)"
             for side, r in result["cores"].items()), flush=True)
     modes = {"both": [True, False], "on": [True], "off": [False]}
-    ios = {"both": ["batch", "plain"], "batch": ["batch"], "plain": ["plain"]}[args.io]
+    ios = IO_CHOICES[args.io]
     configs = [(defence, io) for _ in range(args.rounds) for defence in modes[args.defence] for io in ios]
     rundir = common.scratch_rundir("corecast")
     targets = traffic.write_targets(os.path.join(rundir, "clients.txt"), eids)
@@ -216,30 +260,37 @@ def main() -> int:
     with Testbed(plan, rundir) as tb:
         src = tb.node(plan.source_host)
         daemons = start_lisp(tb, plan, rundir, {}, xtr_extra={"corecast_defence": configs[0][0],
-                                                              "io_batch": IO_BATCH[configs[0][1]]})
+                                                              **IO[configs[0][1]]})
         xtrs = {d.name: d for d in daemons if d.name in ("x0", "x1")}
         rx = traffic.Receiver(tb.node(a1.many_host), rundir, a1.many_host, batch=True)
         try:
             first_trial, runs, unicast_runs, now_cfg = 1, [], [], configs[0]
+            profile_runner = None
             for defence, io in configs:
                 if (defence, io) != now_cfg:
-                    restart_xtrs(tb, xtrs, defence, IO_BATCH[io])
+                    restart_xtrs(tb, xtrs, defence, io)
                     now_cfg = (defence, io)
                 if not ping_many(src, [eids[0]], wait=2.0, count=2).get(eids[0]):
                     raise RuntimeError(f"src cannot reach {eids[0]} through the xTRs")
                 label = "on" if defence else "off"
-                print(f"CoreCast (checks {label}, io {io}): DATA + {len(eids)} REFs per chunk to "
-                      f"{plan.service_addr}:4340", flush=True)
-                cc = common.TrialRunner(f"cc-{label}", tb, rx, a1.many_host,
-                                        cc_sender(src, plan.service_addr, targets, plan.source_eid), args.seconds,
-                                        first_trial, unpaced_rate=400_000, udp_watch=("x0", "x1"), xtrs=xtrs,
-                                        rundir=rundir, status_keys=CC_KEYS, drop_keys=DROP_KEYS)
-                one = cc.search(TARGET_REFS, args.max_trials)
-                first_trial = cc.next_trial
-                one["defence"], one["io"] = defence, io
-                one["overload"] = common.overload_rates(one["trials"][0], "corecast_itr.ref-sent",
-                                                        "corecast_etr.delivered")
-                runs.append(one)
+                for mode in cc_modes:
+                    what = ("REF-LIST/REF-MAP messages from the source" if mode == "corecast-src" else
+                            "REFs (flag B: the ITR lists them)" if mode == "corecast-batch" else "REFs")
+                    print(f"{mode} (checks {label}, io {io}): DATA + {len(eids)} clients' {what} per chunk to "
+                          f"{plan.service_addr}:4340", flush=True)
+                    cc = common.TrialRunner(f"{mode}-{label}-{io}", tb, rx, a1.many_host,
+                                            cc_sender(src, plan.service_addr, targets, plan.source_eid, mode,
+                                                      a1.rloc), args.seconds, first_trial,
+                                            unpaced_rate=UNPACED[mode], udp_watch=("x0", "x1"), xtrs=xtrs,
+                                            rundir=rundir, status_keys=CC_KEYS, drop_keys=DROP_KEYS)
+                    one = cc.search(TARGET_REFS, args.max_trials)
+                    first_trial = cc.next_trial
+                    one["defence"], one["io"], one["mode"] = defence, io, mode
+                    one["overload"] = common.overload_rates(one["trials"][0], "corecast_itr.ref-sent",
+                                                            "corecast_etr.delivered")
+                    runs.append(one)
+                    if profile_runner is None and mode == "corecast":
+                        profile_runner = cc
                 if defence == configs[0][0] and not args.skip_unicast:
                     print(f"unicast (io {io}): {CHUNK_BYTES}-byte datagrams to the {len(eids)} clients in turn",
                           flush=True)
@@ -254,17 +305,18 @@ def main() -> int:
                     unicast_runs.append(u)
             result["corecast_runs"] = runs
             result["unicast_runs"] = unicast_runs
-            result["corecast"] = runs[0]
+            plain = [r for r in runs if r["mode"] == "corecast"]
+            result["corecast"] = plain[0] if plain else runs[0]
             result["io_medians"] = io_medians(runs, unicast_runs, configs[0][0])
             for label, flag in (("on", True), ("off", False)):
-                rates = [r["rate"] for r in runs if r["defence"] is flag and r["io"] == configs[0][1]]
+                rates = [r["rate"] for r in plain if r["defence"] is flag and r["io"] == configs[0][1]]
                 if rates:
                     result[f"corecast_defence_{label}"] = max(rates)
             if "corecast_defence_off" in result and "corecast_defence_on" in result:
                 result["defence_on_over_off"] = round(
                     result["corecast_defence_on"] / max(1, result["corecast_defence_off"]), 3)
-            if args.profile and result["corecast"]["rate"]:
-                result["profile"] = common.profile(xtrs, cc, result["corecast"]["rate"], rundir)
+            if args.profile and profile_runner is not None and result["corecast"]["rate"]:
+                result["profile"] = common.profile(xtrs, profile_runner, result["corecast"]["rate"], rundir)
             if args.skip_unicast:
                 result["unicast"] = {"rate": 0, "sender_limited": False, "overload": {}, "skipped": True}
             else:
@@ -280,7 +332,7 @@ def main() -> int:
     path = common.save_result("corecast-defence" if args.skip_unicast else "corecast", result)
     limited = " (sender-limited: nothing lost at the sender's top speed)"
     print(f"\nzero-loss rates, {len(eids)} clients, {CHUNK_BYTES}-byte chunks, src -> x0 -> x1 -> m1:")
-    print(f"  CoreCast REFs (each one client datagram) : {refs:>9,} /s"
+    print(f"  {result['corecast'].get('mode', 'corecast') + ' (client datagrams)':<41}: {refs:>9,} /s"
           f"{limited if result['corecast']['sender_limited'] else ''}")
     print(f"  unicast datagrams                        : {pps:>9,} /s"
           f"{limited if result['unicast']['sender_limited'] else ''}")
@@ -291,14 +343,18 @@ def main() -> int:
             print(f"  {name} overloaded (unpaced sender), per second: "
                   + ", ".join(f"{k} {v:,}" for k, v in result[name]["overload"].items()))
     for one in result["corecast_runs"]:
-        print(f"  CoreCast REFs, checks {'on ' if one['defence'] else 'off'}, io {one['io']:<5}   : "
-              f"{one['rate']:>9,} /s")
+        unit = "REF/s" if one["mode"] == "corecast" else "deliveries/s"
+        print(f"  {one['mode']:<14} checks {'on ' if one['defence'] else 'off'}, io {one['io']:<5}: "
+              f"{one['rate']:>9,} {unit}")
     for io, med in result["io_medians"].items():
-        print(f"  median of {med['runs']} ({io:<5}): CoreCast {med['corecast']:>9,} REF/s, unicast "
-              f"{med['unicast']:>9,} /s")
-    if "batch_over_plain" in result["io_medians"].get("batch", {}):
-        r = result["io_medians"]["batch"]["batch_over_plain"]
-        print(f"  batched / plain system calls: CoreCast {r['corecast']:.2f}x, unicast {r['unicast']:.2f}x")
+        modes = ", ".join(f"{m} {v:,} {'REF/s' if m == 'corecast' else 'deliveries/s'}"
+                          for m, v in med["modes"].items())
+        print(f"  median of {med['runs']} ({io:<5}): {modes}, unicast {med['unicast']:,} pps")
+    for io, key, what in (("lan", "over_previous", "LAN fast path / previous (TUN writes)"),
+                          ("batch", "batch_over_plain", "batched / plain system calls")):
+        r = result["io_medians"].get(io, {}).get(key)
+        if r:
+            print(f"  {what}: " + ", ".join(f"{m} {v:.2f}x" for m, v in r.items() if v is not None))
     if "defence_on_over_off" in result:
         print(f"  checks on / off                          : {result['defence_on_over_off']:.3f}")
     print(f"target >= {TARGET_REFS:,} REF/s at the ITR (median, io {configs[0][1]}): "
