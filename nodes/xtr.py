@@ -58,7 +58,7 @@ from testbed.lisp.mapcache import MapCache
 from testbed.lisp.multicast_etr import SEND_MCAST
 from testbed.lisp.xtrcontrol import XtrControl
 from testbed.net.mmsg import BatchReceiver, BatchSender
-from testbed.nodeutil import StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.nodeutil import StatusWriter, StopFlag, mark_ready, node_main, setup_logging
 from testbed.schemas import parse
 from testbed.schemas.xtr import TUN_MTU, XtrConfig
 from testbed.wire.constants import CORECAST_PORT, LISP_CONTROL_PORT, LISP_DATA_PORT
@@ -260,6 +260,9 @@ class XtrNode(BatchLoop):
         itr_in, etr_in = self.itr.on_tun_packet, self.etr.on_lisp_packet
         cc_in = self.cc_itr.on_service_message if self.cc_itr is not None else None
         status_file = self.cfg.get("status_file")
+        writer = StatusWriter(status_file) if status_file else None  # a slow state directory never stalls the loop
+        if self.cfg.get("nice"):
+            os.setpriority(os.PRIO_PROCESS, 0, int(self.cfg["nice"]))
         batching = self.cc_itr is not None and self.cc_itr.batch_delay is not None
         while not stop.is_set():
             now = time.monotonic()
@@ -336,11 +339,11 @@ class XtrNode(BatchLoop):
                 self.map_cache.remove_expired(now)
                 if self.lan is not None:
                     self.lan.refresh()
-                if status_file and now >= next_write:
+                if writer is not None and now >= next_write:
                     next_write = now + status_every
-                    write_json_atomic(status_file, self.status())
-        if status_file:
-            write_json_atomic(status_file, self.status())
+                    writer.submit(self.status())
+        if writer is not None:
+            writer.close(self.status())
         self.flush()
 
 

@@ -61,3 +61,54 @@ def test_clients_write_their_status_less_often_above_a_hundred_ases_too(tmp_path
     for bad in (0, -1, "x"):
         with pytest.raises(ConfigError):
             parse_config(dict(cfg, status_interval_s=bad))
+
+
+def test_the_source_ases_itr_gets_a_larger_cpu_share_only_at_scale(tmp_path):
+    """j = 1,000, k = 100,000: with 2,000 processes sharing two CPUs fairly, x0 (the ITR every chunk crosses)
+    fell behind its service socket; above STATUS_ASES ASes it runs at ITR_NICE, and the xTR takes the key."""
+    from testbed.net.lisp import ITR_NICE
+    for ases, nice in ((4, None), (150, ITR_NICE)):
+        xtrs = [d for d in lisp_daemons(FakeTb(), plan_of(ases), str(tmp_path)) if d.program == "xtr"]
+        assert xtrs[0].config.get("nice") == nice
+        assert all("nice" not in x.config for x in xtrs[1:])
+    cfg = dict(xtrs[0].config)
+    xtrs[0].render()  # the run directory's config/, logs/ and state/
+    assert load(cfg)["nice"] == ITR_NICE
+    for bad in (-21, 20, "x"):
+        with pytest.raises(ConfigError, match="nice"):
+            load(dict(cfg, nice=bad))
+
+
+def test_status_writer_never_blocks_the_loop_on_a_stalled_directory(tmp_path, monkeypatch):
+    """The ITR spent seconds in rename() on a state directory shared with 2,000 writers while its service socket
+    overflowed: submit() returns at once even while a write is stuck, the latest status wins, close() writes
+    the final one."""
+    import json
+    import threading
+    import time
+
+    from testbed import nodeutil
+    gate = threading.Event()
+    real = nodeutil.write_text_atomic
+    written: list[str] = []
+
+    def slow(path, text, fsync=False):
+        gate.wait(30)  # the directory's lock held by someone else
+        written.append(text)
+        real(path, text, fsync)
+
+    monkeypatch.setattr(nodeutil, "write_text_atomic", slow)
+    path = str(tmp_path / "x0.status.json")
+    w = nodeutil.StatusWriter(path)
+    t0 = time.monotonic()
+    for i in range(100):
+        w.submit({"n": i})
+    assert time.monotonic() - t0 < 5  # 100 submits while the first write is stuck (fast: no write in this thread)
+    gate.set()
+    deadline = time.monotonic() + 30
+    while (not written or json.loads(written[-1])["n"] != 99) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert json.loads(written[-1])["n"] == 99 and len(written) <= 3  # skipped the stale ones
+    w.close({"n": "final"})
+    assert json.loads(open(path).read()) == {"n": "final"}
+    assert not w._thread.is_alive()

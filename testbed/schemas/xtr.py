@@ -65,6 +65,9 @@ class XtrConfig(NodeBase):
     """Seconds between two writes of ``status_file`` (also written at exit); the testbed lengthens it at
     scale (testbed.net.lisp.status_interval: 1,000 xTRs writing into one directory every second kept
     most of them blocked on its lock)."""
+    nice: int = Field(0, ge=-20, le=19)
+    """The xTR process's nice value (setpriority at start); the testbed gives the source AS's ITR
+    ``ITR_NICE`` at scale (testbed.net.lisp.ITR_NICE), other xTRs 0."""
     request_timeout_s: float = Field(1.0, gt=0, le=60)
     request_tries: int = Field(3, ge=1, le=100)
     queue_limit: int = Field(64, ge=1, le=100_000)
