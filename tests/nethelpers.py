@@ -42,8 +42,11 @@ def status(rundir: str, name: str) -> dict:
         return {}
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; return its last value."""
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:
+    """Poll ``predicate`` until true or ``timeout``; return its last value.
+
+    A deadline on state, not a speed claim: give it room for a loaded 2-core CI machine (status files
+    are rewritten every second by daemons that the load may delay by seconds)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -61,7 +64,7 @@ def send_udp(node: Any, dst: str, port: int, payload_hex: str, count: int = 1, s
     return run_in_node(node, [sys.executable, "-c", code], timeout=60).stdout
 
 
-def fresh_status(rundir: str, name: str, timeout: float = 5.0) -> dict:
+def fresh_status(rundir: str, name: str, timeout: float = 30.0) -> dict:
     """A daemon's status written after this call (status files are rewritten every second)."""
     t = time.time()
     assert wait_for(lambda: status(rundir, name).get("time", 0) > t, timeout), f"{name} wrote no status"

@@ -40,7 +40,7 @@ def test_first_refs_wait_for_the_source_mapping_and_are_all_delivered(tmp_path):
         assert "sent" in send_all(tb.node(plan.source_host), plan.service_addr, 4340, msgs,
                                  os.path.join(rundir, "msgs.hex"))
         want = 2 * len(clients)
-        assert wait_for(lambda: status(rundir, a1.xtr).get("corecast_etr", {}).get("delivered", 0) >= want, 8)
+        assert wait_for(lambda: status(rundir, a1.xtr).get("corecast_etr", {}).get("delivered", 0) >= want, 30)
         after = fresh_status(rundir, a1.xtr)
         cc = after["corecast_etr"]
         assert cc["delivered"] == want and cc["cc-ref-queued"] >= 1 and cc["cc-ref-flushed"] == cc["cc-ref-queued"]
