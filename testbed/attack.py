@@ -255,10 +255,11 @@ NOT_DROPS = frozenset(("cc-promoted", "cc-ref-flushed", "cc-ref-queued", "cc-ref
 """``cc-`` counters that count work done, not packets stopped."""
 
 
-def fresh_statuses(paths: dict[str, str], after: float, timeout: float = 6.0) -> dict[str, dict]:
+def fresh_statuses(paths: dict[str, str], after: float, timeout: float = 30.0) -> dict[str, dict]:
     """The status file of every node in ``paths`` (name -> path), each written after wall time ``after``.
 
-    Raises RuntimeError naming the late nodes after ``timeout`` seconds.
+    Raises RuntimeError naming the late nodes after ``timeout`` seconds (nodes rewrite it every second;
+    30 s leaves room for xTRs slowed by a loaded machine, where 6 s could fail a run).
     """
     deadline = time.monotonic() + timeout
     while True:

@@ -263,9 +263,13 @@ STOP_PER_DAEMON = 0.02
 last status file on 2 cores take longer than 5 s)."""
 
 
-def stop_all(daemons: list[Daemon], timeout: float = 5.0) -> None:
+def stop_all(daemons: list[Daemon], timeout: float = 30.0) -> None:
     """Stop many daemons at once: SIGTERM to every one, wait up to ``timeout`` (plus
-    :data:`STOP_PER_DAEMON` per running daemon) in all, SIGKILL the rest."""
+    :data:`STOP_PER_DAEMON` per running daemon) in all, SIGKILL the rest.
+
+    The wait ends as soon as they have exited; its length only matters on a loaded machine, where a
+    client finishing its player file and counting its frames with ffprobe could miss the former 5 s
+    and be SIGKILLed with its record and status unwritten."""
     running = [d for d in daemons if d.proc is not None and d.proc.poll() is None]
     for d in running:
         try:

@@ -100,7 +100,7 @@ class Testbed:
             d.start()
         wait_all_ready(daemons, timeout)
 
-    def stop_daemons(self, daemons: list[Daemon] | None = None, timeout: float = 5.0) -> None:
+    def stop_daemons(self, daemons: list[Daemon] | None = None, timeout: float = 30.0) -> None:
         """Stop the given daemons (default: all): SIGTERM to all at once, then wait, then SIGKILL."""
         targets = list(reversed(daemons if daemons is not None else self.daemons))
         stop_all(targets, timeout)
