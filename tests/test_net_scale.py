@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -50,7 +51,9 @@ def test_memory_peak_samples_proc_meminfo(tmp_path, monkeypatch):
     assert scale.used_mib() == 512.0
     with scale.MemoryPeak(0.05) as mem:
         info.write_text("MemTotal:       1048576 kB\nMemAvailable:    262144 kB\n")
-        mem._stop.wait(0.5)
+        deadline = time.monotonic() + 30  # the sampler thread's turn (0.05 s idle; a fixed 0.5 s under load)
+        while mem.peak < 768.0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         info.write_text("MemTotal:       1048576 kB\nMemAvailable:    524288 kB\n")
     assert (mem.base, mem.peak) == (512.0, 768.0)
     info.write_text("garbage\n")
