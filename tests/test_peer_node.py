@@ -36,6 +36,29 @@ def _lead() -> float:
     return 3.0 * min(4.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
 
 
+def _wait_played(tmp_path, hosts, floor_s: float, deadline_s: float = 60.0) -> None:
+    """Wait until every peer has played or missed every chunk (the hosts' status files, rewritten each
+    second), or, after ``floor_s`` (the last chunk's playout deadline on an idle machine), until that count
+    stops rising for 2 s (peers that joined late never count the chunks before their start). Was a fixed
+    sleep of ``floor_s``, which a peer host slowed by a loaded machine could still be behind."""
+    from testbed.nodeutil import read_status
+
+    def due() -> int:
+        sums = [read_status(str(tmp_path / f"p{a}.status")).get("summary", {}) for a in hosts]
+        return sum(s.get("played", 0) + s.get("missed", 0) for s in sums)
+    t0 = time.monotonic()
+    last, changed = -1, t0
+    while time.monotonic() - t0 < deadline_s:
+        now, count = time.monotonic(), due()
+        if count >= 10 * len(hosts) * CHUNKS:
+            return
+        if count != last:
+            last, changed = count, now
+        elif now - t0 > floor_s and now - changed > 2.0:
+            return
+        time.sleep(0.1)
+
+
 def _start(module: str, cfg: dict, path) -> subprocess.Popen:
     path.write_text(json.dumps(cfg))
     return subprocess.Popen([sys.executable, "-m", module, "--config", str(path)], cwd=ROOT,
@@ -53,7 +76,8 @@ def run_swarm(tmp_path, upload: float, policy: str = "random", base_port: int = 
             cfg = {"name": f"p{a}", "asn": a, "tracker": {"addr": "127.0.0.10", "port": base_port + 1},
                    "chunk_rate": RATE, "chunk_bytes": P, "params": params, "seed": a,
                    "peers": [{"eid": f"127.{a}.0.{10 + i}", "port": base_port} for i in range(10)],
-                   "ready_file": str(tmp_path / f"p{a}.ready"), "result_file": str(tmp_path / f"p{a}.json")}
+                   "ready_file": str(tmp_path / f"p{a}.ready"), "result_file": str(tmp_path / f"p{a}.json"),
+                   "status_file": str(tmp_path / f"p{a}.status")}
             procs.append(_start("nodes.peer", cfg, tmp_path / f"p{a}.cfg"))
             hosts.append(a)
         assert _wait(lambda: all((tmp_path / f"p{a}.ready").exists() for a in hosts), 30)
@@ -65,12 +89,12 @@ def run_swarm(tmp_path, upload: float, policy: str = "random", base_port: int = 
                    "status_file": str(tmp_path / "src.status")}
         src = _start("nodes.source", src_cfg, tmp_path / "src.cfg")
         procs.append(src)
-        assert src.wait(30) == 0, src.stderr.read()
-        time.sleep(buffer_s + 1.5)  # the last chunks reach their playout deadline
+        assert src.wait(60) == 0, src.stderr.read()
+        _wait_played(tmp_path, hosts, buffer_s + 1.5)
         for p in procs[:3]:
             p.send_signal(signal.SIGTERM)
         for p in procs[:3]:
-            assert p.wait(10) == 0, p.stderr.read()
+            assert p.wait(30) == 0, p.stderr.read()
         peers = {}
         for a in hosts:
             peers.update(json.loads((tmp_path / f"p{a}.json").read_text())["peers"])
