@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
@@ -20,9 +19,10 @@ SERVERS = ("127.0.0.1", "127.0.0.2")
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port outside the ephemeral range (tests/ports.py): the cluster run's ssh clients take
+    ephemeral ports, and one could have been handed the port between this pick and sshd's bind."""
+    from ports import free_port
+    return free_port()
 
 
 class LoopbackSshd:
