@@ -56,7 +56,8 @@ Run as root from the repository root (about 1.5 to 2 minutes; 2.5 more with
 
 ``--profile``: see bench_xtr.py (py-spy on both xTRs during one more trial).
 
-Writes docs/bench-results/corecast.json (corecast-defence.json with ``--skip-unicast``);
+Writes docs/bench-results/corecast.json (corecast-defence.json with ``--skip-unicast``,
+corecast-lists.json when ``--mode`` leaves plain CoreCast out);
 docs/benchmarks.md has the numbers.
 """
 
@@ -282,7 +283,8 @@ def main() -> int:
                                             cc_sender(src, plan.service_addr, targets, plan.source_eid, mode,
                                                       a1.rloc), args.seconds, first_trial,
                                             unpaced_rate=UNPACED[mode], udp_watch=("x0", "x1"), xtrs=xtrs,
-                                            rundir=rundir, status_keys=CC_KEYS, drop_keys=DROP_KEYS)
+                                            rundir=rundir, status_keys=CC_KEYS, drop_keys=DROP_KEYS,
+                                            by_delivery=mode != "corecast")
                     one = cc.search(TARGET_REFS, args.max_trials)
                     first_trial = cc.next_trial
                     one["defence"], one["io"], one["mode"] = defence, io, mode
@@ -329,7 +331,9 @@ def main() -> int:
     result["target_met"] = first.get("corecast", 0) >= TARGET_REFS  # the median, not one lucky run
     result["unicast_target_met"] = first.get("unicast", 0) >= TARGET_UNICAST
     result["wall_seconds"] = round(time.monotonic() - t_start, 1)
-    path = common.save_result("corecast-defence" if args.skip_unicast else "corecast", result)
+    name = ("corecast-lists" if "corecast" not in cc_modes else
+            "corecast-defence" if args.skip_unicast else "corecast")
+    path = common.save_result(name, result)
     limited = " (sender-limited: nothing lost at the sender's top speed)"
     print(f"\nzero-loss rates, {len(eids)} clients, {CHUNK_BYTES}-byte chunks, src -> x0 -> x1 -> m1:")
     print(f"  {result['corecast'].get('mode', 'corecast') + ' (client datagrams)':<41}: {refs:>9,} /s"

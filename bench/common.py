@@ -198,24 +198,31 @@ def arrived(now: dict[str, int], before: dict[str, int]) -> int:
     return sum(now.get(k, 0) - before.get(k, 0) for k in ("InDatagrams", "RcvbufErrors"))
 
 
-def settle(count: Callable[[], int], expected: int, quiet: float = 0.5, limit: float = 15.0) -> int:
+def settle(count: Callable[[], int], expected: int, quiet: float = 0.5, limit: float = 15.0,
+           poll: float = 0.1) -> int:
     """Poll ``count()`` until it reaches ``expected`` or has not changed for ``quiet`` seconds; return it.
 
     After a sender stops, packets still queued in the xTRs keep arriving for a while:
     a trial is judged only once its counts have settled.
     """
+    return settle_at(count, expected, quiet, limit, poll)[0]
+
+
+def settle_at(count: Callable[[], int], expected: int, quiet: float = 0.5, limit: float = 15.0,
+              poll: float = 0.1) -> tuple[int, float]:
+    """:func:`settle`, also returning when (``time.monotonic()``) the count last grew (to within ``poll`` s)."""
     deadline = time.monotonic() + limit
     last, since = -1, time.monotonic()
     while True:
         got = count()
         now = time.monotonic()
         if got >= expected or now > deadline:
-            return got
+            return got, now if got != last else since
         if got != last:
             last, since = got, now
         elif now - since >= quiet:
-            return got
-        time.sleep(0.1)
+            return got, since
+        time.sleep(poll)
 
 
 class TrialRunner:
@@ -230,6 +237,11 @@ class TrialRunner:
     ``xtrs`` (name -> Daemon) get their CPU share and, with ``status_keys``
     (name -> [(section, key)]), per-trial deltas of their status counters; those named
     in ``drop_keys`` ("section.key") are drops and join the trial's ``lost_at``.
+    Each trial also records ``drain_seconds`` (from the sender's end until the last
+    delivery, to within 0.05 s) and ``delivery_rate`` (delivered / (sending time +
+    drain)); ``by_delivery`` makes that the trial's ``achieved`` rate when lower (REF
+    lists: a few queued messages hold thousands of deliveries, so the sender's rate
+    says little about the path's).
     """
 
     def __init__(self, name: str, tb: Any, rx: Any, dst_host: str,
@@ -237,12 +249,13 @@ class TrialRunner:
                  unpaced_rate: float = 250_000, udp_watch: tuple[str, ...] = (),
                  tun_watch: tuple[tuple[str, str], ...] = (), xtrs: dict[str, Any] | None = None,
                  rundir: str | None = None, status_keys: dict[str, list[tuple[str, str]]] | None = None,
-                 drop_keys: frozenset[str] = frozenset()) -> None:
+                 drop_keys: frozenset[str] = frozenset(), by_delivery: bool = False) -> None:
         self.name, self.tb, self.rx, self.dst_host, self.send = name, tb, rx, dst_host, send
         self.seconds, self.next_trial, self.unpaced_rate = seconds, first_trial, unpaced_rate
         self.udp_watch, self.tun_watch = udp_watch, tun_watch
         self.xtrs, self.rundir, self.status_keys = xtrs or {}, rundir, status_keys or {}
         self.drop_keys = drop_keys
+        self.by_delivery = by_delivery
         self._status: dict[str, dict[str, int]] | None = None
 
     def _statuses(self, newer_than: float) -> dict[str, dict[str, int]]:
@@ -266,8 +279,10 @@ class TrialRunner:
             self._status = self._statuses(time.time())
         before = self.counters()
         sent = self.send(trial, rate, count)
+        sent_at = time.monotonic()
         dst0 = before["udp"][self.dst_host]
-        settle(lambda: arrived(udp_snmp(self.tb.node(self.dst_host)), dst0), sent["sent"])
+        _n, last_at = settle_at(lambda: arrived(udp_snmp(self.tb.node(self.dst_host)), dst0), sent["sent"],
+                                poll=0.05)
         got = self.rx.settled(trial, sent["sent"])
         after = self.counters()
         dst1 = after["udp"][self.dst_host]
@@ -277,7 +292,10 @@ class TrialRunner:
             "trial": trial, "offered": rate, "achieved": round(sent["achieved"]), "sent": sent["sent"],
             "delivered": delivered, "lost": sent["sent"] - delivered, "received_by_app": got,
             "receiver_dropped": h_drop, "send_errors": sent["send_errors"], "seconds": round(sent["seconds"], 3),
-            "senders": sent.get("senders", 1)}
+            "senders": sent.get("senders", 1), "drain_seconds": round(max(0.0, last_at - sent_at), 3)}
+        res["delivery_rate"] = round(delivered / (sent["seconds"] + res["drain_seconds"]))
+        if self.by_delivery:  # deliveries per second: the sender's rate is not the path's when queues hold a lot
+            res["sender_achieved"], res["achieved"] = res["achieved"], min(res["achieved"], res["delivery_rate"])
         if "data_sent" in sent:
             res["data_sent"] = sent["data_sent"]
         res["ok"] = res["lost"] == 0 and sent["send_errors"] == 0

@@ -26,14 +26,16 @@ order and flushed when a batch is full and before the loop waits again.
 ``io_batch`` 0 keeps the plain loop (one system call per datagram), the
 previous implementation, for comparison (bench/bench_corecast.py ``--io``).
 
-LAN fast path (``lan_send``, default true, with ``io_batch`` > 0 and ``lan_if``):
+LAN fast path (``lan_send``, default false, with ``io_batch`` > 0 and ``lan_if``):
 what the ETR delivers is forwarded by the xTR itself (TTL minus one, checksum
 updated) and sent in batches on a packet socket on ``lan_if``, instead of one
 TUN write each that the kernel forwards; the bytes on the LAN are the same.
 Packets the kernel might treat differently (local or broadcast destinations,
 such as the CoreCast service address; unknown neighbours; spoofed sources;
 options, fragments, TTL 1) stay on the TUN path (testbed/net/lanpath.py).
-Without a packet socket (no CAP_NET_RAW) everything takes the TUN path.
+Without a packet socket (no CAP_NET_RAW) everything takes the TUN path. Off by
+default: on this VM it was no faster and cost the ETR more CPU per packet
+(docs/benchmarks.md).
 
 Config keys: see :func:`load`. Counters go to ``status_file`` every
 ``status_interval_s`` seconds (default 1) and at exit; the process is ready (``ready_file``) once its first Map-Register has
@@ -156,7 +158,7 @@ class XtrNode(BatchLoop):
             for sock in (self.data, self.service, self.service_other):
                 if sock is not None:
                     self.rx[sock.fileno()] = BatchReceiver(sock, self.batch)
-            if cfg.get("lan_send", True) and cfg.get("lan_if"):
+            if cfg.get("lan_send", False) and cfg.get("lan_if"):
                 try:
                     self.lan = LanSender(cfg["lan_if"], tun, self.batch)
                 except OSError as exc:  # the TUN path still delivers everything

@@ -83,9 +83,10 @@ class XtrConfig(NodeBase):
     io_batch: int = Field(64, ge=0, le=1024)
     """Datagrams per recvmmsg/sendmmsg on the data, service and raw sockets (testbed/net/mmsg.py); 0: the plain
     loop, one system call per datagram (the previous implementation, kept for comparison and as a fallback)."""
-    lan_send: bool = True
+    lan_send: bool = False
     """LAN fast path (with io_batch > 0): the ETR's packets go out on lan_if through a packet socket, forwarded by
-    the xTR (testbed/net/lanpath.py), instead of one TUN write each; false: every one through the TUN."""
+    the xTR (testbed/net/lanpath.py), instead of one TUN write each. Off by default: measured no faster here and
+    more CPU per packet in the ETR (docs/benchmarks.md, issue 16 item 3)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "XtrConfig":
