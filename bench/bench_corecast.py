@@ -26,7 +26,8 @@ the paths with the current xTR (``lan``: recvmmsg/sendmmsg, testbed/net/mmsg.py,
 and the ETR's LAN fast path, testbed/net/lanpath.py) and then restarts x0 and x1
 as the previous implementation (``batch``: the same batched calls, every delivery
 written to the TUN, ``lan_send`` false) and measures them again, in one network;
-``--io all`` adds ``plain`` (``io_batch`` 0, one system call per datagram).
+``--io all`` adds ``plain`` (``io_batch`` 0, one system call per datagram), ``--io calls``
+measures ``batch`` and ``plain`` only (the batched calls against the loop before them).
 ``--rounds N`` repeats the set; the result keeps the median of the N rates of
 each (io, path) and their ratios.
 
@@ -51,7 +52,7 @@ Run as root from the repository root (about 1.5 to 2 minutes; 2.5 more with
 ``--defence both --skip-unicast``)::
 
     .venv/bin/python bench/bench_corecast.py [--seconds 3] [--max-trials 8] [--clients 1000] [--profile]
-        [--defence both|on|off] [--io both|all|lan|batch|plain] [--mode corecast|all|M1,M2]
+        [--defence both|on|off] [--io both|calls|all|lan|batch|plain] [--mode corecast|all|M1,M2]
         [--rounds 1] [--skip-unicast]
 
 ``--profile``: see bench_xtr.py (py-spy on both xTRs during one more trial).
@@ -81,8 +82,8 @@ IO = {"lan": {"io_batch": 64, "lan_send": True}, "batch": {"io_batch": 64, "lan_
       "plain": {"io_batch": 0, "lan_send": False}}
 """The xTRs' I/O settings: ``lan`` (batched calls and the ETR's LAN fast path: the current implementation),
 ``batch`` (batched calls, every delivery through the TUN: the previous one), ``plain`` (one call per datagram)."""
-IO_CHOICES = {"both": ["lan", "batch"], "all": ["lan", "batch", "plain"], "lan": ["lan"], "batch": ["batch"],
-              "plain": ["plain"]}
+IO_CHOICES = {"both": ["lan", "batch"], "calls": ["batch", "plain"], "all": ["lan", "batch", "plain"],
+              "lan": ["lan"], "batch": ["batch"], "plain": ["plain"]}
 MODES = ("corecast", "corecast-batch", "corecast-src")
 UNPACED = {"corecast": 400_000, "corecast-batch": 400_000, "corecast-src": 600_000}
 CC_KEYS = {"x0": [("io", "service-in"), ("corecast_itr", "ref-in"), ("corecast_itr", "ref-sent"),
