@@ -106,7 +106,9 @@ def test_reference_runs_complete_exact_and_rebuild(tmp_path):
     from conftest import ROOT
     ref = os.path.join(ROOT, "results", "reference", "scale")
     runs = sorted(d for d in os.listdir(ref) if os.path.isfile(os.path.join(ref, d, "run.json")))
-    assert "small" in runs and "j1000" in runs and "j500g100" in runs  # j = 1,000 and k = 50,000 reached
+    assert {"small", "j1000", "j500g100", "j1000g100"} <= set(runs)  # j = 1,000 and k = 100,000 reached
+    big = pd.read_csv(os.path.join(ref, "j1000g100", "measurements.csv"))
+    assert (big["active_ases"] == 1000).all() and (big["clients"] == 100_000).all()
     for name in runs:
         run = json.loads(open(os.path.join(ref, name, "run.json")).read())
         assert run["experiment"] == "scale" and run["status"] == "complete", name
