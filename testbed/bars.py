@@ -20,6 +20,14 @@ The ETA is the elapsed time scaled by the fraction left, where a running child's
 share of the current point counts (a sweep of slow points has an ETA from the
 first half-point on). A broken output stream never breaks a run: the display
 turns itself off.
+
+A bar left by an exception (Ctrl-C, a failed stream) before its total is done
+says how far it got: its last line reads ``stopped after`` instead of ``in``,
+with the current point's child, stopped or finished, after ``|``, e.g.
+``gamma points 1/3 points stopped after 0:00:37 | corecast stream 950/1500 chunks``.
+A child stays on its parent's line while it runs and once stopped; a finished
+one leaves the display but comes back if the parent stops before moving on
+(the parent's next :meth:`Bar.update` or :meth:`Bar.child_bar` drops it).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from typing import Callable, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, Task, TextColumn
 from rich.progress import Progress as RichProgress
+from rich.table import Column
 from rich.text import Text
 
 
@@ -53,9 +62,12 @@ def _eta(task: Task) -> float | None:
 
 
 class _EtaColumn(ProgressColumn):
-    """``0:01:10 ETA 0:03:20`` (elapsed, then :func:`_eta`), or ``in 0:04:30`` once the task finished."""
+    """``0:01:10 ETA 0:03:20`` (elapsed, then :func:`_eta`), ``in 0:04:30`` once the task finished,
+    ``stopped after 0:02:10`` if it was stopped before its total."""
 
     def render(self, task: Task) -> Text:
+        if task.fields.get("stopped"):
+            return Text(f"stopped after {clock_text(task.elapsed)}")
         if task.finished:
             return Text(f"in {clock_text(task.finished_time or task.elapsed)}")
         return Text(f"{clock_text(task.elapsed)} ETA {clock_text(_eta(task))}")
@@ -66,6 +78,7 @@ class Bar:
 
     ``stream`` defaults to stderr and ``tty`` to ``stream.isatty()``; ``clock`` is
     injectable for tests; ``enabled=False`` draws nothing (the counts still work).
+    Leaving the ``with`` block by an exception closes it as stopped (see :meth:`close`).
     """
 
     TTY_MIN_INTERVAL = 0.1
@@ -78,6 +91,8 @@ class Bar:
         self.unit = unit
         self.done = 0.0
         self.closed = False
+        self.stopped = False
+        """Closed before its total was done, by an exception (see :meth:`close`)."""
         self.child: Bar | None = None
         self.parent = _parent
         if _parent is None:
@@ -88,7 +103,7 @@ class Bar:
             self.tty, self.interval, self.enabled, self.clock = tty, interval, enabled, clock
             console = Console(file=self.stream, force_terminal=tty, highlight=False, soft_wrap=False)
             self.rich = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[unit]}"), _EtaColumn(),
+                                     TextColumn("{task.fields[unit]}"), _EtaColumn(table_column=Column(no_wrap=True)),
                                      console=console, auto_refresh=False, get_time=clock,
                                      disable=not (enabled and tty), transient=False, redirect_stderr=False)
             self._last_draw: float | None = None
@@ -99,7 +114,7 @@ class Bar:
             self.stream, self.tty, self.interval = root.stream, root.tty, root.interval
             self.enabled, self.clock, self.rich = root.enabled, root.clock, root.rich
         indent = "  " * self.depth
-        self.task = self.rich.add_task(indent + label, total=self.total or None, unit=unit)
+        self.task = self.rich.add_task(indent + label, total=self.total or None, unit=unit, stopped=False)
 
     # -- tree ----------------------------------------------------------------------------------
     @property
@@ -114,8 +129,7 @@ class Bar:
 
     def child_bar(self, total: float, label: str, unit: str = "") -> "Bar":
         """A nested bar (the chunks or seconds of the current point); its share of a unit counts in the ETA."""
-        if self.child is not None and not self.child.closed:
-            self.child.close()
+        self._drop_child()
         self.child = Bar(total, label, unit=unit, _parent=self)
         self._changed()
         return self.child
@@ -125,8 +139,24 @@ class Bar:
         return self.child_bar(seconds, label, unit="s")
 
     # -- counting ------------------------------------------------------------------------------
+    def _drop_child(self) -> None:
+        """Close the child if still open and take it off the display for good."""
+        child, self.child = self.child, None
+        if child is None:
+            return
+        if not child.closed:
+            child.close()
+        self._guard(self.rich.remove_task, child.task)
+
+    def _shows_child(self) -> bool:
+        """Whether the child belongs on this bar's line: running, stopped, or finished when this bar stopped."""
+        c = self.child
+        return c is not None and (not c.closed or c.stopped or self.stopped)
+
     def update(self, done: float) -> None:
-        """Set the units done so far (clamped to ``[0, total]``) and redraw if due."""
+        """Set the units done so far (clamped to ``[0, total]``) and redraw if due; a closed child goes."""
+        if self.child is not None and self.child.closed:
+            self._drop_child()
         done = max(0.0, float(done))
         self.done = min(done, self.total) if self.total else done
         self._changed()
@@ -162,14 +192,18 @@ class Bar:
 
     # -- drawing -------------------------------------------------------------------------------
     def line(self) -> str:
-        """The plain status line: this bar, then its open children after ``|``."""
-        task = self.rich.tasks[self._index()]
+        """The plain status line: this bar, then its open (or stopped) children after ``|``."""
         total = f"{self.total:g}" if self.total else "?"
         text = f"{self.label} {self.done:g}/{total}" + (f" {self.unit}" if self.unit else "")
         if self.parent is None:
-            text += (f" in {clock_text(task.elapsed)}" if self.closed
-                     else f" {clock_text(task.elapsed)} ETA {clock_text(_eta(task))}")
-        if self.child is not None and not self.child.closed:
+            task = self.rich.tasks[self._index()]
+            if self.stopped:
+                text += f" stopped after {clock_text(task.elapsed)}"
+            elif self.closed:
+                text += f" in {clock_text(task.elapsed)}"
+            else:
+                text += f" {clock_text(task.elapsed)} ETA {clock_text(_eta(task))}"
+        if self._shows_child():
             text += " | " + self.child.line()
         return text
 
@@ -197,15 +231,30 @@ class Bar:
             root.enabled = False
             root.rich.disable = True
 
-    def close(self) -> None:
-        """Finish: a child leaves the display; the top bar draws its final state and stops rich."""
+    def close(self, stopped: bool = False) -> None:
+        """Finish: a child leaves the display; the top bar draws its final state and stops rich.
+
+        ``stopped``: the work ended early (``__exit__`` passes True when an exception
+        left the block). Unless the total was reached, the bar then keeps its counts
+        on show: the top bar's last line says ``stopped after`` its elapsed time, and a
+        child stays on its parent's line until the parent's next :meth:`update` or
+        :meth:`child_bar`, so the final line after Ctrl-C tells how far the run got
+        (a finished child is hidden meanwhile, shown again if its parent stops).
+        """
         if self.closed:
             return
         self.closed = True
+        self.stopped = stopped and not (self.total and self.done >= self.total)
+        self._guard(self.rich.stop_task, self.task)  # elapsed stops growing
+        if self.stopped:
+            self._guard(self.rich.update, self.task, stopped=True)
         if self.parent is not None:
-            self._guard(self.rich.remove_task, self.task)
+            if not self.stopped:
+                self._guard(self.rich.update, self.task, visible=False)
             self.parent._changed()
             return
+        if self.stopped and self.child is not None:
+            self._guard(self.rich.update, self.child.task, visible=True)
         self.render(force=True)
         if self.tty:
             self._guard(self.rich.stop)
@@ -214,5 +263,5 @@ class Bar:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        self.close()
+        self.close(stopped=exc_type is not None)
         return False

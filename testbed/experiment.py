@@ -78,10 +78,12 @@ class Context:
         """Iterate over a sweep with a progress bar."""
         with Progress(len(items), f"{self.experiment} {label}", unit="points", enabled=self.live is None) as bar:
             self._bar = bar
-            for i, item in enumerate(items):
-                yield item
-                bar.update(i + 1)
-            self._bar = None
+            try:  # left early (Ctrl-C): the bar's last line says how far the sweep got (testbed.bars)
+                for i, item in enumerate(items):
+                    yield item
+                    bar.update(i + 1)
+            finally:
+                self._bar = None
 
     def sub_progress(self, total: float, label: str, unit: str = "") -> Progress:
         """A progress bar for the seconds/chunks of one stream (nested under the sweep's if any)."""

@@ -90,8 +90,9 @@ def test_nested_stream_counts_in_parent_eta_and_goes_away():
         assert bar.line().endswith("| k=40 stream 15/30 s")
         assert len(bar.rich.tasks) == 2
     assert bar.child is None or bar.child.closed
-    assert "stream" not in bar.line() and len(bar.rich.tasks) == 1
+    assert "stream" not in bar.line() and [t.visible for t in bar.rich.tasks] == [True, False]
     bar.advance()
+    assert len(bar.rich.tasks) == 1  # the sweep moved on: the finished stream is gone for good
     bar.close()
     assert "| k=40 stream 15/30 s" in out.getvalue()
 
@@ -137,3 +138,113 @@ def test_experiment_context_uses_the_bars(tmp_path):
     standalone = ctx.sub_progress(4, "alone")
     assert isinstance(standalone, type(sub)) and standalone.parent is None
     standalone.close()
+
+
+def test_ctrl_c_mid_stream_last_line_tells_how_far():
+    # the reproduction: `corecast run gamma` interrupted 37 s in, in the second point's corecast stream;
+    # the last line read "gamma points 0/3 points in 0:00:37" (as if finished, the stream's 950 chunks lost)
+    clock = Clock()
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        with Bar(3, "gamma points", unit="points", stream=out, clock=clock, interval=1000) as bar:
+            with bar.child_bar(1500, "unicast stream", unit="chunks sent") as s:
+                s.update(1500)
+            bar.update(1)
+            with bar.child_bar(1500, "corecast stream", unit="chunks sent") as s:
+                clock.t += 37
+                s.update(950)
+                raise KeyboardInterrupt
+    last = out.getvalue().splitlines()[-1]
+    assert last == "gamma points 1/3 points stopped after 0:00:37 | corecast stream 950/1500 chunks sent"
+    assert bar.stopped and s.stopped and bar.closed
+
+
+def test_standalone_stream_stopped_says_so_and_a_finished_one_does_not():
+    clock = Clock()
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        with Bar(3000, "unicast stream", unit="chunks sent", stream=out, clock=clock) as s:
+            clock.t += 10
+            s.update(951)
+            raise KeyboardInterrupt
+    assert out.getvalue().splitlines()[-1] == "unicast stream 951/3000 chunks sent stopped after 0:00:10"
+    out = io.StringIO()
+    with pytest.raises(RuntimeError):  # the total was reached before the exception: it did finish
+        with Bar(2, "done", stream=out, clock=clock) as s:
+            s.update(2)
+            raise RuntimeError("after the end")
+    assert not s.stopped and out.getvalue().splitlines()[-1] == "done 2/2 in 0:00:00"
+
+
+def test_failed_stream_stays_on_the_line_until_the_sweep_moves_on():
+    # run_sweep catches a failed point and goes on: the stopped child shows until the next update
+    clock = Clock()
+    bar = Bar(2, "sweep", unit="points", stream=io.StringIO(), clock=clock)
+    with pytest.raises(RuntimeError):
+        with bar.child_bar(100, "corecast stream", unit="chunks") as s:
+            s.update(40)
+            raise RuntimeError("source died")
+    assert bar.line().endswith("| corecast stream 40/100 chunks") and len(bar.rich.tasks) == 2
+    assert bar.fraction == 0  # a stopped stream's share is not progress
+    bar.update(1)
+    assert "stream" not in bar.line() and len(bar.rich.tasks) == 1 and bar.child is None
+    with bar.child_bar(100, "unicast stream", unit="chunks") as s2:
+        s2.update(50)
+        assert bar.fraction == pytest.approx(0.75)
+    bar.close()
+    assert bar.line().startswith("sweep 1/2") and not bar.stopped  # close() without an exception: "in"
+
+
+def test_ctrl_c_on_a_terminal_leaves_both_rows_with_stopped():
+    clock = Clock()
+    out = TTY()
+    with pytest.raises(KeyboardInterrupt):
+        with Bar(3, "gamma points", unit="points", stream=out, clock=clock) as bar:
+            with bar.child_bar(1500, "corecast stream", unit="chunks") as s:
+                clock.t += 37
+                s.update(950)
+                raise KeyboardInterrupt
+    text = out.getvalue()
+    final = text[text.rindex("gamma points"):]  # rich's last frame
+    assert "0/3" in final and "950/1500" in final and final.count("stopped after 0:00:37") == 2
+    assert "in 0:00:37" not in final
+
+
+def test_ctrl_c_after_the_stream_finished_shows_the_finished_stream():
+    # the real run stopped 37 s in, just after the corecast stream's last chunk, before the point was recorded:
+    # the last line was "gamma points 0/3 points stopped after 0:00:37" and hid how far the point had got
+    for tty in (False, True):
+        clock = Clock()
+        out = TTY() if tty else io.StringIO()
+        with pytest.raises(KeyboardInterrupt):
+            with Bar(3, "gamma points", unit="points", stream=out, clock=clock, interval=1000) as bar:
+                with bar.child_bar(1500, "unicast stream", unit="chunks sent") as s:
+                    s.update(1500)
+                with bar.child_bar(1500, "corecast stream", unit="chunks sent") as s:
+                    clock.t += 37
+                    s.update(1500)
+                assert "stream" not in bar.line()  # while running, a finished stream leaves the line
+                raise KeyboardInterrupt
+        text = out.getvalue()
+        last = text[text.rindex("gamma points"):]
+        assert "corecast stream" in last and "1500/1500" in last and "unicast stream" not in last
+        assert "stopped after 0:00:37" in last and not s.stopped
+        if not tty:
+            assert last.strip() == "gamma points 0/3 points stopped after 0:00:37 | corecast stream 1500/1500 chunks sent"
+
+
+def test_experiment_points_interrupted_report_how_far(tmp_path, capsys):
+    from testbed.experiment import Context
+    from testbed.results import RunDir
+    run = RunDir.create("gamma", {}, out=str(tmp_path / "r"))
+    ctx = Context("gamma", {}, run, keep_pcap=False)
+    with pytest.raises(KeyboardInterrupt):
+        for item in ctx.points([1, 2, 3]):
+            with ctx.sub_progress(1500, "corecast stream", unit="chunks sent") as sub:
+                sub.update(1500 if item == 1 else 950)
+                if item == 2:
+                    raise KeyboardInterrupt
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("gamma points 1/3 points stopped after 0:00:")
+    assert last.endswith(" | corecast stream 950/1500 chunks sent")
+    assert ctx._bar is None  # a later stream gets a bar of its own, not a child of the closed sweep
