@@ -155,7 +155,7 @@ def build_points(sets: dict[str, Any], csv_path: str | None) -> tuple[list[Point
 def emulated_points(reference: str = REFERENCE) -> list[dict[str, Any]]:
     """The points the emulation measured with every chunk delivered and core bytes equal to the model.
 
-    Read from ``reference/*/measurements.csv`` (columns experiment, point, mode,
+    Read from every ``measurements.csv`` under ``reference`` (``scale/j1000g100/`` too; columns experiment, point, mode,
     ases, clients, chunks, core_bytes, model_core_bytes, delivered_chunks,
     expected_chunks); rows of modes the model does not know, or that cannot be
     read, are left out. Each: experiment, point, mode, ases, clients,
@@ -165,8 +165,10 @@ def emulated_points(reference: str = REFERENCE) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if not os.path.isdir(reference):
         return out
-    for name in sorted(os.listdir(reference)):
-        path = os.path.join(reference, name, "measurements.csv")
+    paths = sorted(os.path.join(d, "measurements.csv") for d, _sub, files in os.walk(reference)
+                   if "measurements.csv" in files)
+    for path in paths:
+        name = os.path.basename(os.path.dirname(path))
         try:
             with open(path, newline="", encoding="utf-8") as f:
                 for row in csv.DictReader(f):

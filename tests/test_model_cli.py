@@ -153,6 +153,15 @@ def test_emulated_points_mark_rows_confirmed(tmp_path, capsys):
     assert (tmp_path / "out" / "model.png").exists()
 
 
+def test_the_scale_runs_in_subdirectories_count_as_emulated():
+    """results/reference/scale keeps one run per directory (scale/j1000g100/...): the model's confirmed range
+    reaches j = 1,000 and k = 100,000 only if those are read too."""
+    emulated = emulated_points()
+    big = [e for e in emulated if e["experiment"] == "scale" and e["clients"] == 100_000]
+    assert big and big[0]["ases"] == 1000 and big[0]["even"] and big[0]["mode"] == "corecast"
+    assert {e["experiment"] for e in emulated} >= {"gamma", "scale"}
+
+
 def test_csv_is_written_atomically(tmp_path):
     path = str(tmp_path / "model.csv")
     write_csv_atomic(path, [])
