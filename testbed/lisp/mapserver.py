@@ -36,19 +36,19 @@ Signal-free multicast (RFC 8378): (S,G) records of a register are merged per
 list of ETR RLOCs); an (S,G) Map-Request gets the list as one RLE locator.
 (S,G) state is soft (ETRs refresh it every register round) and not persisted.
 Persistence: :meth:`table` rows (with absolute expiry times) go back in with
-:meth:`restore`; :attr:`version` changes whenever the table does.
+:meth:`restore`; :attr:`version` changes whenever the table does. The rows and
+:class:`Registration` live in :mod:`testbed.lisp.mapserver_table`.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 import random
 import socket
 import struct
-from dataclasses import dataclass, field
 
 from testbed.lisp.prefixes import PrefixTable, format_prefix, mask, parse_prefix
+from testbed.lisp.mapserver_table import Registration, registration_of_row, registration_row
 from testbed.lisp.msmulticast import MulticastTable
 from testbed.lisp.msregistry import ANY_RLOC, Accepted, ReplayGuard, Site, check_register, rloc_spaces
 from testbed.wire.errors import DecodeError
@@ -68,26 +68,6 @@ DEFAULT_MAX_TTL = 1440
 """Minutes (one day): the largest record TTL a register may ask for."""
 _TEMPLATE_MAX = 4096
 _NONCE = struct.Struct("!Q")
-
-
-@dataclass
-class Registration:
-    """One registered EID prefix and what the Map-Server answers for it."""
-
-    site: str
-    prefix: int
-    plen: int
-    record: EidRecord
-    """The record as a proxy Map-Reply carries it."""
-    registered_at: float
-    refreshed_at: float
-    expires_at: float
-    last_nonce: int
-    source: str
-    reply: bytes = field(repr=False, default=b"")
-    """An encoded one-record Map-Reply with nonce 0 (bytes 4-11 are the nonce)."""
-    xtr_id: int | None = None
-    site_id: int = 0
 
 
 def _with_nonce(template: bytes, nonce: int) -> bytes:
@@ -231,26 +211,9 @@ class MapServer:
             self._count("sg-expired", gone)
 
     def table(self) -> list[dict]:
-        """Return the registrations (address order) as JSON-ready rows (times are the caller's clock)."""
-        rows = []
-        for _p, _l, reg in self._reg.items():
-            rows.append({
-                "site": reg.site,
-                "prefix": format_prefix(reg.prefix, reg.plen),
-                "rlocs": [{"rloc": loc.rloc, "priority": loc.priority, "weight": loc.weight,
-                           "m_priority": loc.m_priority, "m_weight": loc.m_weight,
-                           "corecast": loc.corecast, "reachable": loc.reachable} for loc in reg.record.locators],
-                "ttl_min": reg.record.ttl,
-                "map_version": reg.record.map_version,
-                "source": reg.source,
-                "registered_at": reg.registered_at,
-                "refreshed_at": reg.refreshed_at,
-                "expires_at": reg.expires_at,
-                "last_nonce": f"{reg.last_nonce:#018x}",
-                "xtr_id": None if reg.xtr_id is None else f"{reg.xtr_id:032x}",
-                "site_id": f"{reg.site_id:016x}",
-            })
-        return rows
+        """Return the registrations (address order) as JSON-ready rows (times are the caller's clock);
+        the row format is :func:`testbed.lisp.mapserver_table.registration_row`."""
+        return [registration_row(reg) for _p, _l, reg in self._reg.items()]
 
     def restore(self, rows: list, now: float) -> int:
         """Reload :meth:`table` rows; drop expired ones and any that today's rules reject. Never raises.
@@ -259,35 +222,15 @@ class MapServer:
         """
         loaded = 0
         for row in rows if isinstance(rows, list) else []:
-            try:
-                site = self._by_name[row["site"]]
-                net, plen = parse_prefix(row["prefix"])
-                expires = float(row["expires_at"])
-                if not math.isfinite(expires):
-                    raise ValueError("expires_at")
-                expires = min(expires, now + self.expiry)  # no restored row outlives a fresh registration
-                locs = [Locator(r["rloc"], int(r["priority"]), int(r["weight"]), int(r.get("m_priority", 255)),
-                                int(r.get("m_weight", 0)), reachable=bool(r["reachable"]),
-                                corecast=bool(r["corecast"])) for r in row["rlocs"]]
-                record = EidRecord(row["prefix"], int(row["ttl_min"]), 0, self.proxy_authoritative,
-                                   int(row.get("map_version", 0)), locs)
-                xtr = row.get("xtr_id")
-                xtr_id = None if xtr is None else int(xtr, 16)
-                site_id = int(row.get("site_id", "0"), 16)
-                reply = MapReply(0, [record]).encode()
-                ok = (self._site_covering(net, plen) is site and 0 < record.ttl <= self.max_ttl and locs
-                      and all(is_ipv4(l.rloc) for l in locs) and not self._outside(site, locs))
-            except (KeyError, TypeError, ValueError, AttributeError):
-                ok = False
-            if not ok:
+            reg = registration_of_row(row, self._by_name, now=now, expiry=self.expiry,
+                                      proxy_authoritative=self.proxy_authoritative, max_ttl=self.max_ttl,
+                                      site_covering=self._site_covering, outside=self._outside)
+            if reg is None:
                 self._count("restore-invalid")
                 continue
-            if expires <= now:
+            if reg.expires_at <= now:
                 self._count("restore-expired")
                 continue
-            reg = Registration(site.name, net, plen, record, float(row.get("registered_at", now)),
-                               float(row.get("refreshed_at", now)), expires, int(row.get("last_nonce", "0"), 16),
-                               str(row.get("source", "")), reply, xtr_id, site_id)
             self._insert(reg)
             loaded += 1
         self._count("restore-loaded", loaded)
