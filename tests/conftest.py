@@ -53,16 +53,26 @@ def corecast(*args: str, timeout: float = 300, check: bool = False, **kw) -> sub
     return res
 
 
-def leftovers() -> tuple[list[str], list[int]]:
+def leftovers(grace_s: float = 15.0) -> tuple[list[str], list[int]]:
     """Our links and processes still present (both must be empty after any run).
 
     Looked at while holding the machine-wide testbed lock, so that a network another
-    process is running at the same moment is not mistaken for a leftover.
+    process is running at the same moment is not mistaken for a leftover. A process the
+    teardown has just SIGKILLed (it does not wait for those) is listed until the kernel has
+    run its exit, which a loaded machine delays: what is still there after ``grace_s``
+    seconds is returned.
     """
+    import time
+
     from testbed.net import registry
     from testbed.net.clean import our_links, our_processes
     registry.acquire_lock(wait=1800)
     try:
-        return our_links(), our_processes()
+        deadline = time.monotonic() + grace_s
+        while True:
+            links, procs = our_links(), our_processes()
+            if (not links and not procs) or time.monotonic() > deadline:
+                return links, procs
+            time.sleep(0.2)
     finally:
         registry.release_lock()
