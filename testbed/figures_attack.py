@@ -1,6 +1,6 @@
 """The ``attack`` experiment's figure: amplification per attack, defence off vs on (``attack.png``/``.pdf``).
 
-Registered in :data:`testbed.figures.PLOTTERS` (kept apart: figures.py is long).
+Registered in :data:`testbed.figures.PLOTTERS`.
 Reads the attack rows of measurements.csv (``row_kind == "attack"``): ``attack``,
 ``defence`` (``off``, ``on``, ``on+sav``), ``amplification`` (bytes that reached clients /
 bytes sent), ``reached_packets``; and the stream rows (``row_kind == "stream"``)
@@ -16,7 +16,7 @@ import math
 import pandas as pd
 from matplotlib.figure import Figure
 
-from testbed.figures import FigureError, _need, _save
+from testbed.figures_common import FigureError, _need, _save
 
 DEFENCE_COLORS = {"off": "#c0392b", "on": "#1e8449", "on+sav": "#2471a3"}
 ORDER = ("off", "on", "on+sav")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from testbed.figures import FigureError, _need, _save
+from testbed.figures_common import FigureError, _need, _save
 from testbed.model import core_bytes_per_chunk
 
 COLORS = {"unicast": "#c0392b", "corecast": "#2471a3", "corecast-batch": "#8e44ad", "corecast-src": "#1e8449"}

@@ -1,6 +1,6 @@
 """The ``compare`` and ``loss`` experiments' figures (``compare.png``/``.pdf``, ``loss.png``/``.pdf``).
 
-Registered in :data:`testbed.figures.PLOTTERS` (kept apart: figures.py is long).
+Registered in :data:`testbed.figures.PLOTTERS`.
 
 compare reads the ``part == "bytes"`` rows (``core``, ``mode``, ``gamma``, ``chunks``,
 ``core_bytes``, ``model_core_bytes``, ``interdomain_bytes``, ``model_interdomain_bytes``,
@@ -19,7 +19,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from testbed.figures import FigureError, _need, _save
+from testbed.figures_common import FigureError, _need, _save
 
 STATE = (("state_map_cache", "map-cache entries"), ("state_cc_chunks", "CoreCast chunks held"),
          ("state_repl_entries", "ITR replication-list RLOCs"), ("state_etr_sg", "ETR (S,G)"),

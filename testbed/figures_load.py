@@ -1,7 +1,7 @@
 """Figures of the router-load (``load``) and channel-change (``join``) experiments.
 
-Registered in :data:`testbed.figures.PLOTTERS` (kept apart: figures.py is long). Same
-plotter signature as there: ``plot(df, run, outdir) -> list[str]``.
+Registered in :data:`testbed.figures.PLOTTERS`; same plotter signature
+(``plot(df, run, outdir) -> list[str]``, see :mod:`testbed.figures_common`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from testbed.figures import COLORS, FigureError, _modes, _need, _save
+from testbed.figures_common import COLORS, FigureError, _modes, _need, _save
 
 
 def _load_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, str | None, list[str], list[str], list[str]]:

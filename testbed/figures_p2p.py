@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from testbed.figures import COLORS, FigureError, _need, _save
+from testbed.figures_common import COLORS, FigureError, _need, _save
 from testbed.p2p.model import interdomain_bytes_per_chunk, source_uplink_bytes_per_chunk
 
 P2P_COLORS = {"random": "#8e44ad", "local": "#27ae60"}

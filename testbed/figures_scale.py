@@ -16,7 +16,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from testbed.figures import FigureError, _need, _save
+from testbed.figures_common import FigureError, _need, _save
 
 MARKERS = ("o", "s", "^", "D", "v")
 

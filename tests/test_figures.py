@@ -232,3 +232,13 @@ def test_load_with_engine_column_names(tmp_path):
     cc40 = d[(d["mode"] == "corecast") & (d["clients"] == 40)].iloc[0]
     assert cc40[pps[0]] == pytest.approx(4400 / 10)        # 4 DATA + 40 REF per chunk
     _nonempty(figures.plot_load(df, {"experiment": "load"}, str(tmp_path)))
+
+
+def test_public_names_exist_and_stay_importable_from_figures():
+    # __all__ listed plot_smoke, plot_p2p, plot_channel-change...: `from testbed.figures import *` raised
+    namespace: dict = {}
+    exec("from testbed.figures import *", namespace)
+    assert {"PLOTTERS", "FigureError", "paired_savings", "plot_run", "plot_demo", "plot_gamma", "COLORS"} <= set(namespace)
+    from testbed import figures_common, figures_traffic
+    assert figures.FigureError is figures_common.FigureError and figures.plot_gamma is figures_traffic.plot_gamma
+    assert figures.PLOTTERS["smoke"] is figures_traffic.plot_demo
