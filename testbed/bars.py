@@ -16,9 +16,11 @@ above them. Elsewhere (CI logs, a file) nothing is redrawn: one plain line every
 ``interval`` seconds and a final one, e.g.
 ``gamma points 3/10 points 0:02:00 ETA 0:03:20 | corecast stream 150/300 chunks``.
 
-The ETA is the elapsed time scaled by the fraction left, where a running child's
+The ETA is the elapsed time scaled by the fraction left, where the children's
 share of the current point counts (a sweep of slow points has an ETA from the
-first half-point on). A broken output stream never breaks a run: the display
+first half-point on): a point streams one child per mode, so with
+``children_per_unit = 2`` a finished first stream is half a point and the second
+one's chunks add to it (the bar never goes back when the next stream starts). A broken output stream never breaks a run: the display
 turns itself off.
 
 A bar left by an exception (Ctrl-C, a failed stream) before its total is done
@@ -94,6 +96,9 @@ class Bar:
         self.stopped = False
         """Closed before its total was done, by an exception (see :meth:`close`)."""
         self.child: Bar | None = None
+        self.children_per_unit = 1
+        """How many child bars one unit holds (the streams of a point: one per mode); settable per unit."""
+        self._children_done = 0  # children finished in the current unit
         self.parent = _parent
         if _parent is None:
             self.stream = stream if stream is not None else sys.stderr
@@ -158,7 +163,10 @@ class Bar:
         if self.child is not None and self.child.closed:
             self._drop_child()
         done = max(0.0, float(done))
-        self.done = min(done, self.total) if self.total else done
+        done = min(done, self.total) if self.total else done
+        if done != self.done:
+            self._children_done = 0  # a new unit: its children start from none
+        self.done = done
         self._changed()
 
     def advance(self, n: float = 1) -> None:
@@ -167,12 +175,17 @@ class Bar:
 
     @property
     def fraction(self) -> float:
-        """Fraction done in [0, 1], counting a running child's share of the current unit."""
+        """Fraction done in [0, 1], counting the children's share of the current unit: finished ones and
+        the running one's part, over :attr:`children_per_unit` (at most the whole unit)."""
         if not self.total:
             return 1.0 if self.closed else 0.0
         done = self.done
-        if self.child is not None and not self.child.closed and self.child.total and done < self.total:
-            done += min(1.0, self.child.done / self.child.total)
+        if done < self.total:
+            share = float(self._children_done)
+            c = self.child
+            if c is not None and not c.closed and c.total:
+                share += min(1.0, c.done / c.total)
+            done += min(1.0, share / max(1, self.children_per_unit))
         return min(1.0, done / self.total)
 
     @property
@@ -251,6 +264,7 @@ class Bar:
         if self.parent is not None:
             if not self.stopped:
                 self._guard(self.rich.update, self.task, visible=False)
+                self.parent._children_done += 1
             self.parent._changed()
             return
         if self.stopped and self.child is not None:

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 
 from testbed.net import registry
 from testbed.measure import Network, StreamSpec
-from testbed.modes import parse_modes
+from testbed.modes import parse_modes, selected_modes
 from testbed.nodeutil import ConfigError
 from testbed.params import TOPO_KEYS, check_out_dir, check_stream, parse_sets, topo_params
 from testbed.bars import Bar as Progress
@@ -80,10 +80,18 @@ class Context:
             self._bar = bar
             try:  # left early (Ctrl-C): the bar's last line says how far the sweep got (testbed.bars)
                 for i, item in enumerate(items):
+                    bar.children_per_unit = self._streams_per_point(item)
                     yield item
                     bar.update(i + 1)
             finally:
                 self._bar = None
+
+    def _streams_per_point(self, item: Any) -> int:
+        """Streams one sweep item runs: its ``modes`` (a Point's), else the experiment's modes (for the bar)."""
+        modes = getattr(item, "modes", None)
+        if not modes:
+            modes = selected_modes(self.params)
+        return max(1, len(modes))
 
     def sub_progress(self, total: float, label: str, unit: str = "") -> Progress:
         """A progress bar for the seconds/chunks of one stream (nested under the sweep's if any)."""

@@ -130,11 +130,14 @@ def test_experiment_context_uses_the_bars(tmp_path):
     run = RunDir.create("smoke", {}, out=str(tmp_path / "r"))
     ctx = Context("smoke", {}, run, keep_pcap=False)
     seen = []
-    for item in ctx.points([1, 2], label="points"):
-        with ctx.sub_progress(10, "unicast stream", unit="chunks") as sub:
-            sub.update(10)
-            seen.append((item, ctx._bar.fraction))
-    assert seen == [(1, 0.5), (2, 1.0)]
+    for item in ctx.points([1, 2], label="points"):  # the default modes: two streams per point
+        for mode in ("unicast", "corecast"):
+            with ctx.sub_progress(10, f"{mode} stream", unit="chunks") as sub:
+                sub.update(5)
+                seen.append(ctx._bar.fraction)
+                sub.update(10)
+            seen.append(ctx._bar.fraction)
+    assert seen == [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
     standalone = ctx.sub_progress(4, "alone")
     assert isinstance(standalone, type(sub)) and standalone.parent is None
     standalone.close()
@@ -248,3 +251,39 @@ def test_experiment_points_interrupted_report_how_far(tmp_path, capsys):
     assert last.startswith("gamma points 1/3 points stopped after 0:00:")
     assert last.endswith(" | corecast stream 950/1500 chunks sent")
     assert ctx._bar is None  # a later stream gets a bar of its own, not a child of the closed sweep
+
+
+def test_second_stream_of_a_point_does_not_set_the_sweep_back():
+    # the real run: 'gamma points 1/3 ... ETA 0:00:38' at the end of the unicast stream, then '0/3 ETA -:--:--'
+    # and 'ETA 0:16:33' as the corecast stream began: the point's first stream counted for nothing
+    clock = Clock()
+    bar = Bar(3, "gamma points", unit="points", stream=io.StringIO(), clock=clock)
+    bar.children_per_unit = 2
+    fractions, etas = [], []
+    for mode in ("unicast", "corecast"):
+        with bar.child_bar(1500, f"{mode} stream", unit="chunks sent") as s:
+            for sent in (0, 750, 1500):
+                clock.t += 5
+                s.update(sent)
+                fractions.append(bar.fraction)
+                etas.append(bar.eta)
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1 / 3)
+    assert fractions[3] == pytest.approx(1 / 6) and etas[3] == pytest.approx(100)  # 20 s for a sixth
+    bar.update(1)
+    assert bar.fraction == pytest.approx(1 / 3)  # the point recorded: no jump either way
+    with bar.child_bar(1500, "unicast stream") as s:
+        s.update(750)
+        assert bar.fraction == pytest.approx(1 / 3 + 1 / 12)  # the new point starts from none of its streams
+
+
+def test_context_counts_each_points_own_modes(tmp_path):
+    from experiments.common import Point
+    from testbed.experiment import Context
+    from testbed.results import RunDir
+    run = RunDir.create("smoke", {}, out=str(tmp_path / "r"))
+    ctx = Context("smoke", {"modes": "unicast,corecast,lispmc"}, run, keep_pcap=False)
+    points = [Point("a", {}, 1.0, modes=("unicast",)), Point("b", {}, 1.0)]
+    per_point = []
+    for _p in ctx.points(points):
+        per_point.append(ctx._bar.children_per_unit)
+    assert per_point == [1, 3]
