@@ -90,7 +90,9 @@ def test_a_daemon_killed_mid_stream_ends_the_run_at_once(tmp_path, victim, progr
             proc.kill()
             proc.wait()
     assert proc.returncode == 1, stdout[-2000:] + stderr[-3000:]
-    assert elapsed < 15, f"the run took {elapsed:.1f} s to end after {victim} died"
+    # the stream had ~35 min to go: ending within 90 s (detection, one line, teardown) is "at once"; an idle
+    # machine takes a few seconds, a loaded CI machine may spend more than 15 s on the teardown alone
+    assert elapsed < 90, f"the run took {elapsed:.1f} s to end after {victim} died"
     assert "Traceback" not in stderr, stderr[-3000:]
     errors = [ln for ln in stderr.splitlines() if ln.startswith("corecast:")]
     assert len(errors) == 1, stderr[-3000:]

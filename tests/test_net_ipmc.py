@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from conftest import corecast, leftovers
-from nethelpers import lisp_testbed
+from nethelpers import lisp_testbed, wait_for
 
 pytestmark = pytest.mark.net
 
@@ -106,7 +106,7 @@ def test_ipmc_frr_shows_the_groups_state(tmp_path):
             for a in plan.client_ases:
                 host, eid = a.clients[0]
                 recvs.append(tb.node(host).popen([sys.executable, "-c", RECEIVER, GROUP, eid, plan.source_eid]))
-            wait_joined(plan, mode.sockdirs)
+            wait_joined(plan, mode.sockdirs, timeout=60)  # (20 s by default: a loaded machine's PIM may lag)
             text = vtysh(mode.sockdirs["x1"], "show ip igmp sources")
             assert GROUP in text and plan.source_eid in text
             for router in ("core", "t1", "t2"):
@@ -115,9 +115,19 @@ def test_ipmc_frr_shows_the_groups_state(tmp_path):
                       f"s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_TTL,64);"
                       f"[s.sendto(b'x'*100,('{GROUP}',6000)) for _ in range(3)]")
             from testbed.net.nodecmd import run_in_node
-            run_in_node(tb.node(plan.source_host), [sys.executable, "-c", sender], timeout=30)
+
+            def sg_line(text: str) -> str:
+                return next((x for x in text.splitlines() if plan.source_eid in x and GROUP in x), "")
+
+            def settled() -> bool:
+                """Send 3 datagrams; True once the core's mroute has the (S, G) with both branches (pimd
+                handles the kernel's upcall asynchronously: later on a loaded machine)."""
+                run_in_node(tb.node(plan.source_host), [sys.executable, "-c", sender], timeout=30)
+                text = vtysh(mode.sockdirs["core"], "show ip mroute")
+                return "core-eth1" in sg_line(text) and "core-t1" in text and "core-t2" in text
+            wait_for(settled, 60, 0.5)  # the asserts below say what is missing if it never settles
             mroute = vtysh(mode.sockdirs["core"], "show ip mroute")
-            line = next((x for x in mroute.splitlines() if plan.source_eid in x and GROUP in x), "")
+            line = sg_line(mroute)
             assert line, mroute
             assert "core-eth1" in line  # the incoming interface: towards the source AS
             assert "core-t1" in mroute and "core-t2" in mroute  # both branches in the outgoing list
