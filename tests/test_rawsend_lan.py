@@ -211,12 +211,13 @@ cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 cap.bind(("lp1", 3))
 cap.setblocking(False)
 
-def frames(deadline=5.0):
+def frames(n, deadline=30.0):
+    # the n frames expected (forwarding is asynchronous: late on a loaded machine), then 0.2 s more for extras
     out, end = [], time.monotonic() + deadline
     while time.monotonic() < end:
         r, _, _ = select.select([cap], [], [], 0.2)
         if not r:
-            if out:
+            if len(out) >= n:
                 break
             continue
         while True:
@@ -244,15 +245,15 @@ p[10:12] = struct.pack("!H", ~s & 0xFFFF)
 pkts[1] = bytes(p)
 for q in pkts:
     os.write(tun, q)
-via_tun = frames()
+via_tun = frames(len(pkts))
 took = [lan.send(q) for q in pkts]
 lan.tx.flush()
-via_lan = frames()
+via_lan = frames(len(pkts))
 svc = unicast_packet(A("10.0.0.10"), A("10.1.255.254"), 5000, 4340, b"x", sum16(b"x"))
 spoof = unicast_packet(A("10.1.0.9"), A("10.1.130.5"), 5000, 6000, b"x", sum16(b"x"))
 raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 raw.sendto(pkts[0], ("10.1.130.5", 0))
-via_raw = frames()
+via_raw = frames(1)
 print(json.dumps({"tun": [f.hex() for f in via_tun], "lan": [f.hex() for f in via_lan], "took": took,
                   "raw": [f.hex() for f in via_raw],
                   "service": lan.send(svc), "spoof": lan.send(spoof), "counters": lan.tx.counters}))
