@@ -157,7 +157,8 @@ def _run(module: Any, name: str, params: dict[str, Any], out: str | None, keep_p
             if code:
                 run.mark("failed", error="the experiment's checks failed")
     except KeyboardInterrupt:
-        print(f"corecast: interrupted; {len(ctx.measurements)} finished points kept in {run.measurements_path}; "
+        print(f"corecast: interrupted; {len(ctx.measurements)} measured rows (one per point and mode) kept in "
+              f"{run.measurements_path}; "
               "run marked incomplete", flush=True)
         raise
     finally:
