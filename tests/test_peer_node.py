@@ -22,8 +22,8 @@ CHUNKS, RATE, P = 60, 10.0, 1316
 
 
 def _wait(pred, timeout: float) -> bool:
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout  # a deadline: monotonic, not the wall clock
+    while time.monotonic() < end:
         if pred():
             return True
         time.sleep(0.05)
