@@ -305,3 +305,14 @@ def test_xtr_keeps_local_destinations_on_the_tun():
     node.do([(WRITE_TUN, fast), (WRITE_TUN, local)], 1.0)
     assert Tx.got == [fast]
     assert kernel.recv(65536) == local and node.io["tun-write"] == 1
+
+
+def test_lan_send_is_off_by_default_and_needs_batching():
+    """Off by default (docs/benchmarks.md: no faster, more CPU per delivery); a config can turn it on."""
+    from nodes import xtr
+    cfg = {"rloc": "174.16.1.2", "map_server": "174.16.255.2", "map_resolver": "174.16.255.2", "key": "k",
+           "tun": "x1-tun", "eid_block": "10.0.0.0/8", "eid_prefixes": ["10.1.0.0/16"], "lan_if": "x1-eth0"}
+    assert xtr.load(cfg)["lan_send"] is False
+    assert xtr.load(dict(cfg, lan_send=True))["lan_send"] is True
+    node = xtr.XtrNode(xtr.load(dict(cfg, lan_send=True, lispmc=False)))
+    assert node.lan is None  # opened by setup(), with io_batch > 0, never before
