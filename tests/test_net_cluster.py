@@ -127,6 +127,35 @@ def test_smoke_across_two_loopback_servers_matches_the_local_run(tmp_path):
     assert leftovers() == ([], [])  # no link named like ours, no process carrying a run's mark
 
 
+@pytest.mark.net
+def test_tree_core_across_two_loopback_servers_is_on_the_model_link_by_link(tmp_path):
+    """core=tree (FRR-routed transit routers) across two loopback servers: every inter-domain link's bytes equal
+    the model's, every chunk delivered, the transit routers with the core on the first server, nothing left."""
+    from sshd_loopback import LoopbackSshd
+    env = {**os.environ, "CORECAST_LOCK_WAIT": os.environ.get("CORECAST_LOCK_WAIT", "1800")}
+    os.makedirs(tmp_path / "ssh")
+    sshd = LoopbackSshd(str(tmp_path / "ssh")).start()
+    try:
+        out = tmp_path / "tree"
+        res = corecast("run", "smoke", "--set", "core=tree", "--servers", "127.0.0.1,127.0.0.2", "--out", str(out),
+                       timeout=900, env={**env, "CORECAST_SSH_CONFIG": sshd.ssh_config})
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+        assert sshd.session_pids() == []
+    finally:
+        sshd.stop()
+    rows = _rows(out / "measurements.csv")
+    assert [r["mode"] for r in rows] == ["unicast", "corecast"]
+    assert all(r["delivered_chunks"] == r["expected_chunks"] and r["corrupt_chunks"] == "0" for r in rows)
+    links = _rows(out / "links.csv")
+    transit = {r["link"] for r in links if r["link"].startswith("t")}
+    assert transit == {"t1-core", "t2-core"}  # the tree's own links are measured too
+    assert all(r["bytes"] == r["model_bytes"] for r in links) and sum(int(r["bytes"]) for r in links) > 0
+    cl = json.loads((out / "cluster.json").read_text())
+    assert cl["placement"]["t1"] == cl["placement"]["t2"] == cl["placement"]["core"] == "127.0.0.1"
+    assert cl["placement"]["x1"] == "127.0.0.2" and [t["ends"][1] for t in cl["tunnels"]] == ["t1:t1-x1"]
+    assert leftovers() == ([], [])
+
+
 def _run_processes(rid: str) -> list[int]:
     """Processes carrying ``CORECAST_RUN_ID=rid`` (node shells, daemons, tunnel clients of that run)."""
     mark, out = f"CORECAST_RUN_ID={rid}".encode(), []
