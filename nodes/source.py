@@ -181,8 +181,9 @@ class SourceNode:
         for i, (payload, addr, port) in enumerate(grams):
             if step and i and i % step == 0 and not self.stop.is_set():
                 ahead = t0 + i / cap - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
+                while ahead > 0 and not self.stop.is_set():  # a stop signal ends the wait within 0.1 s
+                    time.sleep(min(ahead, 0.1))
+                    ahead = t0 + i / cap - time.monotonic()
             try:
                 sendto(payload, (addr, port))
             except OSError as exc:

@@ -146,6 +146,32 @@ def test_max_pps_spreads_a_chunk_instead_of_one_burst(tmp_path, ts_file):
     assert parse_config_kw(tmp_path, max_pps=0) == "max_pps"
 
 
+def test_stop_signal_ends_a_paced_chunk_at_once(tmp_path, ts_file):
+    """A slow ``max_pps`` (0.01: 100 s between two datagrams, a valid config) must not make the source deaf to
+    SIGTERM: the signal ends the wait and the rest of the chunk leaves unpaced (docs/streaming.md). It slept the
+    whole 100 s (time.sleep resumes after the signal's handler), past the testbed's 30 s stop deadline."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as svc:
+        svc.bind(("127.0.0.1", 0))
+        svc.settimeout(60)
+        clients = [["127.0.0.2", 6000], ["127.0.0.3", 6000]]
+        cfg = source_cfg(tmp_path, mode="corecast", content=f"file:{ts_file}", chunks=1, speed=1000, max_pps=0.01,
+                         service={"addr": "127.0.0.1", "port": svc.getsockname()[1]}, clients=clients)
+        src = start("source", cfg, tmp_path)
+        first = svc.recv(65535)  # the DATA: the source now waits 100 s before the first REF
+        src.send_signal(signal.SIGTERM)
+        try:
+            rc = src.wait(60)  # a loaded machine's slack; without the fix the wait alone is 100 s
+        except subprocess.TimeoutExpired:
+            src.kill()
+            src.wait(30)
+            raise AssertionError("the source slept through SIGTERM in max_pps pacing") from None
+        refs = [svc.recv(65535) for _ in clients]
+    assert rc == 0
+    assert isinstance(corecast.decode(first), corecast.CoreCastData)
+    assert [socket.inet_ntoa(corecast.decode(g).dst_eid) for g in refs] == [eid for eid, _p in clients]
+    assert status(tmp_path, "src")["state"] == "stopped"
+
+
 SO_TIMESTAMPNS = 35  # Linux, <asm-generic/socket.h>; SCM_TIMESTAMPNS has the same value
 
 
