@@ -346,6 +346,8 @@ class XtrNode(BatchLoop):
                     writer.submit(self.status())
         if writer is not None:
             writer.close(self.status())
+            if writer.errors:
+                self.log.warning("status file %s: %d writes failed", status_file, writer.errors)
         self.flush()
 
 

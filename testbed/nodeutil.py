@@ -56,8 +56,8 @@ class StatusWriter:
     its service socket overflowed. The loop serialises the status itself (``submit(obj)``: the JSON text
     is built in the caller's thread, so live counters are never read concurrently) and goes on; the
     thread writes the latest text atomically (older ones not yet written are skipped). ``close(obj)``
-    stops the thread (bounded wait) and writes the final status synchronously. Write errors are counted
-    in ``errors``, never raised in the loop.
+    stops the thread (bounded wait) and writes the final status synchronously. Write errors (OSError) are
+    counted in ``errors``, never raised, neither in the loop nor by ``close``.
     """
 
     def __init__(self, path: str) -> None:
@@ -97,7 +97,10 @@ class StatusWriter:
             self._cv.notify()
         self._thread.join(timeout)
         if obj is not None:
-            write_json_atomic(self.path, obj)
+            try:
+                write_json_atomic(self.path, obj)
+            except OSError:  # the state directory removed or unwritable: counted, never raised at exit
+                self.errors += 1
 
 
 def read_json_object(path: str, what: str = "") -> dict:

@@ -114,3 +114,28 @@ def test_status_writer_never_blocks_the_loop_on_a_stalled_directory(tmp_path, mo
     w.close({"n": "final"})
     assert json.loads(open(path).read()) == {"n": "final"}
     assert not w._thread.is_alive()
+
+
+def test_status_writer_counts_a_removed_state_directory_and_never_raises(tmp_path):
+    """The run's state directory removed mid-run (or unwritable): the thread's writes fail and are counted, and
+    close()'s final write counts its failure too instead of raising out of the xTR's exit path (a traceback,
+    exit 1, the 'stopped' line lost)."""
+    import shutil
+    import time
+
+    from testbed import nodeutil
+    state = tmp_path / "state"
+    state.mkdir()
+    w = nodeutil.StatusWriter(str(state / "x0.status.json"))
+    w.submit({"n": 1})
+    deadline = time.monotonic() + 30
+    while not (state / "x0.status.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (state / "x0.status.json").exists() and w.errors == 0
+    shutil.rmtree(state)
+    w.submit({"n": 2})
+    while w.errors < 1 and time.monotonic() < deadline + 30:
+        time.sleep(0.01)
+    assert w.errors == 1
+    w.close({"n": "final"})  # raised FileNotFoundError
+    assert w.errors == 2 and not w._thread.is_alive() and not state.exists()
