@@ -28,7 +28,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_status_file
 from testbed.schemas import parse
 from testbed.schemas.client import ClientSchema
 from testbed.stream.content import count_frames
@@ -130,6 +130,7 @@ class ClientNode:
         self.state = "starting"
         self.frames: int | None = None
         self.error = ""
+        self.status_errors = 0  # status file writes that failed (its directory removed or unwritable)
         self.ssm_group = b""
         self.ssm_joined: float | None = None
         """Wall-clock time (time.time(), as the kernel's arrival stamps) of the (S,G) join, once joined."""
@@ -227,8 +228,8 @@ class ClientNode:
 
     def write_status(self) -> None:
         """Write the status file if configured."""
-        if self.conf.status_file:
-            write_json_atomic(self.conf.status_file, self.status())
+        if self.conf.status_file and not write_status_file(self.conf.status_file, self.status()):
+            self.status_errors += 1
 
     def run(self) -> int:
         """Receive until SIGTERM; return the exit code."""
@@ -345,6 +346,8 @@ class ClientNode:
                       self.bytes, sum(1 for v in self.per_eid.values() if v[0]) + len(self.others),
                       self.socket_drops, f", player frames {self.frames}" if self.frames is not None else "")
         self.write_status()
+        if self.status_errors:
+            self.log.warning("status file %s: %d writes failed", self.conf.status_file, self.status_errors)
 
     def _stop_player(self) -> None:
         proc = self.player

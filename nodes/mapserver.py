@@ -46,7 +46,8 @@ from typing import Any
 
 from testbed.lisp.mapserver import MapServer, Site
 from testbed.net.mmsg import BatchReceiver, BatchSender
-from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.nodeutil import (ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic,
+                              write_status_file)
 from testbed.schemas import parse
 from testbed.schemas.mapserver import MapServerConfig
 from testbed.wire.constants import LISP_CONTROL_PORT
@@ -190,6 +191,7 @@ def run(cfg: dict[str, Any]) -> int:
     next_status = 0.0
     next_table = 0.0
     written = ms.version
+    status_errors = 0  # status file writes that failed (its directory removed or unwritable)
 
     def status() -> dict[str, Any]:
         return {"name": name, "time": time.time(), "registrations": len(ms), "xtrs": xtr_summary(ms),
@@ -201,8 +203,8 @@ def run(cfg: dict[str, Any]) -> int:
         while not stop.is_set():
             now = time.time()
             if now >= next_status:
-                if cfg.get("status_file"):
-                    write_json_atomic(cfg["status_file"], status())
+                if cfg.get("status_file") and not write_status_file(cfg["status_file"], status()):
+                    status_errors += 1
                 next_status = now + STATUS_PERIOD
             if usr1:
                 usr1.clear()
@@ -249,8 +251,10 @@ def run(cfg: dict[str, Any]) -> int:
                     break
     finally:
         drops.flush(time.time())
-        if cfg.get("status_file"):
-            write_json_atomic(cfg["status_file"], status())
+        if cfg.get("status_file") and not write_status_file(cfg["status_file"], status()):
+            status_errors += 1
+        if status_errors:
+            log.warning("status file %s: %d writes failed", cfg["status_file"], status_errors)
         write_table(cfg, ms)
         signal.set_wakeup_fd(-1)
         for fd_sock in (sock, wake_r, wake_w):

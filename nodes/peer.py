@@ -18,7 +18,8 @@ import selectors
 import socket
 import time
 
-from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.nodeutil import (ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic,
+                              write_status_file)
 from testbed.p2p.metrics import swarm_summary
 from testbed.p2p.params import P2PParams
 from testbed.p2p.peer import PeerCore
@@ -51,6 +52,7 @@ class PeerHost:
         self.peers: list[Hosted] = []
         self.sel = selectors.DefaultSelector()
         self.state = "starting"
+        self.status_errors = 0  # status file writes that failed (its directory removed or unwritable)
 
     def open(self) -> dict:
         """Bind one socket per peer; ConfigError (one line) if an EID cannot be bound."""
@@ -118,8 +120,8 @@ class PeerHost:
                 if t < wake:
                     wake = t
             if now >= next_status:  # every second, status file or not (else the wait below would be 0)
-                if self.cfg.status_file:
-                    write_json_atomic(self.cfg.status_file, self.status())
+                if self.cfg.status_file and not write_status_file(self.cfg.status_file, self.status()):
+                    self.status_errors += 1
                 next_status = now + 1.0
             for key, _ in self.sel.select(max(0.0, min(wake, next_status) - time.time())):
                 h = key.data
@@ -138,8 +140,8 @@ class PeerHost:
         """After ``stop_at``: read and discard until SIGTERM (nothing sent, counters frozen)."""
         if self.state != "quiet":
             self.state = "quiet"
-            if self.cfg.status_file:
-                write_json_atomic(self.cfg.status_file, self.status())
+            if self.cfg.status_file and not write_status_file(self.cfg.status_file, self.status()):
+                self.status_errors += 1
         for key, _ in self.sel.select(MAX_WAIT):
             for _ in range(DRAIN):
                 try:
@@ -162,8 +164,10 @@ class PeerHost:
                 s["asn"] = c.asn
                 out[f"{h.core.me[0]}:{h.core.me[1]}"] = s
             write_json_atomic(c.result_file, {"name": c.name, "asn": c.asn, "peers": out})
-        if c.status_file:
-            write_json_atomic(c.status_file, self.status())
+        if c.status_file and not write_status_file(c.status_file, self.status()):
+            self.status_errors += 1
+        if self.status_errors:
+            self.log.warning("status file %s: %d writes failed", c.status_file, self.status_errors)
         for h in self.peers:
             try:
                 self.sel.unregister(h.sock)

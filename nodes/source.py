@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_json_atomic
+from testbed.nodeutil import ConfigError, StopFlag, mark_ready, node_main, setup_logging, write_status_file
 from testbed.schemas import parse
 from testbed.schemas.source import SourceSchema
 from testbed.stream.control import ControlServer, control_request
@@ -109,6 +109,7 @@ class SourceNode:
         self.chunks: list[tuple[int, float, int, bytes]] = []
         self.state = "starting"
         self.error = ""
+        self.status_errors = 0  # status file writes that failed (its directory removed or unwritable)
         self.send_errors: dict[str, int] = {}
         self.started: float | None = None
         self._sent_fh = None
@@ -160,8 +161,8 @@ class SourceNode:
 
     def write_status(self) -> None:
         """Write the status file if configured."""
-        if self.conf.status_file:
-            write_json_atomic(self.conf.status_file, self.status())
+        if self.conf.status_file and not write_status_file(self.conf.status_file, self.status()):
+            self.status_errors += 1
 
     def _send_chunk(self, seq: int, chunk: bytes) -> None:
         """Send one chunk's datagrams (DATA, REFs, copies...), spread at ``max_pps`` if set.
@@ -299,6 +300,8 @@ class SourceNode:
                     "speed": conf.speed, "content": conf.content, "state": self.state}
             write_source_record(conf.record_file, meta, self.chunks, self.destinations.events)
         self.write_status()
+        if self.status_errors:
+            self.log.warning("status file %s: %d writes failed", conf.status_file, self.status_errors)
         self.control.close()
         if isinstance(self.sender, P2PSender):
             self.sender.close()

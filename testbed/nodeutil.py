@@ -47,6 +47,18 @@ def write_json_atomic(path: str, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def write_status_file(path: str, obj: Any) -> bool:
+    """Write a daemon's status file atomically; False instead of an OSError (its directory removed or unwritable).
+
+    A status file is a report, never a reason for a daemon to stop: callers count the failures and log them.
+    """
+    try:
+        write_json_atomic(path, obj)
+    except OSError:
+        return False
+    return True
+
+
 class StatusWriter:
     """Writes a daemon's status file from a thread of its own, so that a slow filesystem never stalls the
     daemon's socket loop.

@@ -358,3 +358,23 @@ def test_p2p_source_keeps_its_port_open_until_linger_until(tmp_path, ts_file):
         assert src.poll() is None or time.time() >= linger
     assert src.wait(30) == 0
     assert time.time() >= linger
+
+
+def test_a_removed_state_directory_is_counted_not_a_crash(tmp_path, ts_file):
+    """The run's state directory removed mid-stream: the source's status writes fail, are counted and logged at
+    exit, and the stream and its record go on (it died with a FileNotFoundError traceback, exit 1)."""
+    import shutil
+    state = tmp_path / "state"
+    state.mkdir()
+    cfg = source_cfg(tmp_path, content=f"file:{ts_file}", chunks=150, speed=1, clients=[["127.0.0.1", free_port()]],
+                     status_file=str(state / "src.status"))
+    src = start("source", cfg, tmp_path)
+    deadline = time.monotonic() + 60
+    while not (state / "src.status").exists():
+        assert time.monotonic() < deadline and src.poll() is None, "no status file"
+        time.sleep(0.01)
+    shutil.rmtree(state)
+    assert src.wait(60) == 0, (tmp_path / "src.log").read_text()[-800:]
+    log = (tmp_path / "src.log").read_text()
+    assert "Traceback" not in log and re.search(r"status file \S+: [1-9]\d* writes failed", log)
+    assert len(read_source_record(str(tmp_path / "src.rec"))) == 150
