@@ -209,8 +209,9 @@ def io_medians(runs: list[dict], unicast_runs: list[dict], defence: bool) -> dic
     return out
 
 
-def main() -> int:
-    """Measure both paths and write the result."""
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked before the lock is taken or a network built: a bad value is argparse's
+    usage and one error line, exit 2 (``--rounds 0`` was an IndexError after the core rounds and a bring-up)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="length of one trial")
     ap.add_argument("--max-trials", type=int, default=8, help="trials per path, the unpaced one included")
@@ -226,12 +227,25 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1, help="repeat the on/off (or io) pair this many times")
     ap.add_argument("--core-rounds", type=int, default=30, help="in-process 0.1 s rounds per core and mode (0: skip)")
     ap.add_argument("--skip-unicast", action="store_true", help="do not measure the unicast path")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    for flag, ok, rule in (("--seconds", 0 < args.seconds <= 3600, "above 0 and at most 3600"),
+                           ("--max-trials", args.max_trials >= 1, "at least 1"),
+                           ("--clients", 1 <= args.clients <= 100_000, "within 1..100000"),
+                           ("--rounds", args.rounds >= 1, "at least 1"),
+                           ("--core-rounds", args.core_rounds >= 0, "at least 0")):
+        if not ok:
+            ap.error(f"{flag} must be {rule}, got {getattr(args, flag[2:].replace('-', '_'))}")
     cc_modes = list(MODES) if args.mode == "all" else [m.strip() for m in args.mode.split(",") if m.strip()]
     if not cc_modes or any(m not in MODES for m in cc_modes):
-        print(f"bench_corecast: --mode {args.mode!r}: expected all or a list of {', '.join(MODES)}",
-              file=sys.stderr)
-        return 2
+        ap.error(f"--mode {args.mode!r}: expected all or a list of {', '.join(MODES)}")
+    args.cc_modes = cc_modes
+    return args
+
+
+def main() -> int:
+    """Measure both paths and write the result."""
+    args = parse_args()
+    cc_modes = args.cc_modes
     if not common.need_root():
         return 2
     from testbed.addressing import make_plan
