@@ -144,11 +144,47 @@ def plot_run(path: str) -> list[str]:
 render_run = plot_run
 """Alias of :func:`plot_run` (the name the experiment engine uses)."""
 
+COMBINED = ("scale",)
+"""Experiments whose sweep is split over sibling run directories (one lock-holding run per point, as in
+results/reference/scale/): :func:`plot_combined` draws their points together in the parent's figures/."""
+
+
+def plot_combined(runs: list[str]) -> list[str]:
+    """One figure per parent directory holding two or more runs of a :data:`COMBINED` experiment.
+
+    Their measurements.csv rows are concatenated (unreadable ones left out) and drawn by the
+    experiment's plotter into ``<parent>/figures/``; FigureError if a group has no usable rows.
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for path in runs:
+        try:
+            exp = str(RunDir.open(path).info.get("experiment", ""))
+        except Exception:  # noqa: BLE001 (an unreadable run is skipped by plot_run already)
+            continue
+        if exp in COMBINED:
+            groups.setdefault((os.path.dirname(os.path.abspath(path)), exp), []).append(path)
+    written: list[str] = []
+    for (parent, exp), members in sorted(groups.items()):
+        if len(members) < 2:
+            continue
+        frames = []
+        for path in members:
+            try:
+                frames.append(pd.read_csv(os.path.join(path, MEASUREMENTS_CSV)))
+            except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError):
+                continue
+        if not frames:
+            raise FigureError(f"{parent}: no readable measurements.csv among its {exp} runs")
+        info = {"experiment": exp, "combined_from": [os.path.basename(m) for m in members]}
+        written += PLOTTERS[exp](pd.concat(frames, ignore_index=True), info, os.path.join(parent, "figures"))
+    return written
+
 
 def figures_command(results_dir: str | None = None) -> int:
     """``corecast figures [RESULTS_DIR]``: regenerate every run's figures under ``results_dir``.
 
-    Prints one line per figure written and one per skipped run. Returns 0 if all
+    Prints one line per figure written and one per skipped run; sibling runs of a split sweep
+    (:data:`COMBINED`) also get one figure together in their parent's figures/. Returns 0 if all
     runs with a plotter were plotted, 1 if some could not be, 2 if the directory
     does not exist, is a file or holds no run (one-line error on stderr).
     """
@@ -171,9 +207,15 @@ def figures_command(results_dir: str | None = None) -> int:
             print(f"skipped {path}: {reason}")
             if not (isinstance(exc, FigureError) and reason.startswith("no plot function")):
                 code = 1
+    try:
+        for written in plot_combined(runs):
+            print(written)
+    except Exception as exc:  # noqa: BLE001 (one line, like a skipped run)
+        print(f"skipped the combined figures: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        code = 1
     return code
 
 
 __all__ = ["COLORS", "MODE_ORDER", "PLOTTERS", "FigureError", "draw_topology", "figures_command", "paired_savings",
            "plot_run", "render_run", "plot_demo", "plot_gamma", "plot_clients", "plot_deployment", "plot_distribution",
-           "plot_load", "plot_join", "plot_attack", "plot_batch", "plot_scale"]
+           "plot_load", "plot_join", "plot_attack", "plot_batch", "plot_scale", "plot_combined", "COMBINED"]

@@ -123,3 +123,5 @@ def test_reference_runs_complete_exact_and_rebuild(tmp_path):
     res = corecast("figures", str(copy), timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     assert all((copy / name / "figures" / "scale.png").stat().st_size > 10_000 for name in runs)
+    assert (copy / "figures" / "scale.png").stat().st_size > 10_000  # every run's points together
+    assert f"{copy}/figures/scale.png" in res.stdout
