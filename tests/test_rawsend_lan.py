@@ -316,3 +316,17 @@ def test_lan_send_is_off_by_default_and_needs_batching():
     assert xtr.load(dict(cfg, lan_send=True))["lan_send"] is True
     node = xtr.XtrNode(xtr.load(dict(cfg, lan_send=True, lispmc=False)))
     assert node.lan is None  # opened by setup(), with io_batch > 0, never before
+
+
+def test_lan_send_without_lan_if_or_batching_is_a_config_error():
+    """Review: lan_send true was silently ignored without lan_if or with io_batch 0; now one line naming it."""
+    from nodes import xtr
+    from testbed.nodeutil import ConfigError
+    cfg = {"rloc": "174.16.1.2", "map_server": "174.16.255.2", "map_resolver": "174.16.255.2", "key": "k",
+           "tun": "x1-tun", "eid_block": "10.0.0.0/8", "eid_prefixes": ["10.1.0.0/16"], "lan_if": "x1-eth0"}
+    no_lan = {k: v for k, v in cfg.items() if k != "lan_if"}
+    for bad, why in ((dict(no_lan, lan_send=True), "needs lan_if"), (dict(cfg, lan_send=True, io_batch=0), "io_batch")):
+        with pytest.raises(ConfigError, match=why) as err:
+            xtr.load(bad)
+        assert "\n" not in str(err.value)
+    assert xtr.load(dict(no_lan, lan_send=False))["lan_send"] is False and xtr.load(dict(cfg, io_batch=0))

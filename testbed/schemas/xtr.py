@@ -95,6 +95,10 @@ class XtrConfig(NodeBase):
                              f"outer_mtu {self.outer_mtu}")
         if self.corecast_service is not None and self.lan_if is None:
             raise ValueError("corecast_service needs lan_if (the LAN the service address is added to)")
+        if self.lan_send and self.lan_if is None:
+            raise ValueError("lan_send needs lan_if (the LAN its packet socket sends on)")
+        if self.lan_send and self.io_batch == 0:
+            raise ValueError("lan_send needs io_batch > 0 (it sends with sendmmsg)")
         return self
 
     def as_cfg(self) -> dict:
