@@ -15,7 +15,7 @@ from testbed.net import registry
 from testbed.measure import Network, StreamSpec
 from testbed.modes import parse_modes, selected_modes
 from testbed.nodeutil import ConfigError
-from testbed.params import TOPO_KEYS, check_out_dir, check_stream, parse_sets, topo_params
+from testbed.params import TOPO_KEYS, _shown, check_out_dir, check_stream, parse_sets, topo_params
 from testbed.bars import Bar as Progress
 from testbed.live import LiveView
 from testbed.results import Measurements, RunDir
@@ -121,11 +121,11 @@ def parse_experiment_params(module: Any, sets: list[str]) -> dict[str, Any]:
             choices = "true, false, ffmpeg or vlc" if key == "player" else "true or false"
             raise ConfigError(f"{key} must be {choices}, got '{value}'")
         if isinstance(default, int) and not isinstance(default, bool) and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{key} must be a whole number, got '{value}'")
+            raise ConfigError(f"{key} must be a whole number, got '{_shown(value)}'")
         if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ConfigError(f"{key} must be a number, got '{value}'")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            raise ConfigError(f"{key} must not be negative, got {value}")
+            raise ConfigError(f"{key} must not be negative, got {_shown(value)}")
     check_stream(params)  # what a daemon would refuse later, refused before anything is built
     if "modes" in params:  # every experiment accepts every mode (testbed.modes)
         params["modes"] = ",".join(m.name for m in parse_modes(params["modes"]))

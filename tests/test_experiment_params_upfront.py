@@ -86,6 +86,9 @@ SAMPLES = [
     ("p2p", "buffer_s=nan", "finite"),
     ("channel-change", "buffer_s=nan", "finite"),
     ("smoke", "speed=-inf", "finite"),
+    # review: a whole-number parameter typed as 1e12 was shown as '1000000000000.0'
+    ("gamma", "max_pps=1e12", "max_pps must be a whole number, got '1e+12'"),
+    ("gamma", "chunks=-1e3", "chunks must be a whole number, got '-1000'"),
 ]
 
 
