@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import args as bench_args  # noqa: E402
 from common import machine_info, save_result  # noqa: E402
 
 from testbed.lisp.corecast_itr import CoreCastItr  # noqa: E402
@@ -77,14 +78,11 @@ def run_mode(mode: str, chunks: list[list[bytes]], ases: int) -> tuple[float, in
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", type=int, default=1000)
-    ap.add_argument("--ases", type=int, default=10)
-    ap.add_argument("--chunks", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--clients", type=bench_args.count(1, 100_000), default=1000, help="client EIDs (1..100000)")
+    ap.add_argument("--ases", type=bench_args.count(1, 250), default=10, help="client ASes (1..250)")
+    ap.add_argument("--chunks", type=bench_args.count(), default=200, help="chunks per round (>= 1)")
+    ap.add_argument("--rounds", type=bench_args.count(), default=5, help="rounds, best of (>= 1)")
     args = ap.parse_args(argv)
-    if args.clients < 1 or not 1 <= args.ases <= 250 or args.chunks < 1 or args.rounds < 1:
-        print("bench_batch: need clients >= 1, 1 <= ases <= 250, chunks >= 1, rounds >= 1", file=sys.stderr)
-        return 2
     info = machine_info()
     clients = [(1 + i % args.ases, socket.inet_aton(f"10.{1 + i % args.ases}.{i // 250}.{i % 250 + 1}"))
                for i in range(args.clients)]

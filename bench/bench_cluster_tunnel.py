@@ -24,6 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, ROOT)
 
+from bench import args as bench_args  # noqa: E402
+
 
 def _ss(port: int) -> tuple[int, int]:
     """(bytes_acked, segs_out) of the client side of the SSH connection to 127.0.0.2:port."""
@@ -35,7 +37,7 @@ def _ss(port: int) -> tuple[int, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--count", type=int, default=200)
+    ap.add_argument("--count", type=bench_args.count(1, 100_000), default=200, help="pings per frame size (1..100000)")
     args = ap.parse_args()
     from sshd_loopback import LoopbackSshd
     tmp = tempfile.mkdtemp(prefix="cc-tunnel-")

@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import args as bench_args  # noqa: E402
 import common  # noqa: E402
 
 
@@ -76,9 +77,11 @@ def one_run(ases: int, clients: int, core: str) -> dict[str, Any]:
 def main() -> int:
     """Time star and tree for each size; print a table and write the result."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ases", default="50", help="comma-separated numbers of client ASes")
-    ap.add_argument("--clients", type=int, default=5, help="clients per AS (one host each)")
-    ap.add_argument("--runs", type=int, default=1, help="runs per size and core (the median is reported)")
+    ap.add_argument("--ases", type=bench_args.count_list(1, 4000), default="50",
+                    help="comma-separated numbers of client ASes (each 1..4000)")
+    ap.add_argument("--clients", type=bench_args.count(1, 100_000), default=5, help="clients per AS (one host each)")
+    ap.add_argument("--runs", type=bench_args.count(1, 100), default=1,
+                    help="runs per size and core (the median is reported; 1..100)")
     args = ap.parse_args()
     if not common.need_root():
         return 2
@@ -86,7 +89,7 @@ def main() -> int:
                               "runs": []}
     print(f"{'ases':>5} {'core':<5} {'transit':>7} {'nodes':>6} {'net up':>8} {'routing+LISP up':>16} "
           f"{'OSPF converged':>15} {'down':>7}")
-    for ases in [int(x) for x in args.ases.split(",") if x.strip()]:
+    for ases in args.ases:
         for core in ("star", "tree"):
             runs = [one_run(ases, args.clients, core) for _ in range(args.runs)]
             med = {k: common.median([r[k] for r in runs]) for k in ("net_up", "routing_and_lisp_up", "down")}

@@ -20,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+import args as bench_args  # noqa: E402
 from testbed.decode import count_capture, decode_command, write_pcap  # noqa: E402
 from testbed.wire import corecast as cc  # noqa: E402
 from testbed.wire import lispctrl as lc  # noqa: E402
@@ -51,7 +52,7 @@ def templates() -> list[bytes]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--packets", type=bench_args.count(1, 100_000_000), default=1_000_000, help="1..100000000")
     parser.add_argument("--lines", action="store_true", help="also time the per-packet lines (to a null sink)")
     args = parser.parse_args()
     cycle = templates()

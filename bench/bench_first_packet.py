@@ -10,7 +10,7 @@ Run as root: ``.venv/bin/python bench/bench_first_packet.py``.
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import re
 import statistics
@@ -20,13 +20,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import args as bench_args  # noqa: E402
+import common  # noqa: E402
 from testbed.addressing import make_plan  # noqa: E402
 from testbed.net.network import Testbed  # noqa: E402
 from testbed.params import topo_params  # noqa: E402
 from testbed.session import start_lisp  # noqa: E402
 
 RUNS = 5
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "bench-results", "first_packet.json")
 
 
 def one_run() -> dict:
@@ -43,21 +44,22 @@ def one_run() -> dict:
 
 
 def main() -> int:
-    """Run, print, write docs/bench-results/first_packet.json."""
+    """Run, print, write docs/bench-results/first_packet.json (not when no ping was answered)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=bench_args.count(1, 100), default=RUNS, help=f"fresh topologies (1..100; {RUNS})")
+    args = ap.parse_args()
     os.environ.setdefault("CORECAST_LOCK_WAIT", "1800")
-    runs = [one_run() for _ in range(RUNS)]
+    runs = [one_run() for _ in range(args.runs)]
     first = [r["rtts_ms"][0] for r in runs if r["received"] == 5]
     rest = [x for r in runs if r["received"] == 5 for x in r["rtts_ms"][1:]]
     result = {"bench": "first_packet", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "cpus": os.cpu_count(), "runs": runs, "all_delivered": all(r["received"] == 5 for r in runs),
               "first_rtt_ms_median": statistics.median(first) if first else None,
               "warm_rtt_ms_median": statistics.median(rest) if rest else None}
-    print(f"first packet to a new EID delivered in {sum(r['received'] == 5 for r in runs)}/{RUNS} runs; "
+    print(f"first packet to a new EID delivered in {sum(r['received'] == 5 for r in runs)}/{args.runs} runs; "
           f"median RTT first {result['first_rtt_ms_median']} ms (includes the Map-Request round trip), "
           f"then {result['warm_rtt_ms_median']} ms with a warm map-cache")
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as fh:
-        json.dump(result, fh, indent=1)
+    print("written:", common.save_result("first_packet", result))
     return 0
 
 

@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import args as bench_args  # noqa: E402
 from common import CHUNK_BYTES, machine_info, save_result  # noqa: E402
 
 from bench_corecast import core_rates  # noqa: E402
@@ -60,12 +61,13 @@ def lispmc_rate(etrs: int, seconds: float, rounds: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--etrs", default="4,40,400", help="replication list sizes (comma-separated)")
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--seconds", type=float, default=0.1)
+    ap.add_argument("--etrs", type=bench_args.count_list(1, 10_000), default="4,40,400",
+                    help="replication list sizes (comma-separated, each 1..10000)")
+    ap.add_argument("--rounds", type=bench_args.count(1, 10_000), default=10, help="rounds, best of (>= 1)")
+    ap.add_argument("--seconds", type=bench_args.seconds(60), default=0.1, help="length of one round (0 < s <= 60)")
     args = ap.parse_args()
     result = {"machine": machine_info(), "chunk_bytes": CHUNK_BYTES}
-    sizes = [int(x) for x in args.etrs.split(",")]
+    sizes = args.etrs
     result["lispmc_itr_pkts_per_s"] = {str(j): round(lispmc_rate(j, args.seconds, args.rounds)) for j in sizes}
     result["corecast_itr_refs_per_s"] = core_rates(100, args.seconds, args.rounds)["itr"]["on"]
     for j, rate in result["lispmc_itr_pkts_per_s"].items():

@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import args as bench_args  # noqa: E402
 from common import machine_info, save_result  # noqa: E402
 from nethelpers import lisp_testbed, status, wait_for  # noqa: E402
 
@@ -97,7 +98,7 @@ def one_round(tmp: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=bench_args.count(1, 100), default=3, help="join rounds (1..100)")
     args = ap.parse_args()
     result = {"machine": machine_info(), "rounds": []}
     for _ in range(args.rounds):

@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import args as bench_args  # noqa: E402
 from testbed.lisp.prefixes import PrefixTable, mask  # noqa: E402
 
 _EMPTY = object()
@@ -127,9 +128,9 @@ def bench_pytricia(prefixes, addrs) -> tuple[float, float, list]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prefixes", type=int, default=1000)
-    ap.add_argument("--lookups", type=int, default=200_000)
-    ap.add_argument("--repeat", type=int, default=3, help="best of N timings")
+    ap.add_argument("--prefixes", type=bench_args.count(1, 65_536), default=1000, help="client ASes' /16s (1..65536)")
+    ap.add_argument("--lookups", type=bench_args.count(1, 100_000_000), default=200_000, help="addresses looked up")
+    ap.add_argument("--repeat", type=bench_args.count(1, 1000), default=3, help="best of N timings (N >= 1)")
     ap.add_argument("--json", action="store_true", help="write docs/bench-results/lpm.json")
     args = ap.parse_args(argv)
     prefixes = make_prefixes(args.prefixes)

@@ -50,6 +50,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE = os.environ.get("CCB_CODE", ROOT)  # the code under test: this tree, or an exported baseline
 sys.path.insert(0, CODE)
 
+import args as bench_args  # noqa: E402
 from testbed.lisp.mapserver import MapServer, Site  # noqa: E402
 from testbed.wire import lispctrl as lc  # noqa: E402
 
@@ -274,16 +275,18 @@ def namespaces(prefixes: int, requests: int, window: int, code: str = ROOT) -> d
 def main() -> int:
     """Parse arguments; run the load generator alone (``--loadgen``) or the whole benchmark."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prefixes", type=int, default=10000)
-    ap.add_argument("--requests", type=int, default=200000)
-    ap.add_argument("--window", type=int, default=256)
-    ap.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (medians reported)")
+    ap.add_argument("--prefixes", type=bench_args.count(1, 1_000_000), default=10000, help="registered EID-prefixes")
+    ap.add_argument("--requests", type=bench_args.count(1, 100_000_000), default=200000, help="Map-Requests sent")
+    ap.add_argument("--window", type=bench_args.count(1, 65_536), default=256, help="requests in flight (1..65536)")
+    ap.add_argument("--rounds", type=bench_args.count(1, 100), default=3,
+                    help="alternating runs of each side (medians reported; 1..100)")
     ap.add_argument("--baseline", default="4fc52c5", help="commit of the previous implementation, or none")
     ap.add_argument("--in-process-only", action="store_true", help="internal: print in_process() and exit")
     ap.add_argument("--loadgen", action="store_true", help="internal: be the load generator")
-    ap.add_argument("--server", default=ADDR_MS)
-    ap.add_argument("--port", type=int, default=4342)
-    ap.add_argument("--timeout", type=float, default=1.0, help="seconds before an unanswered request is lost")
+    ap.add_argument("--server", type=bench_args.ipv4, default=ADDR_MS)
+    ap.add_argument("--port", type=bench_args.count(1, 65_535), default=4342)
+    ap.add_argument("--timeout", type=bench_args.seconds(60), default=1.0,
+                    help="seconds before an unanswered request is lost (0 < s <= 60)")
     ap.add_argument("--skip-netns", action="store_true", help="in-process measurement only")
     args = ap.parse_args()
     if args.loadgen:

@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from bench import args as bench_args  # noqa: E402
 from bench.common import machine_info, save_result  # noqa: E402
 
 RATE_BPS = 1_000_000
@@ -105,22 +106,23 @@ def core_rate() -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--peers", default="25,50,100,200")
-    ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--peers", type=bench_args.count_list(1, 10_000), default="25,50,100,200",
+                    help="peers in one process, comma-separated (each 1..10000)")
+    ap.add_argument("--seconds", type=bench_args.seconds(600), default=8.0, help="length of one run (0 < s <= 600)")
+    ap.add_argument("--json", action="store_true", help="write docs/bench-results/peer.json")
     args = ap.parse_args()
     info = machine_info()
     core = core_rate()
     print(f"cores in-process: {core['chunk_messages_per_cpu_s']:.0f} chunk messages per CPU second "
           f"(100 peers, continuity {core['continuity']})")
     rows = []
-    for i, n in enumerate(int(x) for x in args.peers.split(",")):
+    for i, n in enumerate(args.peers):
         row = host_run(n, args.seconds, 27350 + 10 * i)
         rows.append(row)
         print(f"{n:5d} peers in one process at 1 Mb/s: continuity {row['continuity']:.4f}, "
               f"CPU {100 * row['cpu_share']:.0f} %, {row['chunks_per_s']:.0f} chunks/s in+out", flush=True)
     ok = [r["peers"] for r in rows if r["continuity"] == 1.0]
-    print(f"peers per host with continuity 1: {max(ok) if ok else 0} (of {args.peers})")
+    print(f"peers per host with continuity 1: {max(ok) if ok else 0} (of {','.join(map(str, args.peers))})")
     if args.json:
         print(save_result("peer", {**info, "core": core, "hosts": rows}))
     return 0

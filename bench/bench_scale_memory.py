@@ -44,6 +44,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import args as bench_args  # noqa: E402
 import common  # noqa: E402
 
 KIB = 1024
@@ -307,19 +308,31 @@ def run_check(ases: int, clients: int, launch: str) -> dict[str, Any]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--ases", type=int, default=100)
-    p.add_argument("--modes", default="exec,fork", help="launch modes side by side (exec, fork)")
-    p.add_argument("--client-procs", type=int, default=20, help="client programs started (one per AS)")
+    p.add_argument("--ases", type=bench_args.count(1, 4000), default=100, help="client ASes (1..4000)")
+    p.add_argument("--modes", type=bench_args.choice_list(("exec", "fork")), default="exec,fork",
+                   help="launch modes side by side (exec, fork)")
+    p.add_argument("--client-procs", type=bench_args.count(1, 4000), default=20,
+                   help="client programs started (one per AS; 1..--ases)")
     p.add_argument("--check", help="ASES,CLIENTS: time and sample memory of corecast check at that size")
     p.add_argument("--launch", default="fork", choices=("fork", "exec"), help="with --check: launch mode")
     p.add_argument("--no-save", action="store_true")
     args = p.parse_args()
+    if args.client_procs > args.ases:
+        p.error(f"--client-procs must be at most --ases ({args.ases}), got {args.client_procs}")
+    if args.check:
+        parts = args.check.split(",")
+        if len(parts) != 2:
+            p.error(f"--check must be ASES,CLIENTS, got {args.check!r}")
+        try:
+            args.check_size = (bench_args.count(1, 4000)(parts[0]), bench_args.count(1, 100_000)(parts[1]))
+        except argparse.ArgumentTypeError as exc:
+            p.error(f"--check ASES,CLIENTS (ASES 1..4000, CLIENTS 1..100000): {exc}")
     if not common.need_root():
         return 2
     common.lock_env()
     if args.check:
         import json
-        ases, clients = (int(x) for x in args.check.split(","))
+        ases, clients = args.check_size
         result = {"machine": common.machine_info(), **run_check(ases, clients, args.launch)}
         result["machine"]["loadavg_end"] = common.loadavg()
         print(json.dumps({k: v for k, v in result.items() if k != "samples_mib"}, indent=1))
@@ -327,7 +340,7 @@ def main() -> int:
             print("saved", common.save_result(f"scale_check-{ases}-{args.launch}", result))
         return 0 if result["exit"] == 0 else 1
     result = {"machine": common.machine_info(), "mapserver_table": mapserver_table(1000),
-              **run(args.ases, args.modes.split(","), args.client_procs)}
+              **run(args.ases, args.modes, args.client_procs)}
     result["machine"]["loadavg_end"] = common.loadavg()
     import json
     print(json.dumps(result, indent=1))

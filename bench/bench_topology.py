@@ -38,6 +38,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import args as bench_args  # noqa: E402
 import common  # noqa: E402
 
 PHASES = ("net_up", "lisp_up", "lisp_down", "net_down")
@@ -104,15 +105,19 @@ def time_check(ases: int, clients: int) -> dict[str, Any]:
 def main() -> int:
     """Time every size, then the check command; print a table and write the result."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ases", default="4,20,50", help="comma-separated numbers of client ASes")
-    ap.add_argument("--clients", type=int, default=5, help="clients per AS (one host each)")
-    ap.add_argument("--runs", type=int, default=3, help="runs per size (the median is reported)")
-    ap.add_argument("--check-runs", type=int, default=1, help="timed runs of 'corecast check' (0: skip)")
-    ap.add_argument("--check-ases", type=int, default=20, help="client ASes of the timed 'corecast check'")
+    ap.add_argument("--ases", type=bench_args.count_list(1, 4000), default="4,20,50",
+                    help="comma-separated numbers of client ASes (each 1..4000)")
+    ap.add_argument("--clients", type=bench_args.count(1, 100_000), default=5, help="clients per AS (one host each)")
+    ap.add_argument("--runs", type=bench_args.count(1, 100), default=3,
+                    help="runs per size (the median is reported; 1..100)")
+    ap.add_argument("--check-runs", type=bench_args.count(0, 100), default=1,
+                    help="timed runs of 'corecast check' (0: skip)")
+    ap.add_argument("--check-ases", type=bench_args.count(1, 4000), default=20,
+                    help="client ASes of the timed 'corecast check' (1..4000)")
     args = ap.parse_args()
     if not common.need_root():
         return 2
-    sizes = [int(x) for x in args.ases.split(",") if x.strip()]
+    sizes = args.ases
     result: dict[str, Any] = {"bench": "topology", **common.machine_info(), "clients_per_as": args.clients,
                               "runs": args.runs, "sizes": []}
     t_start = time.monotonic()

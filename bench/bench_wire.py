@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from scapy.packet import Raw  # noqa: E402
 
+import args as bench_args  # noqa: E402
 from testbed.layers import CoreCast, CoreCastRef  # noqa: E402
 from testbed.wire import corecast as cc  # noqa: E402
 
@@ -98,8 +99,10 @@ def scapy_data_encode() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="time per case (default 3)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of REF decode, new vs previous")
+    parser.add_argument("--seconds", type=bench_args.seconds(600), default=3.0,
+                        help="time per case (default 3; 0 < s <= 600)")
+    parser.add_argument("--rounds", type=bench_args.count(1, 1000), default=3,
+                        help="alternating rounds of REF decode, new vs previous (>= 1)")
     args = parser.parse_args()
     assert bytes(CoreCast(REF)) == REF and bytes(CoreCast(DATA)) == DATA
     print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {platform.processor() or platform.machine()} "

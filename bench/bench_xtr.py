@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import args as bench_args  # noqa: E402
 import common  # noqa: E402
 import traffic  # noqa: E402
 from common import CHUNK_BYTES  # noqa: E402
@@ -66,9 +67,11 @@ def set_routes(tb: Any, add: bool) -> None:
 def main() -> int:
     """Run both phases and write the result."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=3.0, help="length of one trial")
-    ap.add_argument("--max-trials", type=int, default=8, help="trials per phase, the unpaced one included")
-    ap.add_argument("--kernel-senders", type=int, default=2, help="parallel sender processes in the kernel phase")
+    ap.add_argument("--seconds", type=bench_args.seconds(), default=3.0, help="length of one trial (0 < s <= 3600)")
+    ap.add_argument("--max-trials", type=bench_args.count(1, 1000), default=8,
+                    help="trials per phase, the unpaced one included (>= 1)")
+    ap.add_argument("--kernel-senders", type=bench_args.count(1, 64), default=2,
+                    help="parallel sender processes in the kernel phase (1..64)")
     ap.add_argument("--profile", action="store_true", help="sample the xTRs with py-spy at the found rate")
     args = ap.parse_args()
     if not common.need_root():

@@ -15,6 +15,7 @@ import socket
 import time
 from typing import Callable
 
+import args as bench_args
 from testbed.lisp.corecast_etr import CoreCastEtr
 from testbed.lisp.corecast_itr import CoreCastItr
 from testbed.lisp.dataplane import Etr, Itr
@@ -112,13 +113,17 @@ def benches(clients: int) -> dict[str, tuple[Callable[[int], None], int]]:
 def main() -> None:
     """Run every bench (or profile one) and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=3.0, help="time per bench (three rounds)")
-    parser.add_argument("--clients", type=int, default=1000, help="distinct client EIDs cycled through")
+    parser.add_argument("--seconds", type=bench_args.seconds(600), default=3.0,
+                        help="time per bench (three rounds; 0 < s <= 600)")
+    parser.add_argument("--clients", type=bench_args.count(1, 100_000), default=1000,
+                        help="distinct client EIDs cycled through (1..100000)")
     parser.add_argument("--profile", help="profile the bench whose name contains this text")
     args = parser.parse_args()
     table = benches(args.clients)
-    if args.profile:
-        name = next(n for n in table if args.profile.lower() in n.lower())
+    if args.profile is not None:
+        name = next((n for n in table if args.profile.strip() and args.profile.lower() in n.lower()), None)
+        if name is None:
+            parser.error(f"--profile {args.profile!r} names no bench; one of: {', '.join(table)}")
         fn, _ = table[name]
         prof = cProfile.Profile()
         prof.runcall(lambda: [fn(i % 1000) for i in range(200_000)])

@@ -60,12 +60,37 @@ def machine_info() -> dict[str, Any]:
             "loadavg_start": loadavg()}
 
 
-def save_result(name: str, result: dict[str, Any]) -> str:
-    """Write ``result`` (plus the load average at the end) to docs/bench-results/NAME.json; return the path."""
+# Keys that describe the machine or the run, not a measurement (see measured()).
+CONTEXT_KEYS = frozenset({"machine", "bench", "date", "cpus", "cpu_model", "kernel", "python", "loadavg_start",
+                          "loadavg_end", "load_after", "lock_wait_s", "lock_wait_seconds", "chunk_bytes"})
+
+
+def measured(result: Any) -> bool:
+    """True if ``result`` holds at least one finite number above 0 outside :data:`CONTEXT_KEYS` (bools do not
+    count): a result of only zeros, empty lists and dicts is degenerate (``bench_lispmc.py --rounds 0`` wrote
+    one over the committed lispmc.json)."""
+    if isinstance(result, dict):
+        return any(measured(v) for k, v in result.items() if k not in CONTEXT_KEYS)
+    if isinstance(result, (list, tuple)):
+        return any(measured(v) for v in result)
+    return (isinstance(result, (int, float)) and not isinstance(result, bool)
+            and result == result and 0 < result < float("inf"))
+
+
+def save_result(name: str, result: dict[str, Any], is_measured: bool | None = None) -> str:
+    """Write ``result`` (plus the load average at the end) to docs/bench-results/NAME.json; return the path.
+
+    A degenerate result (``is_measured`` False, or by default not :func:`measured`) never overwrites the
+    committed file: it goes to results/bench/NAME-nothing-measured.json and a one-line warning to stderr."""
     from testbed.nodeutil import write_json_atomic
     result = dict(result, loadavg_end=loadavg())
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    path = os.path.join(RESULTS_DIR, f"{name}.json")
+    if not (measured(result) if is_measured is None else is_measured):
+        os.makedirs(SCRATCH_DIR, exist_ok=True)
+        path = os.path.join(SCRATCH_DIR, f"{name}-nothing-measured.json")
+        print(f"nothing was measured: {RESULTS_DIR}/{name}.json left as it is", file=sys.stderr)
+    else:
+        os.makedirs(RESULTS_DIR, exist_ok=True)
+        path = os.path.join(RESULTS_DIR, f"{name}.json")
     write_json_atomic(path, result)
     return path
 

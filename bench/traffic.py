@@ -283,25 +283,67 @@ def udp_sender(node: Any, targets: str, senders: int = 1, size: int = 1316,
     return send
 
 
+# Positional arguments per role: name -> checker (str -> value, ValueError with the reason).
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text, 10)
+        if not low <= value <= high:
+            raise ValueError(f"not within {low}..{high}")
+        return value
+    return parse
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not (value == value and 0 <= value < float("inf")):
+        raise ValueError("not a finite number >= 0 (0: unpaced)")
+    return value
+
+
+_ANY = str
+_ROLES: dict[str, tuple[tuple[str, Callable[[str], Any]], ...]] = {
+    "send": (("TRIAL", _whole(0, 0xFFFFFFFF)), ("TARGETS", _ANY), ("RATE", _rate), ("COUNT", _whole(0, 10**9)),
+             ("SIZE", _whole(4, 65507)), ("SPORT", _whole(1, 65535)), ("DPORT", _whole(1, 65535))),
+    "cc-send": (("TRIAL", _whole(0, 0xFFFFFFFF)), ("SERVICE", _ANY), ("PORT", _whole(1, 65535)), ("RATE", _rate),
+                ("REFS", _whole(0, 10**9)), ("TARGETS", _ANY), ("SRC_EID", _ANY), ("SIZE", _whole(4, 65507))),
+    "recv": (("PORT", _whole(1, 65535)), ("STATUS", _ANY), ("READY", _ANY), ("STOP", _ANY)),
+}
+
+
+def parse_role(argv: list[str]) -> tuple[str, list[Any], list[str]]:
+    """``ROLE ARGS... [OPTIONS]`` -> (role, converted positional arguments, the rest); ValueError with one line."""
+    if not argv or argv[0] not in _ROLES:
+        raise ValueError(f"ROLE must be one of {', '.join(_ROLES)}, got {argv[:1]}")
+    spec = _ROLES[argv[0]]
+    if len(argv) - 1 < len(spec):
+        raise ValueError(f"{argv[0]} needs {' '.join(n for n, _ in spec)}")
+    values = []
+    for (name, check), text in zip(spec, argv[1:]):
+        try:
+            values.append(check(text))
+        except ValueError as exc:
+            raise ValueError(f"{argv[0]} {name} {text!r}: {exc}") from None
+    return argv[0], values, argv[1 + len(spec):]
+
+
 def main(argv: list[str]) -> int:
-    """Dispatch a traffic role: ``send``, ``cc-send`` or ``recv`` (internal, see the module doc)."""
-    role = argv[0]
+    """Dispatch a traffic role: ``send``, ``cc-send`` or ``recv`` (internal, see the module doc); a bad
+    argument is one line on stderr and exit 2, before any socket is opened."""
+    try:
+        role, values, rest = parse_role(argv)
+    except ValueError as exc:
+        print(f"traffic: {exc}", file=sys.stderr)
+        return 2
     if role == "send":
-        trial, targets, rate, count, size, sport, dport = argv[1:8]
-        print(json.dumps(role_send(int(trial), targets, float(rate), int(count), int(size),
-                                   (int(sport), int(dport)), argv[8:9] == ["batch"])))
+        trial, targets, rate, count, size, sport, dport = values
+        print(json.dumps(role_send(trial, targets, rate, count, size, (sport, dport), rest[:1] == ["batch"])))
     elif role == "cc-send":
         from traffic_cc import role_cc_send
-        trial, service, port, rate, refs, targets, src_eid, size = argv[1:9]
-        mode = next((a[5:] for a in argv[9:] if a.startswith("mode=")), "corecast")
-        print(json.dumps(role_cc_send(int(trial), service, int(port), float(rate), int(refs), targets, src_eid,
-                                      int(size), "batch" in argv[9:], mode)))
-    elif role == "recv":
-        port, status, ready, stop = argv[1:5]
-        role_recv(int(port), status, ready, stop, argv[5:6] == ["batch"])
+        mode = next((a[5:] for a in rest if a.startswith("mode=")), "corecast")
+        print(json.dumps(role_cc_send(*values, "batch" in rest, mode)))
     else:
-        print(f"unknown role {role}", file=sys.stderr)
-        return 2
+        port, status, ready, stop = values
+        role_recv(port, status, ready, stop, rest[:1] == ["batch"])
     return 0
 
 
