@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from typing import Callable
 
 MAX_COUNT = 100_000_000  # no bench loop should run longer than this many iterations
@@ -103,13 +102,6 @@ def choice_list(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
         return list(dict.fromkeys(parts))
     parse.__name__ = "list"
     return parse
-
-
-def existing_dir(text: str) -> str:
-    """A directory that exists."""
-    if not text or not os.path.isdir(text):
-        raise _fail("must be an existing directory", text)
-    return text
 
 
 def ipv4(text: str) -> str:
