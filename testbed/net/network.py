@@ -220,26 +220,28 @@ class _SignalsHeld:
 
 
 def kill_our_children() -> int:
-    """SIGKILL any child process of ours that carries this run's id (a shell or daemon Mininet lost track of,
-    e.g. one whose start a Ctrl-C cut short); return how many."""
+    """SIGKILL every process (but this one) that carries this run's id: a shell or daemon Mininet lost track
+    of (e.g. one whose start a Ctrl-C cut short), or a command a node shell was running when the run was
+    interrupted, orphaned once its shell exited (a process that ignores SIGHUP, as everything started under
+    ``nohup`` does, survives the shells' SIGHUP); return how many. The run id is the proof that it is ours."""
     rid = registry.run_id()
     if not rid:
         return 0
-    me, mark = str(os.getpid()), f"{registry.ENV_ID}={rid}".encode()
+    me, mark = os.getpid(), f"{registry.ENV_ID}={rid}".encode()
     killed = 0
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or int(name) == me:
             continue
         try:
-            with open(f"/proc/{name}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[1] != me:
-                    continue
             with open(f"/proc/{name}/environ", "rb") as fh:
                 if mark not in fh.read().split(b"\0"):
                     continue
-            os.killpg(int(name), signal.SIGKILL) if os.getpgid(int(name)) == int(name) else os.kill(int(name), 9)
+            pid = int(name)
+            with open(f"/proc/{name}/stat") as fh:
+                child = int(fh.read().rsplit(")", 1)[1].split()[1]) == me
+            os.killpg(pid, signal.SIGKILL) if child and os.getpgid(pid) == pid else os.kill(pid, signal.SIGKILL)
             killed += 1
-        except (OSError, IndexError):
+        except (OSError, ValueError, IndexError):
             continue
     if killed:
         log.warning("teardown: killed %d leftover processes of the run", killed)
